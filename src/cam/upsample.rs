@@ -1,0 +1,64 @@
+//! Bilinear resizing as PyTorch's `F.interpolate(mode="bilinear", align_corners=False)` (and
+//! OpenCV's INTER_LINEAR when enlarging) computes it, written as a matrix per axis so the same
+//! numbers come out on every backend and on the host.
+
+/// `out x input` row-major matrix: row `o` holds the weights of the input samples for output `o`.
+pub fn bilinear_matrix(input: usize, output: usize) -> Vec<f32> {
+    let mut m = vec![0f32; output * input];
+    let scale = input as f64 / output as f64;
+    for o in 0..output {
+        let src = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(input - 1);
+        let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
+        let l1 = (src - i0 as f64) as f32;
+        m[o * input + i0] += 1.0 - l1;
+        m[o * input + i1] += l1;
+    }
+    m
+}
+
+/// Resizes one `h x w` map to `out_h x out_w` on the host.
+pub fn resize_map(map: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
+    let rh = bilinear_matrix(h, out_h);
+    let rw = bilinear_matrix(w, out_w);
+    // rows first: tmp[i][x] = sum_j map[i][j] * rw[x][j]
+    let mut tmp = vec![0f32; h * out_w];
+    for i in 0..h {
+        for x in 0..out_w {
+            let row = &rw[x * w..(x + 1) * w];
+            tmp[i * out_w + x] = (0..w).map(|j| map[i * w + j] * row[j]).sum();
+        }
+    }
+    let mut out = vec![0f32; out_h * out_w];
+    for y in 0..out_h {
+        let col = &rh[y * h..(y + 1) * h];
+        for (i, weight) in col.iter().enumerate().filter(|(_, v)| **v != 0.0) {
+            for x in 0..out_w {
+                out[y * out_w + x] += weight * tmp[i * out_w + x];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_pytorch_on_a_known_case() {
+        // torch: F.interpolate(torch.tensor([[[[0., 1.]]]]), size=(1, 4), mode="bilinear") -> 0, .25, .75, 1
+        let out = resize_map(&[0.0, 1.0], 1, 2, 1, 4);
+        assert_eq!(out, vec![0.0, 0.25, 0.75, 1.0]);
+    }
+
+    #[test]
+    fn rows_sum_to_one_and_constants_stay_constant() {
+        let m = bilinear_matrix(7, 224);
+        for row in m.chunks(7) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+        let out = resize_map(&[3.5; 49], 7, 7, 224, 224);
+        assert!(out.iter().all(|v| (v - 3.5).abs() < 1e-5));
+    }
+}

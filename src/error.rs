@@ -1,0 +1,40 @@
+//! One error type for the whole core, so the CLI and the wasm API report the same messages.
+
+use std::fmt;
+
+/// Everything that can go wrong between a weight file, an image and a heatmap.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A weight or manifest file that cannot be used (truncated, wrong keys/shapes, checksum).
+    #[error("weight file {file}: {message}")]
+    Weights { file: String, message: String },
+    /// An image that cannot be decoded, or is too large to decode safely.
+    #[error("image {source_name}: {message}")]
+    Image { source_name: String, message: String },
+    /// The device failed, or produced results that cannot be right (NaN, wrong shape).
+    #[error("device: {0}")]
+    Device(String),
+    /// A request that makes no sense (class index out of range, batch size 0, ...).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The caller cancelled a running explanation.
+    #[error("cancelled")]
+    Cancelled,
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl Error {
+    pub(crate) fn weights(file: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::Weights { file: file.to_string(), message: message.to_string() }
+    }
+    pub(crate) fn image(source_name: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::Image { source_name: source_name.to_string(), message: message.to_string() }
+    }
+    pub(crate) fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
+        Error::Io { path: path.to_string(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,79 @@
+//! Decoding user images (JPEG/PNG/WebP, EXIF orientation honoured) into the network's input.
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage, imageops::FilterType};
+use std::io::Cursor;
+
+use crate::error::{Error, Result};
+use crate::weights::Normalisation;
+
+/// Images with more pixels than this are refused before decoding (decompression bombs).
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+/// Decodes `bytes`, applies the EXIF orientation and returns RGB8. `name` labels errors.
+pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::image(name, e))?;
+    if reader.format().is_none() {
+        return Err(Error::image(name, "not a JPEG, PNG or WebP image"));
+    }
+    let mut decoder = reader.into_decoder().map_err(|e| Error::image(name, format!("cannot decode: {e}")))?;
+    let (w, h) = decoder.dimensions();
+    if (w as u64) * (h as u64) > MAX_PIXELS || w == 0 || h == 0 {
+        return Err(Error::image(name, format!("{w}x{h} pixels is outside the supported size (at most {MAX_PIXELS} pixels)")));
+    }
+    let orientation = decoder.orientation().ok();
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| Error::image(name, format!("cannot decode: {e}")))?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    Ok(img.to_rgb8())
+}
+
+/// Reads and decodes an image file.
+pub fn read(path: &std::path::Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
+    decode(&bytes, &path.display().to_string())
+}
+
+/// Resizes to `size x size` (aspect ignored, as the reference pipeline does; a triangle filter
+/// like PIL's bilinear) and normalises to a `[3, size, size]` planar f32 tensor.
+pub fn to_input(img: &RgbImage, size: usize, norm: &Normalisation) -> Vec<f32> {
+    let resized;
+    let img = if img.width() as usize == size && img.height() as usize == size {
+        img
+    } else {
+        resized = image::imageops::resize(img, size as u32, size as u32, FilterType::Triangle);
+        &resized
+    };
+    let plane = size * size;
+    let mut out = vec![0f32; 3 * plane];
+    for (i, px) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = (px[c] as f32 / 255.0 - norm.mean[c]) / norm.std[c];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_a_clear_error() {
+        let err = decode(b"definitely not an image", "notes.txt").unwrap_err().to_string();
+        assert!(err.contains("notes.txt") && err.contains("not a JPEG"), "{err}");
+        let mut png = Vec::new();
+        RgbImage::new(4, 4).write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        let err = decode(&png[..png.len() / 2], "cut.png").unwrap_err().to_string();
+        assert!(err.contains("cut.png"), "{err}");
+    }
+
+    #[test]
+    fn normalises_planar_rgb() {
+        let img = RgbImage::from_pixel(2, 2, image::Rgb([255, 0, 127]));
+        let x = to_input(&img, 2, &Normalisation::TFLITE);
+        assert!((x[0] - 1.0).abs() < 1e-6 && (x[4] + 127.0 / 128.0).abs() < 1e-6 && x[8].abs() < 1e-6);
+    }
+}

@@ -1,0 +1,316 @@
+//! `scorecam`: convert weights, explain images, measure accuracy and speed.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use scorecam::cam::{self, Method, Progress, ScoreCamOptions, ScoreCamVariant};
+use scorecam::models::{Architecture, Model};
+use scorecam::render::{self, Colormap};
+use scorecam::weights::Manifest;
+use scorecam::{backend, convert, image_input};
+
+#[derive(Parser)]
+#[command(name = "scorecam", version, about = "Score-CAM explanations for CNNs (VGG16, EfficientNet-Lite0)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    /// Official Score-CAM (haofanwang/Score-CAM): softmax scores, constant maps skipped.
+    Scorecam,
+    /// pytorch-grad-cam's ScoreCAM: raw logits, softmax across channels.
+    ScorecamGradcamLib,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a PyTorch state_dict (.pth/.pt or .safetensors) into the app's int8 weight file + manifest.
+    Convert {
+        input: PathBuf,
+        /// Output .safetensors; the manifest is written beside it as .json.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// vgg16, efficientnet_lite0 or vgg_tiny (default: detected from the keys).
+        #[arg(long)]
+        arch: Option<String>,
+    },
+    /// Explain an image: print the top-5, write the overlay PNG and optionally the raw map.
+    Explain {
+        image: PathBuf,
+        /// The model's manifest (.json) or weight file (.safetensors, manifest beside it).
+        #[arg(long, short)]
+        model: PathBuf,
+        /// Class index to explain (default: the top-1 class).
+        #[arg(long)]
+        class: Option<usize>,
+        #[arg(long, value_enum, default_value = "scorecam")]
+        method: MethodArg,
+        /// Faster-Score-CAM: score only the k channels of largest variance.
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// jet, turbo or viridis.
+        #[arg(long, default_value = "jet")]
+        colormap: String,
+        /// Heatmap opacity in the overlay.
+        #[arg(long, default_value_t = 0.5)]
+        alpha: f32,
+        /// Overlay PNG at the photo's own size.
+        #[arg(long, default_value = "overlay.png")]
+        out: PathBuf,
+        /// Raw saliency map as .npy, float32, input size (224x224).
+        #[arg(long)]
+        map_out: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Top-1 accuracy on a labelled folder (labels.csv with file,class_index), int8 and optionally f32.
+    Accuracy {
+        #[arg(long, short)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// The original state_dict: also measure the unquantised (f32) model.
+        #[arg(long)]
+        source: Option<PathBuf>,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+    },
+    /// Forward throughput at batch 1 and 16, and the time of one full Score-CAM.
+    Bench {
+        #[arg(long, short)]
+        model: PathBuf,
+        /// Image for the Score-CAM run (default: mid-grey).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Timed repetitions of each forward measurement.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Convert { input, out, arch } => {
+            let arch = arch.map(|a| Architecture::from_name(&a)).transpose()?;
+            let c = convert::convert(&input, &out, arch)?;
+            println!(
+                "{}: {} -> {} ({:.1} MB) + {}",
+                c.arch.display_name(),
+                input.display(),
+                c.weights_path.display(),
+                c.manifest.weights.bytes as f64 / 1e6,
+                c.manifest_path.display()
+            );
+        }
+        Command::Explain { image, model, class, method, top_k, batch_size, backend, colormap, alpha, out, map_out, json } => {
+            let cmap = Colormap::from_name(&colormap).with_context(|| format!("unknown colormap {colormap:?} (jet, turbo, viridis)"))?;
+            let model = load_model(&model, &backend)?;
+            let photo = image_input::read(&image)?;
+            let input = image_input::to_input(&photo, model.input_size(), &model.manifest.normalisation);
+            let variant = match method {
+                MethodArg::Scorecam => ScoreCamVariant::Official,
+                MethodArg::ScorecamGradcamLib => ScoreCamVariant::GradCamLibrary,
+            };
+            let method = Method::ScoreCam(ScoreCamOptions { variant, batch_size, top_k });
+            let bar = progress_bar("masked forwards");
+            let t0 = Instant::now();
+            let exp = pollster::block_on(cam::explain(&model, &input, class, &method, &mut |p: &Progress| {
+                bar.set_length(p.total as u64);
+                bar.set_position(p.done as u64);
+                true
+            }))?;
+            bar.finish_and_clear();
+            let seconds = t0.elapsed().as_secs_f64();
+            let (w, h) = photo.dimensions();
+            let full = render::map_to_image_size(&exp.map, exp.size, w, h);
+            render::overlay(&photo, &full, cmap, alpha).save(&out).with_context(|| format!("writing {}", out.display()))?;
+            if let Some(p) = &map_out {
+                write_npy(p, &exp.map, exp.size)?;
+            }
+            let names = &model.manifest;
+            if json {
+                let top5: Vec<_> = exp.top5.iter().map(|(i, p)| json!({"class": i, "name": names.class_name(*i), "probability": p})).collect();
+                let o = json!({
+                    "image": image.display().to_string(),
+                    "model": model.arch.name(),
+                    "top5": top5,
+                    "explained": {"class": exp.class, "name": names.class_name(exp.class), "probability": exp.class_probability},
+                    "method": format!("{method:?}"),
+                    "forwards": exp.stats.forwards,
+                    "skipped_constant_channels": exp.stats.skipped_constant,
+                    "seconds": seconds,
+                    "files": {"overlay": out.display().to_string(), "map": map_out.as_ref().map(|p| p.display().to_string())},
+                });
+                println!("{o}");
+            } else {
+                println!("top-5 ({}):", model.manifest.name);
+                for (i, p) in &exp.top5 {
+                    println!("  {:>5.1}%  {:>4}  {}", p * 100.0, i, names.class_name(*i));
+                }
+                println!("explained: {} {} ({:.1}%)", exp.class, names.class_name(exp.class), exp.class_probability * 100.0);
+                println!(
+                    "{} masked forwards ({} constant channels skipped) in {:.1} s; overlay -> {}",
+                    exp.stats.forwards,
+                    exp.stats.skipped_constant,
+                    seconds,
+                    out.display()
+                );
+                if let Some(p) = &map_out {
+                    println!("map -> {}", p.display());
+                }
+            }
+        }
+        Command::Accuracy { model, data, source, limit, backend } => {
+            let model = load_model(&model, &backend)?;
+            let f32_model = source
+                .map(|s| -> Result<Model> {
+                    let t = convert::canonical_tensors(convert::read_state_dict(&s)?, &model.arch)?;
+                    Ok(Model::from_tensors(model.manifest.clone(), t, &model.device)?)
+                })
+                .transpose()?;
+            let samples = read_labels(&data, limit)?;
+            let bar = progress_bar("images");
+            bar.set_length(samples.len() as u64);
+            let (mut int8, mut f32c, mut agree) = (0usize, 0usize, 0usize);
+            for (path, label) in &samples {
+                let x = image_input::to_input(&image_input::read(path)?, model.input_size(), &model.manifest.normalisation);
+                let a = top1(&model, &x)?;
+                int8 += (a == *label) as usize;
+                if let Some(m) = &f32_model {
+                    let b = top1(m, &x)?;
+                    f32c += (b == *label) as usize;
+                    agree += (a == b) as usize;
+                }
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            let n = samples.len() as f64;
+            println!("{} images, {}", samples.len(), model.manifest.name);
+            println!("int8 top-1: {:.2}%", 100.0 * int8 as f64 / n);
+            if f32_model.is_some() {
+                println!("f32  top-1: {:.2}%", 100.0 * f32c as f64 / n);
+                println!("int8/f32 top-1 agreement: {:.2}%", 100.0 * agree as f64 / n);
+            }
+        }
+        Command::Bench { model, image, backend, batch_size, runs, json } => bench(&model, image.as_deref(), &backend, batch_size, runs, json)?,
+    }
+    Ok(())
+}
+
+fn progress_bar(unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit} [{{elapsed_precise}} < {{eta}}]")).expect("valid template"),
+    );
+    bar
+}
+
+/// Loads a model from its manifest (.json) or weight file (.safetensors with the manifest beside it).
+fn load_model(path: &Path, backend_name: &str) -> Result<Model> {
+    let manifest_path = if path.extension().is_some_and(|e| e == "json") { path.to_path_buf() } else { path.with_extension("json") };
+    let text = std::fs::read_to_string(&manifest_path).with_context(|| format!("reading manifest {}", manifest_path.display()))?;
+    let manifest = Manifest::from_json(&text, &manifest_path.display().to_string())?;
+    let weights_path = manifest_path.with_file_name(&manifest.weights.file);
+    let bytes = std::fs::read(&weights_path).with_context(|| format!("reading weights {}", weights_path.display()))?;
+    let device = backend::device(backend_name)?;
+    Ok(Model::from_bytes(manifest, &bytes, &device)?)
+}
+
+fn top1(model: &Model, x: &[f32]) -> Result<usize> {
+    let f = pollster::block_on(cam::forward_image(model, x))?;
+    Ok(cam::top_k(&f.probabilities, 1)[0].0)
+}
+
+/// `labels.csv` rows (file, class_index) of a folder laid out like shared/data/imagenet-val.
+fn read_labels(dir: &Path, limit: Option<usize>) -> Result<Vec<(PathBuf, usize)>> {
+    let path = dir.join("labels.csv");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).with_context(|| format!("{} has no `{name}` column", path.display()));
+    let (fi, ci) = (col("file")?, col("class_index")?);
+    let mut out = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()).take(limit.unwrap_or(usize::MAX)) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (Some(f), Some(c)) = (cells.get(fi), cells.get(ci)) else { bail!("malformed row in {}: {line}", path.display()) };
+        out.push((dir.join(f), c.parse().with_context(|| format!("bad class_index in {line}"))?));
+    }
+    Ok(out)
+}
+
+fn write_npy(path: &Path, map: &[f32], size: usize) -> Result<()> {
+    use npyz::WriterBuilder;
+    let file = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(&[size as u64, size as u64]).writer(std::io::BufWriter::new(file)).begin_nd()?;
+    w.extend(map.iter().copied())?;
+    w.finish()?;
+    Ok(())
+}
+
+fn bench(model_path: &Path, image: Option<&Path>, backend_name: &str, batch_size: usize, runs: usize, json: bool) -> Result<()> {
+    use burn::tensor::Tensor;
+    let t_load = Instant::now();
+    let model = load_model(model_path, backend_name)?;
+    let load_s = t_load.elapsed().as_secs_f64();
+    let size = model.input_size();
+    let forward = |batch: usize| -> Result<f64> {
+        let x = Tensor::<4>::ones([batch, 3, size, size], &model.device);
+        pollster::block_on(cam::read_f32(model.network.forward(x.clone())))?; // warm-up (autotune, allocation)
+        let t = Instant::now();
+        for _ in 0..runs {
+            pollster::block_on(cam::read_f32(model.network.forward(x.clone())))?;
+        }
+        Ok(t.elapsed().as_secs_f64() / runs as f64)
+    };
+    let b1 = forward(1)?;
+    let bn = forward(batch_size)?;
+    let input = match image {
+        Some(p) => image_input::to_input(&image_input::read(p)?, size, &model.manifest.normalisation),
+        None => vec![0.0; 3 * size * size],
+    };
+    let method = Method::ScoreCam(ScoreCamOptions { batch_size, ..Default::default() });
+    let t = Instant::now();
+    let exp = pollster::block_on(cam::explain(&model, &input, None, &method, &mut |_: &Progress| true))?;
+    let cam_s = t.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            json!({"model": model.arch.name(), "backend": backend_name, "load_s": load_s, "forward_b1_s": b1,
+                   "forward_batch": batch_size, "forward_bn_s": bn, "images_per_s_bn": batch_size as f64 / bn,
+                   "scorecam_s": cam_s, "scorecam_forwards": exp.stats.forwards, "skipped_constant": exp.stats.skipped_constant})
+        );
+    } else {
+        println!("{} on {backend_name}: load {load_s:.2} s", model.manifest.name);
+        println!("forward batch 1: {:.3} s ({:.2} img/s)", b1, 1.0 / b1);
+        println!("forward batch {batch_size}: {:.3} s ({:.2} img/s)", bn, batch_size as f64 / bn);
+        println!("Score-CAM: {cam_s:.2} s, {} masked forwards, {} constant channels skipped", exp.stats.forwards, exp.stats.skipped_constant);
+    }
+    Ok(())
+}

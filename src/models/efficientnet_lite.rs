@@ -1,0 +1,122 @@
+//! EfficientNet-Lite0 as timm's `tf_efficientnet_lite0`: TF 'SAME' padding, ReLU6, no
+//! squeeze-excite, batch norm folded into the convolutions by the converter.
+
+use burn::module::Module;
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
+use burn::nn::conv::Conv2d;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::{Device, Tensor};
+
+use super::layers::{conv2d, ConvSpec, SplitLinear};
+use crate::error::Result;
+use crate::weights::NamedTensors;
+
+/// Stages of Lite0: (repeats, kernel, stride, expansion, output channels).
+pub const LITE0_STAGES: [(usize, usize, usize, usize, usize); 7] =
+    [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)];
+pub const STEM_CHANNELS: usize = 32;
+pub const HEAD_CHANNELS: usize = 1280;
+/// TF's batch-norm epsilon, used when folding.
+pub const BN_EPS: f32 = 1e-3;
+pub const TARGET_LAYER: &str = "conv_head+bn2+ReLU6";
+
+fn relu6(x: Tensor<4>) -> Tensor<4> {
+    x.clamp(0.0, 6.0)
+}
+
+/// Every (timm-named) conv of Lite0 with its geometry: (name, in, out, kernel, stride, groups).
+pub fn lite0_convs() -> Vec<(String, usize, usize, usize, usize, usize)> {
+    let mut out = vec![("conv_stem".to_string(), 3, STEM_CHANNELS, 3, 2, 1)];
+    let mut cin = STEM_CHANNELS;
+    for (s, &(repeats, k, stride, expand, cout)) in LITE0_STAGES.iter().enumerate() {
+        for j in 0..repeats {
+            let stride = if j == 0 { stride } else { 1 };
+            let p = format!("blocks.{s}.{j}");
+            if expand == 1 {
+                out.push((format!("{p}.conv_dw"), cin, cin, k, stride, cin));
+                out.push((format!("{p}.conv_pw"), cin, cout, 1, 1, 1));
+            } else {
+                let mid = cin * expand;
+                out.push((format!("{p}.conv_pw"), cin, mid, 1, 1, 1));
+                out.push((format!("{p}.conv_dw"), mid, mid, k, stride, mid));
+                out.push((format!("{p}.conv_pwl"), mid, cout, 1, 1, 1));
+            }
+            cin = cout;
+        }
+    }
+    out.push(("conv_head".to_string(), cin, HEAD_CHANNELS, 1, 1, 1));
+    out
+}
+
+/// One block: its convs in order (the last has no activation) and whether it adds its input.
+#[derive(Module, Debug)]
+struct Block {
+    convs: Vec<Conv2d>,
+    #[module(skip)]
+    residual: bool,
+}
+
+impl Block {
+    fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let last = self.convs.len() - 1;
+        let mut x = input.clone();
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = conv.forward(x);
+            if i < last {
+                x = relu6(x);
+            }
+        }
+        if self.residual { x + input } else { x }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct EfficientNetLite0 {
+    stem: Conv2d,
+    blocks: Vec<Block>,
+    head: Conv2d,
+    pool: AdaptiveAvgPool2d,
+    classifier: SplitLinear,
+}
+
+impl EfficientNetLite0 {
+    pub fn load(t: &mut NamedTensors, device: &Device) -> Result<Self> {
+        let mut convs = lite0_convs().into_iter();
+        let mut next = |t: &mut NamedTensors| -> Result<Conv2d> {
+            let (name, cin, cout, k, stride, groups) = convs.next().expect("conv list matches the stages");
+            // TF 'SAME': Burn's `Same` pads asymmetrically (extra at the end) exactly like TF.
+            conv2d(t, &name, ConvSpec { channels: [cin, cout], kernel: k, stride, groups, padding: PaddingConfig2d::Same }, device)
+        };
+        let stem = next(t)?;
+        let mut blocks = Vec::new();
+        let mut cin = STEM_CHANNELS;
+        for &(repeats, _, stride, expand, cout) in &LITE0_STAGES {
+            for j in 0..repeats {
+                let n = if expand == 1 { 2 } else { 3 };
+                let convs = (0..n).map(|_| next(t)).collect::<Result<Vec<_>>>()?;
+                let stride = if j == 0 { stride } else { 1 };
+                blocks.push(Block { convs, residual: stride == 1 && cin == cout });
+                cin = cout;
+            }
+        }
+        let head = next(t)?;
+        Ok(Self {
+            stem,
+            blocks,
+            head,
+            pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            classifier: SplitLinear::load(t, "classifier", HEAD_CHANNELS, 1000, device)?,
+        })
+    }
+
+    /// Head activations (ReLU6 after conv_head + bn, 1280x7x7) and logits, in one pass.
+    pub fn forward_with_target(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
+        let mut x = relu6(self.stem.forward(x));
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let target = relu6(self.head.forward(x));
+        let logits = self.classifier.forward(self.pool.forward(target.clone()).flatten::<2>(1, 3));
+        (target, logits)
+    }
+}

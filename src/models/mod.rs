@@ -1,0 +1,181 @@
+//! The networks Score-CAM explains. Each gives, in one pass, the target-layer activations and
+//! the logits. Models hold Burn tensors on a runtime-chosen `Device` (Burn 0.22 puts the
+//! backend in the device, not in a type parameter), so the same code runs on flex, wgpu and
+//! WebGPU.
+
+mod efficientnet_lite;
+mod layers;
+mod vgg;
+
+use burn::tensor::{Device, Tensor};
+
+pub use efficientnet_lite::{lite0_convs, EfficientNetLite0, BN_EPS as LITE_BN_EPS, LITE0_STAGES};
+pub use layers::MAX_BINDING_BYTES;
+pub use vgg::{Vgg, VggConfig};
+
+use crate::error::{Error, Result};
+use crate::weights::{decode_int8, Manifest, NamedTensors, Normalisation};
+
+/// The architectures a weight file can hold, by the name stored in it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Architecture {
+    Vgg16,
+    /// The VGG-shaped test model (32x32 input, 10 classes).
+    VggTiny,
+    EfficientNetLite0,
+}
+
+impl Architecture {
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "vgg16" => Ok(Self::Vgg16),
+            "vgg_tiny" => Ok(Self::VggTiny),
+            "efficientnet_lite0" => Ok(Self::EfficientNetLite0),
+            other => Err(Error::Invalid(format!("unknown architecture {other:?} (vgg16, efficientnet_lite0, vgg_tiny)"))),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Vgg16 => "vgg16",
+            Self::VggTiny => "vgg_tiny",
+            Self::EfficientNetLite0 => "efficientnet_lite0",
+        }
+    }
+
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            Self::Vgg16 => "VGG16 (torchvision)",
+            Self::VggTiny => "tiny VGG (test model)",
+            Self::EfficientNetLite0 => "EfficientNet-Lite0 (ImageNet)",
+        }
+    }
+
+    pub fn input_size(&self) -> usize {
+        match self {
+            Self::VggTiny => 32,
+            _ => 224,
+        }
+    }
+
+    pub fn normalisation(&self) -> Normalisation {
+        match self {
+            Self::EfficientNetLite0 => Normalisation::TFLITE,
+            _ => Normalisation::IMAGENET,
+        }
+    }
+
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Self::VggTiny => VggConfig::tiny().num_classes,
+            _ => 1000,
+        }
+    }
+
+    pub fn target_layer(&self) -> String {
+        match self {
+            Self::Vgg16 => VggConfig::vgg16().target_layer(),
+            Self::VggTiny => VggConfig::tiny().target_layer(),
+            Self::EfficientNetLite0 => efficientnet_lite::TARGET_LAYER.to_string(),
+        }
+    }
+
+    /// (channels, height, width) of the target layer at the input size.
+    pub fn target_shape(&self) -> [usize; 3] {
+        match self {
+            Self::Vgg16 => [512, 14, 14],
+            Self::VggTiny => [16, 8, 8],
+            Self::EfficientNetLite0 => [efficientnet_lite::HEAD_CHANNELS, 7, 7],
+        }
+    }
+
+    /// Bytes of the largest intermediate activation for one image (f32): what bounds the batch
+    /// size under a storage-binding limit.
+    pub fn largest_activation_bytes(&self) -> usize {
+        let s = self.input_size();
+        4 * match self {
+            Self::Vgg16 => 64 * s * s,
+            Self::VggTiny => 8 * s * s,
+            // the first expanded block: 96 channels at half resolution
+            Self::EfficientNetLite0 => 96 * (s / 2) * (s / 2),
+        }
+    }
+
+    /// Largest batch whose activations each fit in `binding_limit` bytes.
+    pub fn max_batch_for_binding(&self, binding_limit: usize) -> usize {
+        (binding_limit / self.largest_activation_bytes()).max(1)
+    }
+}
+
+/// A built network.
+#[derive(Debug)]
+pub enum Network {
+    Vgg(Vgg),
+    EfficientNetLite0(EfficientNetLite0),
+}
+
+impl Network {
+    /// Builds `arch` from f32 tensors with canonical names; every tensor must be used.
+    pub fn load(arch: &Architecture, mut tensors: NamedTensors, device: &Device) -> Result<Self> {
+        let net = match arch {
+            Architecture::Vgg16 => Self::Vgg(Vgg::load(&VggConfig::vgg16(), &mut tensors, device)?),
+            Architecture::VggTiny => Self::Vgg(Vgg::load(&VggConfig::tiny(), &mut tensors, device)?),
+            Architecture::EfficientNetLite0 => Self::EfficientNetLite0(EfficientNetLite0::load(&mut tensors, device)?),
+        };
+        tensors.expect_consumed()?;
+        Ok(net)
+    }
+
+    /// Target-layer activations [N, C, h, w] and logits [N, classes].
+    pub fn forward_with_target(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
+        match self {
+            Self::Vgg(m) => m.forward_with_target(x),
+            Self::EfficientNetLite0(m) => m.forward_with_target(x),
+        }
+    }
+
+    /// Logits only. (The target activations are a free by-product of the same pass.)
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_with_target(x).1
+    }
+}
+
+/// A network with everything needed to run and explain it.
+#[derive(Debug)]
+pub struct Model {
+    pub arch: Architecture,
+    pub manifest: Manifest,
+    pub network: Network,
+    pub device: Device,
+}
+
+impl Model {
+    /// Verifies `bytes` against the manifest (size, SHA-256), decodes and builds the model.
+    pub fn from_bytes(manifest: Manifest, bytes: &[u8], device: &Device) -> Result<Self> {
+        manifest.verify(bytes)?;
+        let (file_arch, tensors) = decode_int8(bytes, &manifest.weights.file)?;
+        if file_arch != manifest.arch {
+            return Err(Error::weights(&manifest.weights.file, format!("holds {file_arch:?} weights, manifest says {:?}", manifest.arch)));
+        }
+        let arch = Architecture::from_name(&manifest.arch)?;
+        let network = Network::load(&arch, tensors, device)?;
+        Ok(Self { arch, manifest, network, device: device.clone() })
+    }
+
+    pub fn input_size(&self) -> usize {
+        self.manifest.input_size
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.arch.num_classes()
+    }
+}
+
+impl Model {
+    /// Builds from f32 tensors with canonical names (an unquantised model, for comparisons).
+    pub fn from_tensors(manifest: Manifest, tensors: NamedTensors, device: &Device) -> Result<Self> {
+        let arch = Architecture::from_name(&manifest.arch)?;
+        let network = Network::load(&arch, tensors, device)?;
+        Ok(Self { arch, manifest, network, device: device.clone() })
+    }
+}

@@ -1,0 +1,83 @@
+//! Drawing a saliency map: colormaps, resizing to the photo, alpha overlay.
+
+use image::{Rgb, RgbImage};
+
+use crate::cam::upsample::resize_map;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Colormap {
+    #[default]
+    Jet,
+    Turbo,
+    Viridis,
+}
+
+impl Colormap {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "jet" => Some(Self::Jet),
+            "turbo" => Some(Self::Turbo),
+            "viridis" => Some(Self::Viridis),
+            _ => None,
+        }
+    }
+
+    /// Colour of `t` in [0, 1].
+    pub fn color(self, t: f32) -> [u8; 3] {
+        let t = t.clamp(0.0, 1.0);
+        match self {
+            // matplotlib's / OpenCV's jet: piecewise linear, dark blue -> red
+            Self::Jet => {
+                let channel = |offset: f32| ((1.5 - (4.0 * t - offset).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
+                [channel(3.0), channel(2.0), channel(1.0)]
+            }
+            Self::Turbo => rgb(colorous::TURBO.eval_continuous(t as f64)),
+            Self::Viridis => rgb(colorous::VIRIDIS.eval_continuous(t as f64)),
+        }
+    }
+}
+
+fn rgb(c: colorous::Color) -> [u8; 3] {
+    [c.r, c.g, c.b]
+}
+
+/// Resizes a square `size x size` map to the photo's size (bilinear).
+pub fn map_to_image_size(map: &[f32], size: usize, width: u32, height: u32) -> Vec<f32> {
+    resize_map(map, size, size, height as usize, width as usize)
+}
+
+/// The map in colour, at the map's own size.
+pub fn heatmap(map: &[f32], width: u32, height: u32, cmap: Colormap) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| Rgb(cmap.color(map[(y * width + x) as usize])))
+}
+
+/// `alpha * heatmap + (1 - alpha) * photo`; `map` must be at the photo's size.
+pub fn overlay(photo: &RgbImage, map: &[f32], cmap: Colormap, alpha: f32) -> RgbImage {
+    let (w, h) = photo.dimensions();
+    RgbImage::from_fn(w, h, |x, y| {
+        let c = cmap.color(map[(y * w + x) as usize]);
+        let p = photo.get_pixel(x, y);
+        Rgb(std::array::from_fn(|i| (alpha * c[i] as f32 + (1.0 - alpha) * p[i] as f32).round() as u8))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colormap_ends() {
+        assert_eq!(Colormap::Jet.color(0.0), [0, 0, 128]);
+        assert_eq!(Colormap::Jet.color(1.0), [128, 0, 0]);
+        assert_eq!(Colormap::Jet.color(0.5), [128, 255, 128]);
+        let v = Colormap::Viridis.color(0.0);
+        assert!(v[2] > v[0] && v[2] > v[1], "viridis starts purple: {v:?}");
+    }
+
+    #[test]
+    fn overlay_blends() {
+        let photo = RgbImage::from_pixel(2, 1, Rgb([0, 0, 0]));
+        let out = overlay(&photo, &[1.0, 1.0], Colormap::Jet, 0.5);
+        assert_eq!(out.get_pixel(0, 0).0, [64, 0, 0]);
+    }
+}

@@ -1,0 +1,139 @@
+//! Encoding and decoding the int8 safetensors weight file.
+//!
+//! Layout: every tensor of rank >= 2 (conv and linear weights) is stored as `NAME` with
+//! dtype I8 plus `NAME_scale` (F32, one per output channel); everything else (biases) is F32.
+//! The safetensors metadata carries `format` = [`FORMAT_ID`] and the architecture name.
+
+use std::collections::HashMap;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use sha2::{Digest, Sha256};
+
+use super::{HostTensor, NamedTensors, dequantize_rows, quantize_rows};
+use crate::error::{Error, Result};
+
+/// Written into the safetensors metadata; a file without it is not one of ours.
+pub const FORMAT_ID: &str = "scorecam-int8-v1";
+const SCALE_SUFFIX: &str = "_scale";
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Quantises every weight of rank >= 2 to int8 (per output channel) and serialises.
+pub fn encode_int8(tensors: &NamedTensors, arch: &str) -> Result<Vec<u8>> {
+    // Owned byte buffers first, views after: safetensors serialises borrowed views.
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in &tensors.tensors {
+        if t.shape.len() >= 2 {
+            let q = quantize_rows(&t.data, t.shape[0]);
+            let bytes = q.values.iter().map(|v| *v as u8).collect();
+            owned.push((name.clone(), Dtype::I8, t.shape.clone(), bytes));
+            owned.push((format!("{name}{SCALE_SUFFIX}"), Dtype::F32, vec![t.shape[0]], f32_bytes(&q.scales)));
+        } else {
+            owned.push((name.clone(), Dtype::F32, t.shape.clone(), f32_bytes(&t.data)));
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::weights(&tensors.file, e))?;
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT_ID.to_string()),
+        ("arch".to_string(), arch.to_string()),
+    ]);
+    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::weights(&tensors.file, e))
+}
+
+/// Parses an int8 weight file and dequantises it to f32. `file` names it in errors.
+/// Returns the architecture recorded in the file and the tensors.
+pub fn decode_int8(bytes: &[u8], file: &str) -> Result<(String, NamedTensors)> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::weights(file, format!("not a readable safetensors file ({e}); truncated download?")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::weights(file, e))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT_ID) {
+        return Err(Error::weights(
+            file,
+            format!("not a scorecam weight file (format {:?}); run `scorecam convert` on it first", meta.get("format")),
+        ));
+    }
+    let arch = meta.get("arch").cloned().unwrap_or_default();
+    let mut out = NamedTensors::new(file);
+    for (name, view) in st.tensors() {
+        if name.ends_with(SCALE_SUFFIX) {
+            continue;
+        }
+        let shape = view.shape().to_vec();
+        let data = match view.dtype() {
+            Dtype::F32 => f32_from_bytes(view.data()),
+            Dtype::I8 => {
+                let scale_name = format!("{name}{SCALE_SUFFIX}");
+                let scales = st
+                    .tensor(&scale_name)
+                    .map_err(|_| Error::weights(file, format!("int8 tensor `{name}` has no `{scale_name}`")))?;
+                if scales.dtype() != Dtype::F32 || scales.shape() != [shape[0]] {
+                    return Err(Error::weights(file, format!("`{scale_name}` must be f32 of shape [{}]", shape[0])));
+                }
+                let values: Vec<i8> = view.data().iter().map(|b| *b as i8).collect();
+                dequantize_rows(&values, &f32_from_bytes(scales.data()))
+            }
+            other => return Err(Error::weights(file, format!("tensor `{name}` has unsupported dtype {other:?}"))),
+        };
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(Error::weights(file, format!("tensor `{name}` contains NaN or infinity")));
+        }
+        out.insert(name, HostTensor::new(shape, data));
+    }
+    Ok((arch, out))
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn f32_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NamedTensors {
+        let mut t = NamedTensors::new("sample");
+        t.insert("conv.weight", HostTensor::new(vec![2, 1, 2, 2], vec![0.5, -1.0, 0.25, 0.0, 2.0, 1.0, -2.0, 0.1]));
+        t.insert("conv.bias", HostTensor::new(vec![2], vec![0.3, -0.7]));
+        t
+    }
+
+    #[test]
+    fn round_trip_keeps_biases_exact_and_weights_within_a_step() {
+        let bytes = encode_int8(&sample(), "test").unwrap();
+        let (arch, back) = decode_int8(&bytes, "sample").unwrap();
+        assert_eq!(arch, "test");
+        assert_eq!(back.tensors["conv.bias"].data, vec![0.3, -0.7]);
+        let w = &back.tensors["conv.weight"];
+        assert_eq!(w.shape, vec![2, 1, 2, 2]);
+        assert!((w.data[1] + 1.0).abs() < 1e-6 && (w.data[4] - 2.0).abs() < 1e-6);
+        assert!((w.data[7] - 0.1).abs() <= 2.0 / 127.0 / 2.0);
+    }
+
+    #[test]
+    fn truncated_file_is_a_clear_error() {
+        let bytes = encode_int8(&sample(), "test").unwrap();
+        let err = decode_int8(&bytes[..bytes.len() - 3], "model.safetensors").unwrap_err().to_string();
+        assert!(err.contains("model.safetensors") && err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn foreign_safetensors_is_rejected() {
+        let data = f32_bytes(&[1.0]);
+        let views = vec![("x", TensorView::new(Dtype::F32, vec![1], &data).unwrap())];
+        let bytes = safetensors::serialize(views, None).unwrap();
+        let err = decode_int8(&bytes, "other.safetensors").unwrap_err().to_string();
+        assert!(err.contains("not a scorecam weight file"), "{err}");
+    }
+}

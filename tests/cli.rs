@@ -1,0 +1,117 @@
+//! The command-line tool end to end on the tiny model: convert, explain (--json, --map-out),
+//! and clear errors for bad weight files and bad images.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn scorecam(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scorecam")).args(args).output().expect("runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scorecam-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn convert_fixture(dir: &Path) -> PathBuf {
+    let src = repo().join("tests/fixtures/vgg_tiny/weights.safetensors");
+    let out = dir.join("tiny.safetensors");
+    let o = scorecam(&["convert", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+#[test]
+fn convert_then_explain_writes_overlay_map_and_json() {
+    let dir = tmp("explain");
+    let weights = convert_fixture(&dir);
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tiny.json")).unwrap()).unwrap();
+    assert_eq!(manifest["arch"], "vgg_tiny");
+    assert_eq!(manifest["target_layer"], "features.9");
+    assert_eq!(manifest["weights"]["bytes"].as_u64().unwrap(), std::fs::metadata(&weights).unwrap().len());
+
+    let (overlay, map) = (dir.join("overlay.png"), dir.join("map.npy"));
+    let image = repo().join("tests/fixtures/vgg_tiny/input.png");
+    let o = scorecam(&[
+        "explain", image.to_str().unwrap(), "--model", weights.to_str().unwrap(), "--json",
+        "--out", overlay.to_str().unwrap(), "--map-out", map.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object on stdout");
+    assert_eq!(json["top5"].as_array().unwrap().len(), 5);
+    assert_eq!(json["explained"]["class"], json["top5"][0]["class"]);
+    let p: f64 = json["top5"].as_array().unwrap().iter().map(|t| t["probability"].as_f64().unwrap()).sum();
+    assert!(p > 0.0 && p <= 1.0 + 1e-6);
+    let (shape, values) = read_npy(&map);
+    assert_eq!(shape, vec![32, 32]);
+    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)) && values.iter().any(|v| *v == 1.0));
+    let png = image::open(&overlay).unwrap();
+    assert_eq!((png.width(), png.height()), (32, 32));
+}
+
+#[test]
+fn bad_weight_files_give_clear_errors() {
+    let dir = tmp("bad-weights");
+    let weights = convert_fixture(&dir);
+    let image = repo().join("tests/fixtures/vgg_tiny/input.png");
+    let bytes = std::fs::read(&weights).unwrap();
+
+    // truncated download: caught by size before parsing
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let o = scorecam(&["explain", image.to_str().unwrap(), "--model", weights.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("tiny.safetensors") && stderr(&o).contains("truncated"), "{}", stderr(&o));
+
+    // same size, one byte changed: checksum
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0xff;
+    std::fs::write(&weights, &flipped).unwrap();
+    let o = scorecam(&["explain", image.to_str().unwrap(), "--model", weights.to_str().unwrap()]);
+    assert!(stderr(&o).contains("sha256"), "{}", stderr(&o));
+
+    // a state_dict with a tensor missing: convert names it
+    let src = scorecam::convert::read_state_dict(&repo().join("tests/fixtures/vgg_tiny/weights.safetensors")).unwrap();
+    let mut views = Vec::new();
+    let owned: Vec<(String, Vec<usize>, Vec<u8>)> = src
+        .tensors
+        .iter()
+        .filter(|(k, _)| k.as_str() != "features.6.bias")
+        .map(|(k, t)| (k.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
+    for (k, s, b) in &owned {
+        views.push((k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()));
+    }
+    let broken = dir.join("broken.safetensors");
+    std::fs::write(&broken, safetensors::serialize(views, None).unwrap()).unwrap();
+    let o = scorecam(&["convert", broken.to_str().unwrap(), "--out", dir.join("x.safetensors").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("features.6.bias") && stderr(&o).contains("broken.safetensors"), "{}", stderr(&o));
+
+    // not a checkpoint at all
+    let junk = dir.join("junk.pth");
+    std::fs::write(&junk, b"this is not a checkpoint").unwrap();
+    let o = scorecam(&["convert", junk.to_str().unwrap(), "--out", dir.join("y.safetensors").to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("junk.pth"), "{}", stderr(&o));
+}
+
+#[test]
+fn unreadable_image_is_a_clear_error() {
+    let dir = tmp("bad-image");
+    let weights = convert_fixture(&dir);
+    let bad = dir.join("cat.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 truncated jpeg").unwrap();
+    let o = scorecam(&["explain", bad.to_str().unwrap(), "--model", weights.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cat.jpg"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}

