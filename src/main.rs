@@ -198,15 +198,18 @@ fn run(cli: Cli) -> Result<()> {
             let samples = read_labels(&data, limit)?;
             let bar = progress_bar("images");
             bar.set_length(samples.len() as u64);
-            let (mut int8, mut f32c, mut agree) = (0usize, 0usize, 0usize);
+            let (mut int8, mut f32c, mut agree, mut max_diff, mut max_rel) = (0usize, 0usize, 0usize, 0f32, 0f32);
             for (path, label) in &samples {
                 let x = image_input::to_input(&image_input::read(path)?, model.input_size(), &model.manifest.normalisation);
-                let a = top1(&model, &x)?;
-                int8 += (a == *label) as usize;
+                let a = forward_logits(&model, &x)?;
+                int8 += (argmax(&a) == *label) as usize;
                 if let Some(m) = &f32_model {
-                    let b = top1(m, &x)?;
-                    f32c += (b == *label) as usize;
-                    agree += (a == b) as usize;
+                    let b = forward_logits(m, &x)?;
+                    f32c += (argmax(&b) == *label) as usize;
+                    agree += (argmax(&a) == argmax(&b)) as usize;
+                    let diff = a.iter().zip(&b).fold(0f32, |d, (p, q)| d.max((p - q).abs()));
+                    max_diff = max_diff.max(diff);
+                    max_rel = max_rel.max(diff / b.iter().fold(0f32, |m, v| m.max(v.abs())));
                 }
                 bar.inc(1);
             }
@@ -217,6 +220,7 @@ fn run(cli: Cli) -> Result<()> {
             if f32_model.is_some() {
                 println!("f32  top-1: {:.2}%", 100.0 * f32c as f64 / n);
                 println!("int8/f32 top-1 agreement: {:.2}%", 100.0 * agree as f64 / n);
+                println!("max |logit int8 - f32|: {max_diff:.4} ({:.2}% of the largest |logit|)", 100.0 * max_rel);
             }
         }
         Command::Bench { model, image, backend, batch_size, runs, json } => bench(&model, image.as_deref(), &backend, batch_size, runs, json)?,
@@ -243,9 +247,12 @@ fn load_model(path: &Path, backend_name: &str) -> Result<Model> {
     Ok(Model::from_bytes(manifest, &bytes, &device)?)
 }
 
-fn top1(model: &Model, x: &[f32]) -> Result<usize> {
-    let f = pollster::block_on(cam::forward_image(model, x))?;
-    Ok(cam::top_k(&f.probabilities, 1)[0].0)
+fn forward_logits(model: &Model, x: &[f32]) -> Result<Vec<f32>> {
+    Ok(pollster::block_on(cam::forward_image(model, x))?.logits)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    cam::top_k(v, 1)[0].0
 }
 
 /// `labels.csv` rows (file, class_index) of a folder laid out like shared/data/imagenet-val.

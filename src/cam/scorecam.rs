@@ -16,8 +16,8 @@ pub enum ScoreCamVariant {
     /// skipped, weighted sum of the upsampled maps, ReLU, min-max.
     #[default]
     Official,
-    /// pytorch-grad-cam's ScoreCAM: raw class logit per masked input, softmax across channels,
-    /// no skipping (a constant map masks everything: one zero-input forward serves them all).
+    /// pytorch-grad-cam's ScoreCAM: masks upsampled with aligned corners, raw class logit per
+    /// masked input, softmax across channels, no skipping (a constant map masks everything: one zero-input forward serves them all).
     GradCamLibrary,
 }
 
@@ -71,8 +71,10 @@ pub(super) async fn channel_weights(
     let library = opts.variant == ScoreCamVariant::GradCamLibrary;
 
     // Upsampling as two matmuls: [B*h, w] x [w, size], then [B*size, h] x [h, size].
-    let rw_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(w, size), size, w), [w, size]), device);
-    let rh_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(h, size), size, h), [h, size]), device);
+    // The official code uses F.interpolate (align_corners=False); pytorch-grad-cam uses
+    // nn.UpsamplingBilinear2d, which aligns corners.
+    let rw_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(w, size, library), size, w), [w, size]), device);
+    let rh_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(h, size, library), size, h), [h, size]), device);
     let maps_dev = Tensor::<3>::from_data(TensorData::new(maps.data.clone(), [n, h, w]), device);
 
     let mut scores = vec![0f32; n];

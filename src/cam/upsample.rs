@@ -3,11 +3,16 @@
 //! numbers come out on every backend and on the host.
 
 /// `out x input` row-major matrix: row `o` holds the weights of the input samples for output `o`.
-pub fn bilinear_matrix(input: usize, output: usize) -> Vec<f32> {
+/// `align_corners = false` is PyTorch's default (half-pixel centres); `true` is what
+/// `nn.UpsamplingBilinear2d` does (pytorch-grad-cam's Score-CAM masks).
+pub fn bilinear_matrix(input: usize, output: usize, align_corners: bool) -> Vec<f32> {
     let mut m = vec![0f32; output * input];
-    let scale = input as f64 / output as f64;
     for o in 0..output {
-        let src = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
+        let src = if align_corners {
+            if output > 1 { o as f64 * (input - 1) as f64 / (output - 1) as f64 } else { 0.0 }
+        } else {
+            ((o as f64 + 0.5) * (input as f64 / output as f64) - 0.5).max(0.0)
+        };
         let i0 = (src.floor() as usize).min(input - 1);
         let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
         let l1 = (src - i0 as f64) as f32;
@@ -19,8 +24,8 @@ pub fn bilinear_matrix(input: usize, output: usize) -> Vec<f32> {
 
 /// Resizes one `h x w` map to `out_h x out_w` on the host.
 pub fn resize_map(map: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
-    let rh = bilinear_matrix(h, out_h);
-    let rw = bilinear_matrix(w, out_w);
+    let rh = bilinear_matrix(h, out_h, false);
+    let rw = bilinear_matrix(w, out_w, false);
     // rows first: tmp[i][x] = sum_j map[i][j] * rw[x][j]
     let mut tmp = vec![0f32; h * out_w];
     for i in 0..h {
@@ -53,10 +58,20 @@ mod tests {
     }
 
     #[test]
+    fn align_corners_hits_both_ends() {
+        // torch: nn.UpsamplingBilinear2d(size=(1, 4))(tensor([[[[0., 3.]]]])) -> 0, 1, 2, 3
+        let m = bilinear_matrix(2, 4, true);
+        let out: Vec<f32> = m.chunks(2).map(|r| r[1] * 3.0).collect();
+        assert_eq!(out, vec![0.0, 1.0, 2.0, 3.0]);
+    }
+
+    #[test]
     fn rows_sum_to_one_and_constants_stay_constant() {
-        let m = bilinear_matrix(7, 224);
-        for row in m.chunks(7) {
-            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        for align_corners in [false, true] {
+            let m = bilinear_matrix(7, 224, align_corners);
+            for row in m.chunks(7) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            }
         }
         let out = resize_map(&[3.5; 49], 7, 7, 224, 224);
         assert!(out.iter().all(|v| (v - 3.5).abs() < 1e-5));
