@@ -71,6 +71,26 @@ mod tests {
     }
 
     #[test]
+    fn exif_orientation_is_applied() {
+        use image::ImageEncoder;
+        // A 4x2 image whose EXIF says "rotate 90 degrees clockwise" (orientation 6).
+        let mut img = RgbImage::from_pixel(4, 2, image::Rgb([0, 0, 0]));
+        img.put_pixel(0, 0, image::Rgb([255, 255, 255]));
+        // little-endian TIFF: header, IFD with one entry (0x0112 Orientation, SHORT, 1, value 6)
+        let exif = [
+            b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let mut jpeg = Vec::new();
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 100);
+        enc.set_exif_metadata(exif.to_vec()).unwrap();
+        enc.write_image(img.as_raw(), 4, 2, image::ExtendedColorType::Rgb8).unwrap();
+        let out = decode(&jpeg, "rotated.jpg").unwrap();
+        assert_eq!(out.dimensions(), (2, 4));
+        // the top-left white pixel moves to the top-right after a clockwise quarter turn
+        assert!(out.get_pixel(1, 0)[0] > 128 && out.get_pixel(0, 3)[0] < 128);
+    }
+
+    #[test]
     fn normalises_planar_rgb() {
         let img = RgbImage::from_pixel(2, 2, image::Rgb([255, 0, 127]));
         let x = to_input(&img, 2, &Normalisation::TFLITE);

@@ -68,7 +68,7 @@ enum Command {
         /// Overlay PNG at the photo's own size.
         #[arg(long, default_value = "overlay.png")]
         out: PathBuf,
-        /// Raw saliency map as .npy, float32, input size (224x224).
+        /// Raw saliency map as .npy, float32, input size (224x224) [default: the overlay's name with .npy].
         #[arg(long)]
         map_out: Option<PathBuf>,
         /// Print one JSON object instead of text.
@@ -103,6 +103,9 @@ enum Command {
         /// Timed repetitions of each forward measurement.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Time Faster-Score-CAM with k channels instead of the full Score-CAM (for slow backends).
+        #[arg(long)]
+        top_k: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -151,9 +154,8 @@ fn run(cli: Cli) -> Result<()> {
             let (w, h) = photo.dimensions();
             let full = render::map_to_image_size(&exp.map, exp.size, w, h);
             render::overlay(&photo, &full, cmap, alpha).save(&out).with_context(|| format!("writing {}", out.display()))?;
-            if let Some(p) = &map_out {
-                write_npy(p, &exp.map, exp.size)?;
-            }
+            let map_out = map_out.unwrap_or_else(|| out.with_extension("npy"));
+            write_npy(&map_out, &exp.map, exp.size)?;
             let names = &model.manifest;
             if json {
                 let top5: Vec<_> = exp.top5.iter().map(|(i, p)| json!({"class": i, "name": names.class_name(*i), "probability": p})).collect();
@@ -166,7 +168,7 @@ fn run(cli: Cli) -> Result<()> {
                     "forwards": exp.stats.forwards,
                     "skipped_constant_channels": exp.stats.skipped_constant,
                     "seconds": seconds,
-                    "files": {"overlay": out.display().to_string(), "map": map_out.as_ref().map(|p| p.display().to_string())},
+                    "files": {"overlay": out.display().to_string(), "map": map_out.display().to_string()},
                 });
                 println!("{o}");
             } else {
@@ -182,9 +184,7 @@ fn run(cli: Cli) -> Result<()> {
                     seconds,
                     out.display()
                 );
-                if let Some(p) = &map_out {
-                    println!("map -> {}", p.display());
-                }
+                println!("map -> {}", map_out.display());
             }
         }
         Command::Accuracy { model, data, source, limit, backend } => {
@@ -199,9 +199,12 @@ fn run(cli: Cli) -> Result<()> {
             let bar = progress_bar("images");
             bar.set_length(samples.len() as u64);
             let (mut int8, mut f32c, mut agree, mut max_diff, mut max_rel) = (0usize, 0usize, 0usize, 0f32, 0f32);
+            let mut constant_maps = 0usize;
             for (path, label) in &samples {
                 let x = image_input::to_input(&image_input::read(path)?, model.input_size(), &model.manifest.normalisation);
-                let a = forward_logits(&model, &x)?;
+                let forwarded = pollster::block_on(cam::forward_image(&model, &x))?;
+                constant_maps += (0..forwarded.maps.channels).filter(|&k| forwarded.maps.is_constant(k)).count();
+                let a = forwarded.logits;
                 int8 += (argmax(&a) == *label) as usize;
                 if let Some(m) = &f32_model {
                     let b = forward_logits(m, &x)?;
@@ -217,13 +220,19 @@ fn run(cli: Cli) -> Result<()> {
             let n = samples.len() as f64;
             println!("{} images, {}", samples.len(), model.manifest.name);
             println!("int8 top-1: {:.2}%", 100.0 * int8 as f64 / n);
+            let channels = model.arch.target_shape()[0];
+            println!(
+                "constant target-layer maps (masked forwards the official Score-CAM skips): {:.1} of {channels} per image ({:.1}%)",
+                constant_maps as f64 / n,
+                100.0 * constant_maps as f64 / (n * channels as f64)
+            );
             if f32_model.is_some() {
                 println!("f32  top-1: {:.2}%", 100.0 * f32c as f64 / n);
                 println!("int8/f32 top-1 agreement: {:.2}%", 100.0 * agree as f64 / n);
                 println!("max |logit int8 - f32|: {max_diff:.4} ({:.2}% of the largest |logit|)", 100.0 * max_rel);
             }
         }
-        Command::Bench { model, image, backend, batch_size, runs, json } => bench(&model, image.as_deref(), &backend, batch_size, runs, json)?,
+        Command::Bench { model, image, backend, batch_size, runs, top_k, json } => bench(&model, image.as_deref(), &backend, batch_size, runs, top_k, json)?,
     }
     Ok(())
 }
@@ -281,7 +290,7 @@ fn write_npy(path: &Path, map: &[f32], size: usize) -> Result<()> {
     Ok(())
 }
 
-fn bench(model_path: &Path, image: Option<&Path>, backend_name: &str, batch_size: usize, runs: usize, json: bool) -> Result<()> {
+fn bench(model_path: &Path, image: Option<&Path>, backend_name: &str, batch_size: usize, runs: usize, top_k: Option<usize>, json: bool) -> Result<()> {
     use burn::tensor::Tensor;
     let t_load = Instant::now();
     let model = load_model(model_path, backend_name)?;
@@ -302,7 +311,7 @@ fn bench(model_path: &Path, image: Option<&Path>, backend_name: &str, batch_size
         Some(p) => image_input::to_input(&image_input::read(p)?, size, &model.manifest.normalisation),
         None => vec![0.0; 3 * size * size],
     };
-    let method = Method::ScoreCam(ScoreCamOptions { batch_size, ..Default::default() });
+    let method = Method::ScoreCam(ScoreCamOptions { batch_size, top_k, ..Default::default() });
     let t = Instant::now();
     let exp = pollster::block_on(cam::explain(&model, &input, None, &method, &mut |_: &Progress| true))?;
     let cam_s = t.elapsed().as_secs_f64();
@@ -311,7 +320,7 @@ fn bench(model_path: &Path, image: Option<&Path>, backend_name: &str, batch_size
             "{}",
             json!({"model": model.arch.name(), "backend": backend_name, "load_s": load_s, "forward_b1_s": b1,
                    "forward_batch": batch_size, "forward_bn_s": bn, "images_per_s_bn": batch_size as f64 / bn,
-                   "scorecam_s": cam_s, "scorecam_forwards": exp.stats.forwards, "skipped_constant": exp.stats.skipped_constant})
+                   "scorecam_s": cam_s, "scorecam_top_k": top_k, "scorecam_forwards": exp.stats.forwards, "skipped_constant": exp.stats.skipped_constant})
         );
     } else {
         println!("{} on {backend_name}: load {load_s:.2} s", model.manifest.name);
