@@ -70,6 +70,35 @@ mod tests {
         assert!(err.contains("cut.png"), "{err}");
     }
 
+    /// A PNG whose header declares `w x h` pixels, followed by an empty IDAT.
+    fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for b in bytes {
+                crc ^= *b as u32;
+                for _ in 0..8 {
+                    crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                }
+            }
+            !crc
+        }
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut c = (data.len() as u32).to_be_bytes().to_vec();
+            let body = [kind, data].concat();
+            c.extend(&body);
+            c.extend(crc32(&body).to_be_bytes());
+            c
+        };
+        let ihdr = [w.to_be_bytes().as_slice(), h.to_be_bytes().as_slice(), &[8, 2, 0, 0, 0]].concat();
+        [b"\x89PNG\r\n\x1a\n".as_slice(), &chunk(b"IHDR", &ihdr), &chunk(b"IDAT", &[]), &chunk(b"IEND", &[])].concat()
+    }
+
+    #[test]
+    fn huge_images_are_refused_before_decoding() {
+        let err = decode(&png_header_only(20_000, 20_000), "bomb.png").unwrap_err().to_string();
+        assert!(err.contains("bomb.png") && err.contains("20000x20000"), "{err}");
+    }
+
     #[test]
     fn exif_orientation_is_applied() {
         use image::ImageEncoder;
