@@ -65,3 +65,21 @@ impl NamedTensors {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file_and_the_tensor() {
+        let mut t = NamedTensors::new("vgg16.pth");
+        t.insert("features.0.weight", HostTensor::new(vec![2, 3], vec![0.0; 6]));
+        t.insert("extra", HostTensor::new(vec![1], vec![0.0]));
+        let shape = t.take("features.0.weight", &[64, 3, 3, 3]).unwrap_err().to_string();
+        assert!(shape.contains("vgg16.pth") && shape.contains("features.0.weight") && shape.contains("[64, 3, 3, 3]"), "{shape}");
+        let missing = t.take("features.2.weight", &[1]).unwrap_err().to_string();
+        assert!(missing.contains("missing tensor `features.2.weight`"), "{missing}");
+        let left = t.expect_consumed().unwrap_err().to_string();
+        assert!(left.contains("unexpected") && left.contains("extra"), "{left}");
+    }
+}
