@@ -98,6 +98,7 @@ enum Command {
         image: Option<PathBuf>,
         #[arg(long, default_value = "flex")]
         backend: String,
+        /// Batch for the throughput measurement and Score-CAM (capped by the model's binding limit).
         #[arg(long, default_value_t = 16)]
         batch_size: usize,
         /// Timed repetitions of each forward measurement.
@@ -306,6 +307,7 @@ fn bench(model_path: &Path, image: Option<&Path>, backend_name: &str, batch_size
         Ok(t.elapsed().as_secs_f64() / runs as f64)
     };
     let b1 = forward(1)?;
+    let batch_size = batch_size.min(model.max_batch());
     let bn = forward(batch_size)?;
     let input = match image {
         Some(p) => image_input::to_input(&image_input::read(p)?, size, &model.manifest.normalisation),

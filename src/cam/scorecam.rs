@@ -24,7 +24,8 @@ pub enum ScoreCamVariant {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreCamOptions {
     pub variant: ScoreCamVariant,
-    /// Masked inputs per forward pass.
+    /// Masked inputs per forward pass, at most: capped by [`Model::max_batch`] so no activation
+    /// exceeds WebGPU's 128 MiB storage-binding limit.
     pub batch_size: usize,
     /// Faster-Score-CAM: score only the `k` channels with the largest activation variance.
     pub top_k: Option<usize>,
@@ -65,6 +66,7 @@ pub(super) async fn channel_weights(
     }
     let device = &model.device;
     let size = model.input_size();
+    let batch_size = opts.batch_size.min(model.max_batch());
     let maps = &f.maps;
     let (h, w, n) = (maps.height, maps.width, maps.channels);
     let (chosen, constant) = channels_to_score(f, opts);
@@ -80,7 +82,7 @@ pub(super) async fn channel_weights(
     let mut scores = vec![0f32; n];
     let mut stats = Stats { skipped_constant: if library { 0 } else { constant }, ..Stats::default() };
     let total = chosen.len();
-    for (b, batch) in chosen.chunks(opts.batch_size).enumerate() {
+    for (b, batch) in chosen.chunks(batch_size).enumerate() {
         let bsz = batch.len();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(batch.iter().map(|&k| k as i64).collect::<Vec<_>>(), [bsz]), device);
         let a = maps_dev.clone().select(0, idx).reshape([bsz * h, w]);
@@ -99,7 +101,7 @@ pub(super) async fn channel_weights(
         }
         stats.forwards += bsz;
         stats.batches += 1;
-        let done = (b * opts.batch_size + bsz).min(total);
+        let done = (b * batch_size + bsz).min(total);
         if !progress(&Progress { done, total, partial_weights: &scores }) {
             return Err(Error::Cancelled);
         }

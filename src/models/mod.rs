@@ -169,6 +169,12 @@ impl Model {
     pub fn num_classes(&self) -> usize {
         self.arch.num_classes()
     }
+
+    /// The largest batch whose biggest activation fits one 128 MiB storage binding (WebGPU's
+    /// default; lavapipe refuses larger buffers too): 10 for VGG16, 27 for Lite0.
+    pub fn max_batch(&self) -> usize {
+        self.arch.max_batch_for_binding(MAX_BINDING_BYTES)
+    }
 }
 
 impl Model {
