@@ -13,3 +13,12 @@ pub fn device(name: &str) -> Result<Device> {
         other => Err(Error::Invalid(format!("unknown backend {other:?} (flex, wgpu)"))),
     }
 }
+
+/// The per-buffer limit to respect on this backend: none on the CPU, WebGPU's default 128 MiB
+/// storage binding on wgpu (lavapipe refuses larger buffers too).
+pub fn binding_limit(name: &str) -> Option<usize> {
+    match name {
+        "flex" | "cpu" | "ndarray" => None,
+        _ => Some(crate::models::MAX_BINDING_BYTES),
+    }
+}

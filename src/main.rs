@@ -254,7 +254,9 @@ fn load_model(path: &Path, backend_name: &str) -> Result<Model> {
     let weights_path = manifest_path.with_file_name(&manifest.weights.file);
     let bytes = std::fs::read(&weights_path).with_context(|| format!("reading weights {}", weights_path.display()))?;
     let device = backend::device(backend_name)?;
-    Ok(Model::from_bytes(manifest, &bytes, &device)?)
+    let mut model = Model::from_bytes(manifest, &bytes, &device)?;
+    model.binding_limit = backend::binding_limit(backend_name);
+    Ok(model)
 }
 
 fn forward_logits(model: &Model, x: &[f32]) -> Result<Vec<f32>> {

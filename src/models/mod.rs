@@ -147,6 +147,9 @@ pub struct Model {
     pub manifest: Manifest,
     pub network: Network,
     pub device: Device,
+    /// Largest buffer one activation may occupy: WebGPU's default 128 MiB storage binding
+    /// unless the caller knows better (`None` on the CPU, where no such limit exists).
+    pub binding_limit: Option<usize>,
 }
 
 impl Model {
@@ -159,7 +162,7 @@ impl Model {
         }
         let arch = Architecture::from_name(&manifest.arch)?;
         let network = Network::load(&arch, tensors, device)?;
-        Ok(Self { arch, manifest, network, device: device.clone() })
+        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit: Some(MAX_BINDING_BYTES) })
     }
 
     pub fn input_size(&self) -> usize {
@@ -170,10 +173,10 @@ impl Model {
         self.arch.num_classes()
     }
 
-    /// The largest batch whose biggest activation fits one 128 MiB storage binding (WebGPU's
-    /// default; lavapipe refuses larger buffers too): 10 for VGG16, 27 for Lite0.
+    /// The largest batch whose biggest activation fits [`Self::binding_limit`] (at 128 MiB,
+    /// WebGPU's default, which lavapipe enforces too: 10 for VGG16, 27 for Lite0).
     pub fn max_batch(&self) -> usize {
-        self.arch.max_batch_for_binding(MAX_BINDING_BYTES)
+        self.binding_limit.map_or(usize::MAX, |limit| self.arch.max_batch_for_binding(limit))
     }
 }
 
@@ -182,6 +185,6 @@ impl Model {
     pub fn from_tensors(manifest: Manifest, tensors: NamedTensors, device: &Device) -> Result<Self> {
         let arch = Architecture::from_name(&manifest.arch)?;
         let network = Network::load(&arch, tensors, device)?;
-        Ok(Self { arch, manifest, network, device: device.clone() })
+        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit: Some(MAX_BINDING_BYTES) })
     }
 }
