@@ -253,9 +253,9 @@ fn load_model(path: &Path, backend_name: &str) -> Result<Model> {
     let manifest = Manifest::from_json(&text, &manifest_path.display().to_string())?;
     let weights_path = manifest_path.with_file_name(&manifest.weights.file);
     let bytes = std::fs::read(&weights_path).with_context(|| format!("reading weights {}", weights_path.display()))?;
-    let device = backend::device(backend_name)?;
-    let mut model = Model::from_bytes(manifest, &bytes, &device)?;
-    model.binding_limit = backend::binding_limit(backend_name);
+    let backend = backend::backend(backend_name)?;
+    let mut model = Model::from_bytes(manifest, &bytes, &backend.device)?;
+    model.binding_limit = backend.binding_limit;
     Ok(model)
 }
 

@@ -37,8 +37,9 @@ impl Default for ScoreCamOptions {
     }
 }
 
-/// Channels to score: non-constant ones, optionally only the `k` of largest variance.
-fn channels_to_score(f: &Forwarded, opts: &ScoreCamOptions) -> (Vec<usize>, usize) {
+/// Channels to score (non-constant ones, optionally only the `k` of largest variance) and the
+/// constant ones.
+fn channels_to_score(f: &Forwarded, opts: &ScoreCamOptions) -> (Vec<usize>, Vec<usize>) {
     let maps = &f.maps;
     let (mut chosen, constant): (Vec<usize>, Vec<usize>) = (0..maps.channels).partition(|&k| !maps.is_constant(k));
     if let Some(k) = opts.top_k {
@@ -51,7 +52,7 @@ fn channels_to_score(f: &Forwarded, opts: &ScoreCamOptions) -> (Vec<usize>, usiz
         chosen.truncate(k);
         chosen.sort_unstable();
     }
-    (chosen, constant.len())
+    (chosen, constant)
 }
 
 pub(super) async fn channel_weights(
@@ -80,7 +81,8 @@ pub(super) async fn channel_weights(
     let maps_dev = Tensor::<3>::from_data(TensorData::new(maps.data.clone(), [n, h, w]), device);
 
     let mut scores = vec![0f32; n];
-    let mut stats = Stats { skipped_constant: if library { 0 } else { constant }, ..Stats::default() };
+    let mut stats = Stats { skipped_constant: if library { 0 } else { constant.len() }, ..Stats::default() };
+    let eps = if library { 1e-8 } else { 0.0 };
     let total = chosen.len();
     for (b, batch) in chosen.chunks(batch_size).enumerate() {
         let bsz = batch.len();
@@ -90,7 +92,6 @@ pub(super) async fn channel_weights(
         let up = up.matmul(rh_t.clone()).reshape([bsz, size, size]).swap_dims(1, 2);
         let min = up.clone().min_dims(&[1, 2]);
         let max = up.clone().max_dims(&[1, 2]);
-        let eps = if library { 1e-8 } else { 0.0 };
         let mask = (up - min.clone()) / (max - min + eps);
         let masked = f.input.clone() * mask.unsqueeze_dim::<4>(1);
         let logits = model.network.forward(masked);
@@ -112,13 +113,13 @@ pub(super) async fn channel_weights(
     }
     // Library variant: constant maps give an all-zero mask, so their score is the zero input's.
     let mut scored: Vec<usize> = chosen.clone();
-    if constant > 0 && opts.top_k.is_none() {
+    if !constant.is_empty() && opts.top_k.is_none() {
         let zero = Tensor::<4>::zeros([1, 3, size, size], device);
         let z = read_f32(model.network.forward(zero).slice([0..1, class..class + 1])).await?[0];
-        for k in (0..n).filter(|&k| maps.is_constant(k)) {
+        for &k in &constant {
             scores[k] = z;
-            scored.push(k);
         }
+        scored.extend(&constant);
         stats.forwards += 1;
         stats.batches += 1;
     }

@@ -47,7 +47,7 @@ pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 pub fn device() -> Device {
-    scorecam::backend::device(&std::env::var("SCORECAM_TEST_BACKEND").unwrap_or_else(|_| "flex".into())).unwrap()
+    scorecam::backend::backend(&std::env::var("SCORECAM_TEST_BACKEND").unwrap_or_else(|_| "flex".into())).unwrap().device
 }
 
 /// Canonical f32 tensors from a source state_dict.
