@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh), then explains a sample photo with EfficientNet-Lite0:
-#   scripts/demo.sh [IMAGE] [extra `scorecam explain` options]
-# Writes overlay.png (heatmap over the photo) and map.npy (raw 224x224 map) in the current folder.
+# Sets everything up (weights, CLI, browser toolchain), builds the app with wasm-opt and serves
+# it at http://localhost:${PORT:-8080}/ with the real EfficientNet-Lite0 (and VGG16 if converted).
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-"$here/scripts/setup.sh"
+cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}"
-image="${1:-$here/www/samples/chelsea.jpg}"
-shift || true
-"$CARGO_TARGET_DIR/release/scorecam" explain "$image" --model "$here/www/models/efficientnet_lite0.json" \
-  --out overlay.png --map-out map.npy "$@"
+scripts/setup.sh
+scripts/setup_web.sh
+scripts/build_web.sh
+echo "open http://localhost:${PORT:-8080}/ in a browser with WebGPU (Chrome/Edge 113+, Safari 26, Firefox 141+ on Windows)"
+exec node tests/e2e/serve.mjs dist "${PORT:-8080}"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: unit + fast parity (tiny VGG fixture) + CLI tests, the fixture
-# suite on wgpu (Vulkan/lavapipe), the wasm32
-# build of the library, and full-size EfficientNet-Lite0 parity against ../shared/reference.
+# suite on wgpu (Vulkan/lavapipe), full-size EfficientNet-Lite0 parity against
+# ../shared/reference, the browser API in headless Chromium (wasm-bindgen-test) and the app end
+# to end (playwright-core + Debian's Chromium, WebGPU on SwiftShader and the CPU fallback).
 # Full-size VGG16 parity needs torch-made weights and runs separately (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}"
 scripts/setup.sh
-rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+scripts/setup_web.sh
 
 echo "== unit, fixture and CLI tests"
 cargo test --release --locked
@@ -20,7 +21,11 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
   fi
 fi
 SCORECAM_TEST_BACKEND=wgpu CUBECL_AUTOTUNE_LEVEL=minimal cargo test --release --locked --test tiny_vgg -- --test-threads 1
-echo "== wasm32 build of the library (WebGPU backend)"
-cargo build --release --locked --lib --target wasm32-unknown-unknown
 echo "== full-size EfficientNet-Lite0 parity against ../shared/reference"
 cargo test --release --locked --test parity -- --ignored --nocapture efficientnet_lite0
+echo "== the browser API in headless Chromium (wasm-bindgen-test)"
+CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}" WASM_BINDGEN_TEST_TIMEOUT=600 \
+  cargo test --release --locked --no-default-features --target wasm32-unknown-unknown --test web
+echo "== the app end to end (playwright-core + Chromium)"
+SCORECAM_WASM_OPT=0 scripts/build_web.sh
+(cd tests/e2e && SCORECAM_BIN="$CARGO_TARGET_DIR/release/scorecam" npm test)

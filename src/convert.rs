@@ -224,3 +224,32 @@ pub fn convert(input: &Path, out: &Path, arch: Option<Architecture>) -> Result<C
     std::fs::write(&manifest_path, manifest.to_json()).map_err(|e| Error::io(manifest_path.display(), e))?;
     Ok(Converted { arch, weights_path: out.to_path_buf(), manifest_path, manifest })
 }
+
+/// Rewrites `dir/index.json`, the list of models the browser app offers: one entry per manifest
+/// in `dir` (`name` is the manifest's file stem, used in share links).
+pub fn write_model_index(dir: &Path) -> Result<std::path::PathBuf> {
+    let mut entries = Vec::new();
+    let listing = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let mut paths: Vec<_> = listing.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        if path.extension().is_none_or(|e| e != "json") || stem == "index" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+        // Other JSON files in the folder are not ours to list.
+        let Ok(manifest) = Manifest::from_json(&text, &path.display().to_string()) else { continue };
+        entries.push(serde_json::json!({
+            "name": stem,
+            "display_name": manifest.name,
+            "arch": manifest.arch,
+            "manifest": format!("{stem}.json"),
+            "bytes": manifest.weights.bytes,
+        }));
+    }
+    let index = dir.join("index.json");
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "models": entries })).expect("JSON of strings and numbers");
+    std::fs::write(&index, text + "\n").map_err(|e| Error::io(index.display(), e))?;
+    Ok(index)
+}

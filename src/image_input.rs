@@ -30,6 +30,19 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage> {
     Ok(img.to_rgb8())
 }
 
+/// Wraps RGBA pixels (as a browser canvas gives them) as RGB, dropping alpha.
+pub fn from_rgba(rgba: &[u8], width: u32, height: u32) -> Result<RgbImage> {
+    let pixels = width as u64 * height as u64;
+    if width == 0 || height == 0 || pixels > MAX_PIXELS {
+        return Err(Error::image("image", format!("{width}x{height} pixels is outside the supported size")));
+    }
+    if rgba.len() as u64 != 4 * pixels {
+        return Err(Error::image("image", format!("{} bytes of RGBA for {width}x{height} pixels", rgba.len())));
+    }
+    let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    RgbImage::from_raw(width, height, rgb).ok_or_else(|| Error::image("image", "inconsistent pixel buffer"))
+}
+
 /// Reads and decodes an image file.
 pub fn read(path: &std::path::Path) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
@@ -59,6 +72,14 @@ pub fn to_input(img: &RgbImage, size: usize, norm: &Normalisation) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rgba_drops_alpha_and_checks_length() {
+        let img = from_rgba(&[1, 2, 3, 255, 4, 5, 6, 0], 2, 1).unwrap();
+        assert_eq!(img.as_raw(), &vec![1, 2, 3, 4, 5, 6]);
+        assert!(from_rgba(&[0; 7], 2, 1).is_err());
+        assert!(from_rgba(&[], 0, 0).is_err());
+    }
 
     #[test]
     fn garbage_is_a_clear_error() {

@@ -4,6 +4,7 @@
 //! - [`models`]: VGG16 (torchvision) and EfficientNet-Lite0 (timm `tf_efficientnet_lite0`).
 //! - [`cam`]: the method-independent CAM pipeline and Score-CAM's channel weights.
 //! - [`image_input`], [`render`]: photos in, heatmaps out.
+//! - `web` (wasm32 only): the browser's API, used by `www/app.js`.
 //! - `convert`, `backend` (native only): weight conversion and device selection for the CLI.
 
 pub mod cam;
@@ -12,6 +13,9 @@ pub mod image_input;
 pub mod models;
 pub mod render;
 pub mod weights;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod backend;

@@ -124,6 +124,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Convert { input, out, arch } => {
             let arch = arch.map(|a| Architecture::from_name(&a)).transpose()?;
             let c = convert::convert(&input, &out, arch)?;
+            let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let index = convert::write_model_index(dir)?;
             println!(
                 "{}: {} -> {} ({:.1} MB) + {}",
                 c.arch.display_name(),
@@ -132,6 +134,7 @@ fn run(cli: Cli) -> Result<()> {
                 c.manifest.weights.bytes as f64 / 1e6,
                 c.manifest_path.display()
             );
+            println!("model list for the browser app: {}", index.display());
         }
         Command::Explain { image, model, class, method, top_k, batch_size, backend, colormap, alpha, out, map_out, json } => {
             let cmap = Colormap::from_name(&colormap).with_context(|| format!("unknown colormap {colormap:?} (jet, turbo, viridis)"))?;

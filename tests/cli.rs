@@ -115,3 +115,18 @@ fn unreadable_image_is_a_clear_error() {
     assert!(stderr(&o).contains("cat.jpg"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
+
+#[test]
+fn convert_writes_the_model_index_and_the_checked_in_int8_fixture_is_current() {
+    let dir = tmp("index");
+    let weights = convert_fixture(&dir);
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let models = index["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0]["name"], "tiny");
+    assert_eq!(models[0]["manifest"], "tiny.json");
+    assert_eq!(models[0]["arch"], "vgg_tiny");
+    // tests/web.rs (wasm) embeds this converted copy: it must be what convert writes today.
+    let committed = std::fs::read(repo().join("tests/fixtures/vgg_tiny/int8/vgg_tiny.safetensors")).unwrap();
+    assert!(committed == std::fs::read(&weights).unwrap(), "re-run: scorecam convert tests/fixtures/vgg_tiny/weights.safetensors --arch vgg_tiny --out tests/fixtures/vgg_tiny/int8/vgg_tiny.safetensors");
+}

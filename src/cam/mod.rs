@@ -119,8 +119,25 @@ impl Default for Method {
 pub struct Progress<'a> {
     pub done: usize,
     pub total: usize,
-    /// Channel weights known so far (0 for channels not yet scored): enough to draw a partial map.
+    /// Channel weights known so far (0 for channels not yet scored): with `finish`, enough to
+    /// draw a partial map ([`Progress::partial_map`]).
     pub partial_weights: &'a [f32],
+    pub finish: Finish,
+}
+
+impl Progress<'_> {
+    /// The map the weights known so far give (`size x size`, in [0, 1]).
+    pub fn partial_map(&self, maps: &FeatureMaps, size: usize) -> Vec<f32> {
+        saliency_from_weights(maps, self.partial_weights, self.finish, size)
+    }
+}
+
+/// Gives the browser's event loop a turn (a macrotask, so it can paint and take input): the CPU
+/// backend computes synchronously, so without this a long explanation would freeze the page.
+/// Natively it does nothing.
+pub async fn yield_to_host() {
+    #[cfg(target_arch = "wasm32")]
+    crate::web::next_task().await;
 }
 
 /// Return `false` from the callback to cancel between batches.

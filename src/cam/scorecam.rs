@@ -5,7 +5,7 @@ use burn::tensor::activation::softmax as softmax_dim;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::upsample::bilinear_matrix;
-use super::{read_f32, softmax, Finish, Forwarded, Progress, ProgressFn, Stats};
+use super::{read_f32, softmax, yield_to_host, Finish, Forwarded, Progress, ProgressFn, Stats};
 use crate::error::{Error, Result};
 use crate::models::Model;
 
@@ -103,9 +103,17 @@ pub(super) async fn channel_weights(
         stats.forwards += bsz;
         stats.batches += 1;
         let done = (b * batch_size + bsz).min(total);
-        if !progress(&Progress { done, total, partial_weights: &scores }) {
+        // The partial weights are what the final weights would be if the rest scored zero.
+        let (partial, finish) = if library {
+            (library_weights(&chosen[..done], &scores, n), Finish::NormaliseThenUpsample)
+        } else {
+            (scores.clone(), Finish::UpsampleThenNormalise)
+        };
+        if !progress(&Progress { done, total, partial_weights: &partial, finish }) {
             return Err(Error::Cancelled);
         }
+        // Lets the browser paint and handle input between batches (a no-op natively).
+        yield_to_host().await;
     }
 
     if !library {
@@ -123,12 +131,17 @@ pub(super) async fn channel_weights(
         stats.forwards += 1;
         stats.batches += 1;
     }
-    let probs = softmax(&scored.iter().map(|&k| scores[k]).collect::<Vec<_>>());
+    Ok((library_weights(&scored, &scores, n), Finish::NormaliseThenUpsample, stats))
+}
+
+/// pytorch-grad-cam's weights: softmax of the class logits across the scored channels.
+fn library_weights(scored: &[usize], logits: &[f32], n: usize) -> Vec<f32> {
+    let probs = softmax(&scored.iter().map(|&k| logits[k]).collect::<Vec<_>>());
     let mut weights = vec![0f32; n];
     for (&k, p) in scored.iter().zip(probs) {
         weights[k] = p;
     }
-    Ok((weights, Finish::NormaliseThenUpsample, stats))
+    weights
 }
 
 fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {

@@ -1,0 +1,334 @@
+// End-to-end tests of the browser app in Debian's Chromium (playwright-core).
+//
+// The app is built by scripts/build_web.sh into dist/; the test copies it, installs the tiny VGG
+// test model beside the real ones (SwiftShader runs WebGPU on the CPU, about 100x slower than a
+// GPU, so a full-size model would take many minutes), and checks the page against the native CLI
+// on the same image and model.
+//
+// Environment: SCORECAM_DIST (default dist), SCORECAM_BIN (the native `scorecam`, default
+// $CARGO_TARGET_DIR/release/scorecam), SCORECAM_E2E_OUT (screenshots, default tests/e2e/out).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { launch } from './browser.mjs';
+import { serve } from './serve.mjs';
+
+const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
+const DIST = resolve(REPO, process.env.SCORECAM_DIST ?? 'dist');
+const TARGET = process.env.CARGO_TARGET_DIR ?? join(REPO, 'target');
+const BIN = process.env.SCORECAM_BIN ?? join(TARGET, 'release', 'scorecam');
+const OUT = resolve(REPO, process.env.SCORECAM_E2E_OUT ?? 'tests/e2e/out');
+const PHOTO = join(REPO, 'www/samples/chelsea.jpg');
+const MODEL = 'vgg_tiny';
+const SETTLE_MS = 300_000;
+
+let site; // {server, url} of the copied app
+let work; // temp dir with the app and the reference maps
+
+// ------------------------------------------------------------------ helpers
+
+/// An .npy file of little-endian f32 (as the CLI writes): {shape, data}.
+function readNpy(path) {
+  const buf = readFileSync(path);
+  const headerLen = buf.readUInt16LE(8);
+  const header = buf.subarray(10, 10 + headerLen).toString('latin1');
+  assert.match(header, /'descr': '<f4'/);
+  const shape = /'shape': \(([^)]*)\)/.exec(header)[1].split(',').filter((s) => s.trim()).map(Number);
+  const start = 10 + headerLen;
+  const data = new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length));
+  return { shape, data };
+}
+
+/// The CLI's map of `image` for the tiny model (at the model's input size), and its class.
+function cliMap(image, cls) {
+  const out = join(work, `cli-${cls ?? 'top'}.png`);
+  const args = ['explain', image, '--model', join(work, 'site/www/models', `${MODEL}.json`), '--out', out, '--json'];
+  if (cls !== undefined) args.push('--class', String(cls));
+  const report = JSON.parse(execFileSync(BIN, args, { encoding: 'utf8' }));
+  return { ...readNpy(out.replace(/\.png$/, '.npy')), report };
+}
+
+function pearson(a, b) {
+  const n = a.length;
+  let ma = 0, mb = 0;
+  for (let i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
+  ma /= n; mb /= n;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = 0; i < n; i++) { const x = a[i] - ma, y = b[i] - mb; sab += x * y; saa += x * x; sbb += y * y; }
+  return sab / Math.sqrt(saa * sbb);
+}
+
+function argmax(a) {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
+function peakDistance(a, b, size) {
+  const pa = argmax(a), pb = argmax(b);
+  return Math.hypot((pa % size) - (pb % size), Math.floor(pa / size) - Math.floor(pb / size));
+}
+
+async function openApp(ctx, query = '', hash = '') {
+  const page = await ctx.newPage();
+  // Records any script a hostile link manages to run (its payloads call alert()).
+  await page.addInitScript(() => {
+    window.alert = () => {
+      window.alerted = true;
+    };
+  });
+  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && console.log(`[console] ${m.text().slice(0, 300)}`));
+  await page.goto(`${site.url}${query}${hash}`);
+  return page;
+}
+
+async function settled(page) {
+  await page.waitForFunction(() => ['ready', 'done', 'error'].includes(document.body.dataset.state), null, { timeout: SETTLE_MS });
+  return page.evaluate(() => document.body.dataset.state);
+}
+
+async function alertText(page) {
+  return (await page.locator('[role=alert]').textContent()).trim();
+}
+
+/// Drops `bytes` on the page as a file, the way a drag from the desktop does.
+async function dropFile(page, bytes, name, type) {
+  await page.evaluate(({ b64, name, type }) => {
+    const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([data], name, { type }));
+    document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, { b64: Buffer.from(bytes).toString('base64'), name, type });
+}
+
+async function getMap(page) {
+  return page.evaluate(() => {
+    const m = window.scorecam.getMap();
+    return m && { ...m, map: Array.from(m.map) };
+  });
+}
+
+/// The CLI map resampled to 224x224 by the page's own core (the same bilinear resize).
+async function cliMap224(page, cli) {
+  const size = cli.shape[0];
+  return page.evaluate(({ data, size }) => Array.from(window.wasmBindings.resizeMap(new Float32Array(data), size, 224)), { data: Array.from(cli.data), size });
+}
+
+async function canvasPixels(page) {
+  return page.evaluate(() => {
+    const c = document.getElementById('canvas');
+    return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+  });
+}
+
+function meanAbsDiff(a, b) {
+  assert.equal(a.length, b.length);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
+  return s / a.length;
+}
+
+/// Keeps a screenshot of the run (best effort: a screenshot is evidence, not a check).
+async function shot(page, name) {
+  await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true, timeout: 15_000 }).catch((e) => console.log(`  (no screenshot ${name}: ${e.message.split('\n')[0]})`));
+}
+
+// ------------------------------------------------------------------ setup
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), 'scorecam-e2e-'));
+  cpSync(DIST, join(work, 'site'), { recursive: true });
+  // Installs the tiny model the way a user installs VGG16 (the converter also updates index.json).
+  execFileSync(BIN, ['convert', join(REPO, 'tests/fixtures/vgg_tiny/weights.safetensors'), '--arch', 'vgg_tiny', '--out', join(work, 'site/www/models', `${MODEL}.safetensors`)]);
+  site = await serve(join(work, 'site'), { host: 'localhost' });
+});
+
+after(() => site?.server.close());
+
+// ------------------------------------------------------------------ WebGPU (SwiftShader)
+
+describe('on WebGPU (SwiftShader)', () => {
+  let ctx;
+  let page;
+  let first; // the first explanation
+  before(async () => {
+    ctx = await launch({ webgpu: true });
+    page = await openApp(ctx, `?model=${MODEL}`);
+    assert.equal(await settled(page), 'ready', await alertText(page));
+  });
+  after(() => ctx?.close());
+
+  it('starts on WebGPU and lists the installed models', async () => {
+    const backend = await page.evaluate(() => window.scorecam.backend());
+    assert.equal(backend.backend, 'webgpu');
+    const models = await page.evaluate(() => window.scorecam.models());
+    assert.ok(models.includes(MODEL) && models.includes('efficientnet_lite0'), String(models));
+    await shot(page, 'webgpu-ready');
+  });
+
+  it('explains a dropped photo where the CLI does', async () => {
+    const blank = await canvasPixels(page);
+    await dropFile(page, readFileSync(PHOTO), 'chelsea.jpg', 'image/jpeg');
+    await page.waitForFunction(() => document.body.dataset.state === 'explaining', null, { timeout: 10_000 }).catch(() => {});
+    assert.equal(await settled(page), 'done', await alertText(page));
+    first = await getMap(page);
+    assert.equal(first.map.length, 224 * 224);
+    assert.equal(first.top5.length, 5);
+    const cli = cliMap(PHOTO);
+    assert.equal(first.class, cli.report.explained.class, 'same explained (top) class as the CLI');
+    const ref = await cliMap224(page, cli);
+    const r = pearson(first.map, ref);
+    const d = peakDistance(first.map, ref, 224);
+    console.log(`  webgpu vs CLI: pearson ${r.toFixed(4)}, peak distance ${d.toFixed(1)} px`);
+    assert.ok(r > 0.95, `map correlates with the CLI's (pearson ${r})`);
+    assert.ok(d <= 16, `peak within 16 px of the CLI's peak (${d})`);
+    // The canvas shows the photo with a heatmap over it: not blank, and not the bare photo.
+    const overlay = await canvasPixels(page);
+    assert.notEqual(overlay.length, 0);
+    assert.ok(blank.length !== overlay.length || meanAbsDiff(blank, overlay) > 5, 'canvas changed');
+    await page.locator('#opacity').fill('0');
+    await page.waitForTimeout(200);
+    const bare = await canvasPixels(page);
+    assert.ok(meanAbsDiff(bare, overlay) > 5, 'the heatmap is visible over the photo');
+    await page.locator('#opacity').fill('0.5');
+    await shot(page, 'webgpu-explained');
+  });
+
+  it('recovers when the GPU device is lost', async () => {
+    await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/coffee.jpg'));
+    assert.equal(await settled(page), 'done');
+    assert.equal(await page.evaluate(() => window.scorecam.loseDeviceForTesting()), true);
+    await page.waitForFunction(() => document.body.dataset.state === 'error', null, { timeout: 20_000 });
+    assert.match(await alertText(page), /GPU device was lost/);
+    await shot(page, 'error-device-lost');
+    await Promise.all([page.waitForNavigation({ timeout: 60_000 }), page.locator('#alert-restart').click()]);
+    assert.equal(await settled(page), 'done', await alertText(page));
+    assert.equal((await getMap(page)).map.length, 224 * 224);
+  });
+});
+
+// ------------------------------------------------------------------ hostile links
+
+describe('share links from strangers', () => {
+  let ctx;
+  before(async () => {
+    ctx = await launch({ webgpu: false });
+  });
+  after(() => ctx?.close());
+
+  const cases = {
+    'markup in a field': '#v=1&model=vgg_tiny&class=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E',
+    'an image that is not one': `#v=1&model=vgg_tiny&img=${Buffer.from('<script>alert(1)</script>').toString('base64url')}`,
+    'an oversized fragment': `#v=1&img=${'A'.repeat(300_000)}`,
+    'a javascript: image address': '#v=1&src=javascript%3Aalert(1)',
+  };
+  for (const [name, hash] of Object.entries(cases)) {
+    it(`rejects ${name} with a message`, async () => {
+      const page = await openApp(ctx, `?backend=cpu&model=${MODEL}`, hash);
+      assert.equal(await settled(page), 'error');
+      const text = await alertText(page);
+      assert.match(text, /shared link|damaged/, text);
+      // Nothing from the link became markup.
+      const injected = await page.evaluate(() => document.querySelectorAll('#alert *:not(span):not(button), img[src="x"]').length);
+      assert.equal(injected, 0);
+      assert.equal(await page.evaluate(() => typeof window.alerted), 'undefined');
+      if (name === 'markup in a field') await shot(page, 'error-tampered-link');
+      await page.close();
+    });
+  }
+});
+
+// ------------------------------------------------------------------ CPU fallback
+
+describe('on the CPU fallback', () => {
+  let ctx;
+  let page;
+  let first;
+  before(async () => {
+    ctx = await launch({ webgpu: false });
+    page = await openApp(ctx, `?model=${MODEL}`);
+    assert.equal(await settled(page), 'ready', await alertText(page));
+  });
+  after(() => ctx?.close());
+
+  it('runs without WebGPU, with a notice, and matches the CLI', async () => {
+    const backend = await page.evaluate(() => window.scorecam.backend());
+    assert.equal(backend.backend, 'cpu');
+    assert.match(await page.textContent('#notice'), /CPU/);
+    await dropFile(page, readFileSync(PHOTO), 'chelsea.jpg', 'image/jpeg');
+    assert.equal(await settled(page), 'done', await alertText(page));
+    first = await getMap(page);
+    const ref = await cliMap224(page, cliMap(PHOTO));
+    const r = pearson(first.map, ref);
+    console.log(`  cpu vs CLI: pearson ${r.toFixed(4)}`);
+    assert.ok(r > 0.95, `pearson ${r}`);
+    assert.ok(peakDistance(first.map, ref, 224) <= 16);
+    await shot(page, 'cpu-explained');
+  });
+
+  it('explains another class from the top-5 list', async () => {
+    const second = first.top5[1].index;
+    await page.locator(`#top5 button[data-class="${second}"]`).click();
+    assert.equal(await settled(page), 'done', await alertText(page));
+    const other = await getMap(page);
+    assert.equal(other.class, second);
+    const cli2 = cliMap(PHOTO, second);
+    const ref = await cliMap224(page, cli2);
+    const r = pearson(other.map, ref);
+    console.log(`  class ${second}: pearson ${r.toFixed(4)} vs CLI (class ${cli2.report.explained.class}); vs first map ${pearson(other.map, first.map).toFixed(4)}`);
+    assert.ok(r > 0.95, `class ${second} map correlates with the CLI's (pearson ${r})`);
+    assert.match(await page.textContent('#explained'), new RegExp(`class ${second}\\b`));
+    // back to the first class through the search box
+    await page.locator('#class-search').fill(`${first.class}: class ${first.class}`);
+    await page.locator('#class-search').dispatchEvent('change');
+    assert.equal(await settled(page), 'done');
+    assert.equal((await getMap(page)).class, first.class);
+  });
+
+  it('round-trips a share link to the same explanation', async () => {
+    const link = await page.evaluate(() => window.scorecam.shareLink());
+    const hash = new URL(link).hash;
+    assert.match(hash, /^#v=1&model=vgg_tiny&class=\d+/);
+    assert.ok(hash.length < 80_000, `link is ${hash.length} characters`);
+    const friend = await openApp(ctx, '', hash);
+    assert.equal(await settled(friend), 'done', await alertText(friend));
+    const theirs = await getMap(friend);
+    assert.equal(theirs.class, first.class);
+    const r = pearson(theirs.map, first.map);
+    console.log(`  share link round trip: pearson ${r.toFixed(4)}, ${hash.length} characters`);
+    assert.ok(r > 0.98, `same map after the round trip (pearson ${r})`);
+    assert.ok(peakDistance(theirs.map, first.map, 224) <= 8);
+    await shot(friend, 'shared-link');
+    await friend.close();
+  });
+
+  it('keeps the model in Cache Storage across reloads', async () => {
+    await page.reload();
+    assert.equal(await settled(page), 'ready');
+    const t = await page.evaluate(() => window.scorecam.timings());
+    assert.equal(t.model.fromCache, true, JSON.stringify(t));
+  });
+
+  it('says so when a file is not an image', async () => {
+    await dropFile(page, Buffer.from('just some notes, not a picture\n'), 'notes.txt', 'text/plain');
+    assert.equal(await settled(page), 'error');
+    assert.match(await alertText(page), /notes\.txt.*not an image/);
+    await shot(page, 'error-not-an-image');
+  });
+
+  it('says so when a JPEG is corrupt', async () => {
+    const jpeg = readFileSync(PHOTO);
+    const corrupt = Buffer.concat([jpeg.subarray(0, 2), Buffer.alloc(600, 0x5a)]); // SOI, then garbage
+    await dropFile(page, corrupt, 'broken.jpg', 'image/jpeg');
+    assert.equal(await settled(page), 'error');
+    assert.match(await alertText(page), /broken\.jpg.*(corrupt|not an image)/);
+  });
+
+});

@@ -1,0 +1,31 @@
+// Offline app shell: every same-origin GET except the model files goes to the network first and
+// falls back to the last copy cached here, so the page updates when online and opens offline.
+// Model weights are cached by the page itself (www/models.js), verified, keyed by SHA-256.
+
+const SHELL = 'scorecam-shell-v1';
+const PRECACHE = ['./', 'index.html', 'scorecam.js', 'scorecam_bg.wasm', 'www/app.js', 'www/share.js', 'www/models.js', 'www/style.css', 'www/models/index.json', 'www/samples/index.json'];
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(caches.open(SHELL).then((c) => c.addAll(PRECACHE)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(self.clients.claim());
+});
+
+self.addEventListener('fetch', (event) => {
+  const req = event.request;
+  const url = new URL(req.url);
+  if (req.method !== 'GET' || url.origin !== self.location.origin || url.pathname.endsWith('.safetensors')) return;
+  event.respondWith(
+    fetch(req)
+      .then((res) => {
+        if (res.ok) {
+          const copy = res.clone();
+          caches.open(SHELL).then((c) => c.put(req, copy));
+        }
+        return res;
+      })
+      .catch(async () => (await caches.match(req, { ignoreSearch: true })) ?? Response.error()),
+  );
+});
