@@ -44,7 +44,26 @@ pub fn encode_int8(tensors: &NamedTensors, arch: &str) -> Result<Vec<u8>> {
         ("format".to_string(), FORMAT_ID.to_string()),
         ("arch".to_string(), arch.to_string()),
     ]);
-    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::weights(&tensors.file, e))
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::weights(&tensors.file, e))?;
+    Ok(canonical_header(bytes))
+}
+
+/// Rewrites the safetensors header with sorted keys. The metadata map is a `HashMap`, so its
+/// order varies between runs; a sorted header makes conversion deterministic (the same source
+/// gives the same SHA-256, which is what the browser's cache is keyed by).
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8-byte length")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("safetensors wrote valid JSON");
+    // serde_json's map is a BTreeMap (no preserve_order): keys come out sorted.
+    let mut text = serde_json::to_string(&header).expect("JSON");
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend((text.len() as u64).to_le_bytes());
+    out.extend(text.as_bytes());
+    out.extend(&bytes[8 + n..]);
+    out
 }
 
 /// Parses an int8 weight file and dequantises it to f32. `file` names it in errors.
@@ -119,6 +138,15 @@ mod tests {
         assert_eq!(w.shape, vec![2, 1, 2, 2]);
         assert!((w.data[1] + 1.0).abs() < 1e-6 && (w.data[4] - 2.0).abs() < 1e-6);
         assert!((w.data[7] - 0.1).abs() <= 2.0 / 127.0 / 2.0);
+    }
+
+    #[test]
+    fn encoding_is_deterministic() {
+        let first = encode_int8(&sample(), "test").unwrap();
+        for _ in 0..8 {
+            assert_eq!(encode_int8(&sample(), "test").unwrap(), first);
+        }
+        assert!(decode_int8(&first, "sample").is_ok());
     }
 
     #[test]
