@@ -501,6 +501,7 @@ function syncControls() {
 
 function wireControls() {
   const guard = (fn) => (...args) => Promise.resolve().then(() => fn(...args)).catch(fail);
+  $('pick-file').addEventListener('click', () => $('file-input').click());
   $('file-input').addEventListener('change', guard(async (e) => {
     const file = e.target.files?.[0];
     e.target.value = '';

@@ -316,6 +316,39 @@ describe('on the CPU fallback', () => {
     assert.equal(t.model.fromCache, true, JSON.stringify(t));
   });
 
+  it('takes images from the file picker, the clipboard and a URL parameter', async () => {
+    await page.setInputFiles('#file-input', join(REPO, 'www/samples/coffee.jpg'));
+    assert.equal(await settled(page), 'done', await alertText(page));
+    const picked = await getMap(page);
+    await page.evaluate(async () => {
+      const bytes = await (await fetch('www/samples/astronaut.jpg')).arrayBuffer();
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'pasted.jpg', { type: 'image/jpeg' }));
+      window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt }));
+    });
+    assert.equal(await settled(page), 'done', await alertText(page));
+    const pasted = await getMap(page);
+    assert.ok(pearson(picked.map, pasted.map) < 0.999, 'a different photo gives a different map');
+    const viaUrl = await openApp(ctx, `?model=${MODEL}&image=${encodeURIComponent(`${site.url}www/samples/astronaut.jpg`)}`);
+    assert.equal(await settled(viaUrl), 'done', await alertText(viaUrl));
+    assert.ok(pearson((await getMap(viaUrl)).map, pasted.map) > 0.99, 'the same photo by URL gives the same map');
+    await viaUrl.close();
+  });
+
+  it('opens offline after the first visit (service worker and Cache Storage)', async () => {
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await ctx.setOffline(true);
+    try {
+      await page.reload();
+      assert.equal(await settled(page), 'ready', await alertText(page));
+      const t = await page.evaluate(() => window.scorecam.timings());
+      assert.equal(t.model.fromCache, true);
+      assert.equal(await page.evaluate(() => window.scorecam.backend().backend), 'cpu');
+    } finally {
+      await ctx.setOffline(false);
+    }
+  });
+
   it('says so when a file is not an image', async () => {
     await dropFile(page, Buffer.from('just some notes, not a picture\n'), 'notes.txt', 'text/plain');
     assert.equal(await settled(page), 'error');
