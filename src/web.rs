@@ -127,11 +127,11 @@ pub async fn init_backend(preference: String) -> Result<JsValue, JsValue> {
         "auto" | "webgpu" => match Device::wgpu_options().init_with_setup_async().await {
             Ok((device, setup)) => {
                 let limit = setup.device.limits().max_storage_buffer_binding_size as usize;
-                // CubeCL's handler panics on any validation error. Autotune compiles candidate
-                // kernels, and some are invalid on some adapters (SwiftShader rejects a vectorised
-                // matmul) while the chosen kernel is fine: log them instead. A lost device is
-                // still reported (CubeCL's device-lost callback stays, and the page watches
-                // GPUDevice.lost), and results are checked for NaN when read back.
+                // CubeCL's handler panics on any WebGPU validation error, from a callback where
+                // nothing can catch it. Log and count them instead (the page shows a notice);
+                // results are still checked for NaN when read back, and a lost device is
+                // reported through CubeCL's device-lost callback and the page's GPUDevice.lost.
+                // (Autotune is off on wasm, see Cargo.toml: it was the source of such errors.)
                 setup.device.on_uncaptured_error(std::sync::Arc::new(|error: wgpu::Error| {
                     VALIDATION_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     console_warn(&format!("WebGPU validation error (ignored if the result checks out): {error}"));

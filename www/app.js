@@ -300,7 +300,7 @@ async function explainClass(classIndex) {
   }
   if (!result || run !== app.run) return; // a stale result never overwrites a newer one
   if (app.backend.backend === 'webgpu' && app.wasm.validationErrors() > 0 && $('notice').hidden) {
-    showNotice('This GPU rejected some of the compute kernels tried while tuning (see the console). If a heatmap looks wrong, compare with the CPU: add ?backend=cpu to the address.');
+    showNotice('This GPU rejected some compute kernels (see the console). If a heatmap looks wrong, compare with the CPU: add ?backend=cpu to the address.');
   }
   app.timings.explain = { firstHeatmapMs: firstMs, totalMs: performance.now() - t0, stats: result.stats };
   app.result = result;

@@ -139,6 +139,45 @@ async function shot(page, name) {
   await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true, timeout: 15_000 }).catch((e) => console.log(`  (no screenshot ${name}: ${e.message.split('\n')[0]})`));
 }
 
+/// Clicks the second class of the top-5, checks its map against the CLI's, and goes back to the
+/// first class through the search box.
+async function checkClassSwitch(page, first) {
+  const second = first.top5[1].index;
+  await page.locator(`#top5 button[data-class="${second}"]`).click();
+  assert.equal(await settled(page), 'done', await alertText(page));
+  const other = await getMap(page);
+  assert.equal(other.class, second);
+  const cli2 = cliMap(PHOTO, second);
+  const ref = await cliMap224(page, cli2);
+  const r = pearson(other.map, ref);
+  console.log(`  class ${second}: pearson ${r.toFixed(4)} vs CLI (class ${cli2.report.explained.class}); vs first map ${pearson(other.map, first.map).toFixed(4)}`);
+  assert.ok(r > 0.95, `class ${second} map correlates with the CLI's (pearson ${r})`);
+  assert.match(await page.textContent('#explained'), new RegExp(`class ${second}\\b`));
+  // back to the first class through the search box
+  await page.locator('#class-search').fill(`${first.class}: class ${first.class}`);
+  await page.locator('#class-search').dispatchEvent('change');
+  assert.equal(await settled(page), 'done');
+  assert.equal((await getMap(page)).class, first.class);
+}
+
+/// Opens the page's share link in a new tab and checks it explains the same class, same map.
+async function checkShareLink(ctx, page, first, screenshot) {
+  const link = await page.evaluate(() => window.scorecam.shareLink());
+  const hash = new URL(link).hash;
+  assert.match(hash, /^#v=1&model=vgg_tiny&class=\d+/);
+  assert.ok(hash.length < 80_000, `link is ${hash.length} characters`);
+  const friend = await openApp(ctx, '', hash);
+  assert.equal(await settled(friend), 'done', await alertText(friend));
+  const theirs = await getMap(friend);
+  assert.equal(theirs.class, first.class);
+  const r = pearson(theirs.map, first.map);
+  console.log(`  share link round trip: pearson ${r.toFixed(4)}, ${hash.length} characters`);
+  assert.ok(r > 0.98, `same map after the round trip (pearson ${r})`);
+  assert.ok(peakDistance(theirs.map, first.map, 224) <= 8);
+  await shot(friend, screenshot);
+  await friend.close();
+}
+
 // ------------------------------------------------------------------ setup
 
 before(async () => {
@@ -200,6 +239,10 @@ describe('on WebGPU (SwiftShader)', () => {
     await page.locator('#opacity').fill('0.5');
     await shot(page, 'webgpu-explained');
   });
+
+  it('explains another class from the top-5 list', () => checkClassSwitch(page, first));
+
+  it('round-trips a share link to the same explanation', () => checkShareLink(ctx, page, first, 'webgpu-shared-link'));
 
   it('recovers when the GPU device is lost', async () => {
     await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/coffee.jpg'));
@@ -273,41 +316,9 @@ describe('on the CPU fallback', () => {
     await shot(page, 'cpu-explained');
   });
 
-  it('explains another class from the top-5 list', async () => {
-    const second = first.top5[1].index;
-    await page.locator(`#top5 button[data-class="${second}"]`).click();
-    assert.equal(await settled(page), 'done', await alertText(page));
-    const other = await getMap(page);
-    assert.equal(other.class, second);
-    const cli2 = cliMap(PHOTO, second);
-    const ref = await cliMap224(page, cli2);
-    const r = pearson(other.map, ref);
-    console.log(`  class ${second}: pearson ${r.toFixed(4)} vs CLI (class ${cli2.report.explained.class}); vs first map ${pearson(other.map, first.map).toFixed(4)}`);
-    assert.ok(r > 0.95, `class ${second} map correlates with the CLI's (pearson ${r})`);
-    assert.match(await page.textContent('#explained'), new RegExp(`class ${second}\\b`));
-    // back to the first class through the search box
-    await page.locator('#class-search').fill(`${first.class}: class ${first.class}`);
-    await page.locator('#class-search').dispatchEvent('change');
-    assert.equal(await settled(page), 'done');
-    assert.equal((await getMap(page)).class, first.class);
-  });
+  it('explains another class from the top-5 list', () => checkClassSwitch(page, first));
 
-  it('round-trips a share link to the same explanation', async () => {
-    const link = await page.evaluate(() => window.scorecam.shareLink());
-    const hash = new URL(link).hash;
-    assert.match(hash, /^#v=1&model=vgg_tiny&class=\d+/);
-    assert.ok(hash.length < 80_000, `link is ${hash.length} characters`);
-    const friend = await openApp(ctx, '', hash);
-    assert.equal(await settled(friend), 'done', await alertText(friend));
-    const theirs = await getMap(friend);
-    assert.equal(theirs.class, first.class);
-    const r = pearson(theirs.map, first.map);
-    console.log(`  share link round trip: pearson ${r.toFixed(4)}, ${hash.length} characters`);
-    assert.ok(r > 0.98, `same map after the round trip (pearson ${r})`);
-    assert.ok(peakDistance(theirs.map, first.map, 224) <= 8);
-    await shot(friend, 'shared-link');
-    await friend.close();
-  });
+  it('round-trips a share link to the same explanation', () => checkShareLink(ctx, page, first, 'cpu-shared-link'));
 
   it('keeps the model in Cache Storage across reloads', async () => {
     await page.reload();
