@@ -346,6 +346,18 @@ describe('on the CPU fallback', () => {
     await viaUrl.close();
   });
 
+  it('honours EXIF orientation as the CLI does', async () => {
+    const rotated = join(REPO, 'tests/fixtures/exif_orientation6.jpg'); // 96x48 stored, shown 48x96
+    const m = await page.evaluate(async (b64) => {
+      const r = await window.scorecam.loadImageFromBytes(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
+      const c = document.getElementById('canvas');
+      return { map: Array.from(r.map), width: c.width, height: c.height };
+    }, readFileSync(rotated).toString('base64'));
+    assert.ok(m.height === 2 * m.width, `shown upright (portrait): ${m.width}x${m.height}`);
+    const r = pearson(m.map, await cliMap224(page, cliMap(rotated)));
+    assert.ok(r > 0.95, `map matches the CLI's on the rotated photo (pearson ${r})`);
+  });
+
   it('opens offline after the first visit (service worker and Cache Storage)', async () => {
     await page.evaluate(() => navigator.serviceWorker.ready);
     await ctx.setOffline(true);
