@@ -1,5 +1,5 @@
 // Browser numbers for docs/benchmarks.md, in headless Chromium here (not a test):
-//   node tests/e2e/bench.mjs [--onnx lite0.onnx] [--gpu-cap-s 600] [--backends cpu,webgpu]
+//   node tests/e2e/bench.mjs [--onnx lite0.onnx] [--gpu-cap-s 600] [--backends cpu,webgpu] [--screenshot app.png]
 // Needs a built dist/ with EfficientNet-Lite0 installed. Prints one JSON object.
 //   - model load, cold (download + verify + build) and warm (Cache Storage), per backend
 //   - Lite0 forward (warm), time to the first heatmap and to the full Score-CAM, per backend
@@ -91,6 +91,7 @@ for (const backend of arg('--backends', 'cpu,webgpu').split(',')) {
   // Full Score-CAM of a photo (the first explanation on this page).
   const t0 = Date.now();
   const run = page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg').then(() => window.scorecam.timings()));
+  run.catch(() => {}); // left unfinished when the cap is reached
   let firstS = null;
   const cap = backend === 'cpu' ? 1800 : GPU_CAP_S;
   for (;;) {
@@ -109,6 +110,7 @@ for (const backend of arg('--backends', 'cpu,webgpu').split(',')) {
     r.explain = { unfinishedAfterS: cap, state, progress };
   }
   console.error(JSON.stringify({ [backend]: r })); // as it comes: the WebGPU part can take long
+  if (arg('--screenshot', null) && state === 'done') await page.screenshot({ path: arg('--screenshot'), fullPage: false });
   await ctx.close();
 }
 server.close();
