@@ -1,5 +1,5 @@
 // Browser numbers for docs/benchmarks.md, in headless Chromium here (not a test):
-//   node tests/e2e/bench.mjs [--onnx lite0.onnx] [--gpu-cap-s 600] [--backends cpu,webgpu] [--screenshot app.png]
+//   node tests/e2e/bench.mjs [--model NAME] [--no-explain] [--dist DIR] [--onnx lite0.onnx] [--gpu-cap-s 600] [--backends cpu,webgpu] [--screenshot app.png]
 // Needs a built dist/ with EfficientNet-Lite0 installed. Prints one JSON object.
 //   - model load, cold (download + verify + build) and warm (Cache Storage), per backend
 //   - Lite0 forward (warm), time to the first heatmap and to the full Score-CAM, per backend
@@ -21,6 +21,8 @@ const arg = (name, dflt) => {
 const ONNX = arg('--onnx', null);
 const GPU_CAP_S = Number(arg('--gpu-cap-s', '600'));
 const DIST = resolve(REPO, arg('--dist', 'dist'));
+const MODEL = arg('--model', 'efficientnet_lite0');
+const EXPLAIN = !process.argv.includes('--no-explain');
 
 const site = join(mkdtempSync(join(tmpdir(), 'scorecam-bench-')), 'site');
 cpSync(DIST, site, { recursive: true });
@@ -74,7 +76,7 @@ for (const backend of arg('--backends', 'cpu,webgpu').split(',')) {
   out.backends[backend] = r;
   const ctx = await launch({ webgpu: backend === 'webgpu' });
   const page = await ctx.newPage();
-  const query = `?model=efficientnet_lite0${backend === 'cpu' ? '&backend=cpu' : ''}`;
+  const query = `?model=${MODEL}${backend === 'cpu' ? '&backend=cpu' : ''}`;
   await page.goto(url + query);
   await settled(page);
   r.adapter = (await page.evaluate(() => window.scorecam.backend())).adapter;
@@ -89,6 +91,11 @@ for (const backend of arg('--backends', 'cpu,webgpu').split(',')) {
     }
   }
   // Full Score-CAM of a photo (the first explanation on this page).
+  if (!EXPLAIN) {
+    console.error(JSON.stringify({ [backend]: r }));
+    await ctx.close();
+    continue;
+  }
   const t0 = Date.now();
   const run = page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg').then(() => window.scorecam.timings()));
   run.catch(() => {}); // left unfinished when the cap is reached
