@@ -165,6 +165,7 @@ async function selectModel(name, { settle = true } = {}) {
   const t2 = performance.now();
   app.timings.model = { name, fromCache, fetchMs: t1 - t0, buildMs: t2 - t1 };
   app.model = { entry, info };
+  if (app.classIndex !== null && app.classIndex >= info.classNames.length) app.classIndex = null;
   status.hidden = true;
   fillClassNames(info.classNames);
   if (app.image) await analyseImage();
@@ -181,6 +182,9 @@ function fillClassNames(names) {
 
 // ---------------------------------------------------------------- image input
 
+/// The browser could not decode the bytes as an image.
+class ImageDecodeError extends Error {}
+
 async function decodeToCanvas(blob) {
   if (blob.size > LIMITS.imageBytes) {
     throw new Error(`This image is ${(blob.size / 1e6).toFixed(0)} MB; the limit is ${LIMITS.imageBytes / 1e6} MB.`);
@@ -191,7 +195,7 @@ async function decodeToCanvas(blob) {
     bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image' });
   } catch {
     const name = blob.name ? `“${blob.name}”` : 'This file';
-    throw new Error(`${name} is not an image the browser can decode (corrupt, truncated or not an image).`);
+    throw new ImageDecodeError(`${name} is not an image the browser can decode (corrupt, truncated or not an image).`);
   }
   const { width, height } = bitmap;
   if (!width || !height || width * height > LIMITS.imagePixels) {
@@ -209,13 +213,15 @@ async function decodeToCanvas(blob) {
   return canvas;
 }
 
-async function setImageBlob(blob, source) {
+/// A new image: explains `classIndex`, by default its own top class (not the previous image's).
+async function setImageBlob(blob, source, { classIndex = null } = {}) {
   app.run += 1; // a new image cancels the running explanation
   clearError();
   setState('explaining');
   const canvas = await decodeToCanvas(blob);
   app.image = { canvas, width: canvas.width, height: canvas.height, source };
   app.result = null;
+  app.classIndex = classIndex;
   await analyseImage();
 }
 
@@ -239,12 +245,12 @@ async function fetchImage(url) {
   return { blob: await res.blob(), href: parsed.href };
 }
 
-async function setImageUrl(url) {
+async function setImageUrl(url, options) {
   app.run += 1;
   clearError();
   setState('explaining');
   const { blob, href } = await fetchImage(url);
-  await setImageBlob(blob, { kind: 'url', url: href });
+  await setImageBlob(blob, { kind: 'url', url: href }, options);
 }
 
 /// The unmasked forward pass (top-5), then the explanation.
@@ -463,7 +469,6 @@ function applySharedView(s) {
   if (s.opacity !== undefined) app.view.opacity = s.opacity;
   if (s.variant) app.options.variant = s.variant;
   if (s.topk !== undefined) app.options.topK = s.topk;
-  if (s.class !== undefined) app.classIndex = s.class;
   syncControls();
 }
 
@@ -471,21 +476,14 @@ async function openShared(s) {
   if (s.class !== undefined && s.class >= app.model.info.classNames.length) {
     throw new Error(`The shared link names class ${s.class}, but this model has ${app.model.info.classNames.length} classes.`);
   }
+  const options = { classIndex: s.class ?? null };
   if (s.img) {
     const blob = new Blob([base64UrlToBytes(s.img)], { type: 'image/jpeg' });
-    app.run += 1;
-    const canvas = await decodeToCanvas(blob).catch(() => {
-      throw new Error('The shared link’s image is damaged (it does not decode as an image).');
+    await setImageBlob(blob, { kind: 'bytes' }, options).catch((err) => {
+      throw err instanceof ImageDecodeError ? new Error('The shared link’s image is damaged (it does not decode as an image).') : err;
     });
-    app.image = { canvas, width: canvas.width, height: canvas.height, source: { kind: 'bytes' } };
-    await analyseImage();
   } else if (s.src) {
-    const classIndex = app.classIndex;
-    const { blob, href } = await fetchImage(s.src);
-    const canvas = await decodeToCanvas(blob);
-    app.image = { canvas, width: canvas.width, height: canvas.height, source: { kind: 'url', url: href } };
-    app.classIndex = classIndex;
-    await analyseImage();
+    await setImageUrl(s.src, options);
   }
 }
 
