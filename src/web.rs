@@ -284,26 +284,30 @@ pub async fn explain(class: i32, options: JsValue, on_progress: Function) -> Res
 /// The `size x size` map resized (bilinear) to `width x height` and coloured: RGBA bytes.
 #[wasm_bindgen(js_name = renderHeatmap)]
 pub fn render_heatmap(map: &[f32], size: usize, width: u32, height: u32, colormap: &str) -> Result<Vec<u8>, JsValue> {
-    let cmap = Colormap::from_name(colormap).ok_or_else(|| invalid(format!("unknown colormap {colormap:?}")))?;
+    let cmap = colormap_named(colormap)?;
     if size == 0 || map.len() != size * size || width == 0 || height == 0 || width as u64 * height as u64 > 1 << 26 {
         return Err(invalid("renderHeatmap: bad map or canvas size"));
     }
     let resized = crate::render::map_to_image_size(map, size, width, height);
-    Ok(resized.iter().flat_map(|&v| {
-        let [r, g, b] = cmap.color(v);
-        [r, g, b, 255]
-    }).collect())
+    Ok(opaque_rgba(&crate::render::heatmap(&resized, width, height, cmap)))
 }
 
 /// `n` colours from 0 to 1 as RGBA bytes (the legend).
 #[wasm_bindgen(js_name = colormapStrip)]
 pub fn colormap_strip(colormap: &str, n: usize) -> Result<Vec<u8>, JsValue> {
-    let cmap = Colormap::from_name(colormap).ok_or_else(|| invalid(format!("unknown colormap {colormap:?}")))?;
+    let cmap = colormap_named(colormap)?;
     let n = n.clamp(2, 4096);
-    Ok((0..n).flat_map(|i| {
-        let [r, g, b] = cmap.color(i as f32 / (n - 1) as f32);
-        [r, g, b, 255]
-    }).collect())
+    let ramp: Vec<f32> = (0..n).map(|i| i as f32 / (n - 1) as f32).collect();
+    Ok(opaque_rgba(&crate::render::heatmap(&ramp, n as u32, 1, cmap)))
+}
+
+fn colormap_named(name: &str) -> Result<Colormap, JsValue> {
+    Colormap::from_name(name).ok_or_else(|| invalid(format!("unknown colormap {name:?} (jet, turbo, viridis)")))
+}
+
+/// RGB pixels as the RGBA bytes a canvas `ImageData` takes.
+fn opaque_rgba(img: &image::RgbImage) -> Vec<u8> {
+    img.pixels().flat_map(|p| [p[0], p[1], p[2], 255]).collect()
 }
 
 /// A `size x size` map resampled to `out x out` (bilinear), e.g. to 224x224 for scripts.
