@@ -104,12 +104,14 @@ pub(super) async fn channel_weights(
         stats.batches += 1;
         let done = (b * batch_size + bsz).min(total);
         // The partial weights are what the final weights would be if the rest scored zero.
+        let library_partial;
         let (partial, finish) = if library {
-            (library_weights(&chosen[..done], &scores, n), Finish::NormaliseThenUpsample)
+            library_partial = library_weights(&chosen[..done], &scores, n);
+            (&library_partial[..], Finish::NormaliseThenUpsample)
         } else {
-            (scores.clone(), Finish::UpsampleThenNormalise)
+            (&scores[..], Finish::UpsampleThenNormalise)
         };
-        if !progress(&Progress { done, total, partial_weights: &partial, finish }) {
+        if !progress(&Progress { done, total, partial_weights: partial, finish }) {
             return Err(Error::Cancelled);
         }
         // Lets the browser paint and handle input between batches (a no-op natively).
