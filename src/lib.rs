@@ -10,6 +10,7 @@
 pub mod cam;
 pub mod error;
 pub mod image_input;
+pub mod metrics;
 pub mod models;
 pub mod render;
 pub mod weights;
@@ -21,5 +22,7 @@ pub mod web;
 pub mod backend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod eval;
 
 pub use error::{Error, Result};

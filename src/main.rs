@@ -12,7 +12,7 @@ use scorecam::cam::{self, Method, Progress, ScoreCamOptions, ScoreCamVariant};
 use scorecam::models::{Architecture, Model};
 use scorecam::render::{self, Colormap};
 use scorecam::weights::Manifest;
-use scorecam::{backend, convert, image_input};
+use scorecam::{backend, convert, eval, image_input};
 
 #[derive(Parser)]
 #[command(name = "scorecam", version, about = "Score-CAM explanations for CNNs (VGG16, EfficientNet-Lite0)")]
@@ -22,11 +22,9 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum MethodArg {
-    /// Official Score-CAM (haofanwang/Score-CAM): softmax scores, constant maps skipped.
-    Scorecam,
-    /// pytorch-grad-cam's ScoreCAM: raw logits, softmax across channels.
-    ScorecamGradcamLib,
+enum TargetArg {
+    Predicted,
+    Label,
 }
 
 #[derive(Subcommand)]
@@ -50,8 +48,10 @@ enum Command {
         /// Class index to explain (default: the top-1 class).
         #[arg(long)]
         class: Option<usize>,
-        #[arg(long, value_enum, default_value = "scorecam")]
-        method: MethodArg,
+        /// scorecam (official), scorecam-gradcam-lib (pytorch-grad-cam's variant), gradcam,
+        /// gradcampp, rise, gradient, smoothgrad, integrated-gradients or mask.
+        #[arg(long, default_value = "scorecam")]
+        method: String,
         /// Faster-Score-CAM: score only the k channels of largest variance.
         #[arg(long)]
         top_k: Option<usize>,
@@ -88,6 +88,70 @@ enum Command {
         limit: Option<usize>,
         #[arg(long, default_value = "flex")]
         backend: String,
+    },
+    /// The paper's evaluation: methods x metrics over a labelled folder (labels.csv with
+    /// class_index and bboxes), written as tables (results.md/.csv/.json) and curves (curves.svg).
+    /// Resumable (records.jsonl), shardable (--shard I/N, then run once more without it or with
+    /// --report-only to merge).
+    Eval {
+        #[arg(long, short)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Comma-separated: scorecam, gradcam, gradcampp, rise, gradient, smoothgrad, integrated-gradients, mask.
+        #[arg(long, value_delimiter = ',', default_value = "gradcam,gradcampp,scorecam")]
+        methods: Vec<String>,
+        /// Comma-separated: ad-ai-library, ad-ai-paper, deletion, insertion, pointing-game.
+        #[arg(long, value_delimiter = ',', default_value = "ad-ai-library,ad-ai-paper,deletion,insertion,pointing-game")]
+        metrics: Vec<String>,
+        #[arg(long, short, default_value = "eval-out")]
+        out: PathBuf,
+        /// Only the first N images of labels.csv.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// I/N: only the images whose row index is I modulo N (records-I-of-N.jsonl).
+        #[arg(long)]
+        shard: Option<scorecam::eval::dataset::Shard>,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Explain the predicted (top-1) class or the ground-truth label.
+        #[arg(long, value_enum, default_value = "predicted")]
+        target: TargetArg,
+        /// Save every map as maps/<image>__<method>.npy (for the cross-check).
+        #[arg(long)]
+        save_maps: bool,
+        /// RISE masks (default 8000, the paper's; fewer for a quick look).
+        #[arg(long)]
+        rise_masks: Option<usize>,
+        /// A reference run's folder (scripts/eval_reference.py): tables show ours / reference.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// Only rebuild the tables from the records in --out.
+        #[arg(long)]
+        report_only: bool,
+    },
+    /// Sanity check (Adebayo et al. 2018): cascading randomisation of the layers from the top;
+    /// per stage, the Spearman rank correlation of each method's map with the original one, and
+    /// a grid image of the maps.
+    Sanity {
+        #[arg(long, short)]
+        model: PathBuf,
+        /// Images to average over (the first is drawn in the grid).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, value_delimiter = ',', default_value = "gradcam,gradcampp,scorecam")]
+        methods: Vec<String>,
+        #[arg(long, short, default_value = "sanity-out")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, default_value = "flex")]
+        backend: String,
+        /// Seed of the random weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Forward throughput at batch 1 and 16, and the time of one full Score-CAM.
     Bench {
@@ -141,12 +205,12 @@ fn run(cli: Cli) -> Result<()> {
             let model = load_model(&model, &backend)?;
             let photo = image_input::read(&image)?;
             let input = image_input::to_input(&photo, model.input_size(), &model.manifest.normalisation);
-            let variant = match method {
-                MethodArg::Scorecam => ScoreCamVariant::Official,
-                MethodArg::ScorecamGradcamLib => ScoreCamVariant::GradCamLibrary,
+            let method = match method.as_str() {
+                "scorecam" => Method::ScoreCam(ScoreCamOptions { variant: ScoreCamVariant::Official, batch_size, top_k }),
+                "scorecam-gradcam-lib" => Method::ScoreCam(ScoreCamOptions { variant: ScoreCamVariant::GradCamLibrary, batch_size, top_k }),
+                other => Method::from_name(other)?.with_batch_size(batch_size),
             };
-            let method = Method::ScoreCam(ScoreCamOptions { variant, batch_size, top_k });
-            let bar = progress_bar("masked forwards");
+            let bar = progress_bar("forwards");
             let t0 = Instant::now();
             let exp = pollster::block_on(cam::explain(&model, &input, class, &method, &mut |p: &Progress| {
                 bar.set_length(p.total as u64);
@@ -234,6 +298,66 @@ fn run(cli: Cli) -> Result<()> {
                 println!("f32  top-1: {:.2}%", 100.0 * f32c as f64 / n);
                 println!("int8/f32 top-1 agreement: {:.2}%", 100.0 * agree as f64 / n);
                 println!("max |logit int8 - f32|: {max_diff:.4} ({:.2}% of the largest |logit|)", 100.0 * max_rel);
+            }
+        }
+        Command::Eval { model, data, methods, metrics, out, limit, shard, batch_size, backend, target, save_maps, rise_masks, reference, report_only } => {
+            let mut methods = methods.iter().map(|m| Ok(Method::from_name(m.trim())?.with_batch_size(batch_size))).collect::<Result<Vec<_>>>()?;
+            for m in &mut methods {
+                if let (Method::Rise(o), Some(n)) = (m, rise_masks) {
+                    o.masks = n;
+                }
+            }
+            let metrics = metrics.iter().map(|m| scorecam::metrics::Metric::from_name(m.trim())).collect::<Result<Vec<_>, _>>()?;
+            let target = match target {
+                TargetArg::Predicted => eval::Target::Predicted,
+                TargetArg::Label => eval::Target::Label,
+            };
+            let model = load_model(&model, &backend)?;
+            if !report_only {
+                let opts = eval::EvalOptions { methods, metrics, out: out.clone(), limit, shard, batch_size, target, save_maps };
+                let bar = progress_bar("image x method");
+                let path = pollster::block_on(eval::run(&model, &data, &opts, &mut |done, total, what| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                    if !what.is_empty() {
+                        bar.set_message(what.to_string());
+                    }
+                }))?;
+                bar.finish_and_clear();
+                println!("records -> {}", path.display());
+            }
+            let records = eval::load_records(&out)?;
+            let ours = eval::report::summarise(&records);
+            let title = format!("Evaluation of {} on {}", model.manifest.name, data.display());
+            let written = match &reference {
+                Some(dir) => {
+                    let theirs = eval::report::summarise(&eval::load_records(dir)?);
+                    let agree = eval::report::agreement(&ours, &theirs, &out, dir, &records)?;
+                    eval::report::write(&out, &title, &ours, Some((&theirs, &agree)))?
+                }
+                None => eval::report::write(&out, &title, &ours, None)?,
+            };
+            for p in written {
+                println!("-> {}", p.display());
+            }
+        }
+        Command::Sanity { model, images, methods, out, batch_size, backend, seed } => {
+            let methods = methods.iter().map(|m| Ok(Method::from_name(m.trim())?.with_batch_size(batch_size))).collect::<Result<Vec<_>>>()?;
+            let model_path = model;
+            let model = load_model(&model_path, &backend)?;
+            let weights = std::fs::read(model_path.with_extension("safetensors")).or_else(|_| std::fs::read(model_path.with_file_name(&model.manifest.weights.file)))?;
+            let inputs = images
+                .iter()
+                .map(|p| Ok(image_input::to_input(&image_input::read(p)?, model.input_size(), &model.manifest.normalisation)))
+                .collect::<Result<Vec<_>>>()?;
+            let bar = progress_bar("stages");
+            let result = pollster::block_on(eval::sanity::cascading_randomisation(&model, &weights, &inputs, &methods, batch_size, seed, &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }))?;
+            bar.finish_and_clear();
+            for p in eval::sanity::write(&out, &result, &image_input::read(&images[0])?)? {
+                println!("-> {}", p.display());
             }
         }
         Command::Bench { model, image, backend, batch_size, runs, top_k, json } => bench(&model, image.as_deref(), &backend, batch_size, runs, top_k, json)?,

@@ -243,24 +243,32 @@ fn score_cam_options(options: &JsValue) -> Result<ScoreCamOptions, JsValue> {
     Ok(opts)
 }
 
+/// `options.method`: "scorecam" (default, with [`score_cam_options`]), "gradcam" or "gradcampp"
+/// (the CAM family; the pixel-level baselines are CLI-only, they are too slow for a page).
+fn method_option(options: &JsValue) -> Result<Method, JsValue> {
+    let name = if options.is_object() { Reflect::get(options, &"method".into()).ok().and_then(|v| v.as_string()) } else { None };
+    match name.as_deref() {
+        None | Some("scorecam") => Ok(Method::ScoreCam(score_cam_options(options)?)),
+        Some("gradcam") => Ok(Method::GradCam),
+        Some("gradcampp") => Ok(Method::GradCamPlusPlus),
+        Some(other) => Err(invalid(format!("unknown method {other:?} (scorecam, gradcam, gradcampp)"))),
+    }
+}
+
 /// Explains `class` (negative: the top class) of the current image. `on_progress` gets
-/// `{done, total, map}` after every batch (`map`: the partial saliency, inputSize squared) and
+/// `{done, total, map}` after every batch (`map`: the partial saliency, inputSize squared, or null) and
 /// cancels the run by returning `false`. Resolves to `{class, name, probability, map, size,
 /// top5, stats}`; a cancelled run rejects with an `AbortError`.
 #[wasm_bindgen]
 pub async fn explain(class: i32, options: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
     let model = model()?;
     let image = IMAGE.with_borrow(|i| i.clone()).ok_or_else(|| invalid("no image yet"))?;
-    let method = Method::ScoreCam(score_cam_options(&options)?);
+    let method = method_option(&options)?;
     let class = usize::try_from(class).ok();
     let size = model.input_size();
     let mut progress = |p: &cam::Progress<'_>| {
-        let map = p.partial_map(&image.maps, size);
-        let update = object(&[
-            ("done", (p.done as f64).into()),
-            ("total", (p.total as f64).into()),
-            ("map", Float32Array::from(&map[..]).into()),
-        ]);
+        let map = p.partial_map(&image.maps, size).map_or(JsValue::NULL, |m| Float32Array::from(&m[..]).into());
+        let update = object(&[("done", (p.done as f64).into()), ("total", (p.total as f64).into()), ("map", map)]);
         // An exception in the callback cancels too: the page is in no state to continue.
         on_progress.call1(&JsValue::NULL, &update).is_ok_and(|keep| keep != JsValue::FALSE)
     };

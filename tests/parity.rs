@@ -15,6 +15,8 @@ use scorecam::cam::{self, Method, ScoreCamOptions, ScoreCamVariant};
 use scorecam::models::{Architecture, Model};
 
 const IMAGES: [&str; 3] = ["chelsea", "coffee", "ILSVRC2012_val_00000247"];
+/// The class the reference explains on each image.
+const TARGETS: [usize; 3] = [285, 967, 13];
 
 fn data_file(name: &str) -> PathBuf {
     let dir = std::env::var_os("SCORECAM_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join(".data"));
@@ -39,6 +41,21 @@ fn check_forward(model: &Model, key: &str) {
         let (dl, da) = (max_rel_diff(&f.logits, &logits), max_rel_diff(&f.maps.data, &acts));
         println!("{key} {image}: logits rel diff {dl:.2e}, activations rel diff {da:.2e}");
         assert!(dl < 1e-4 && da < 1e-4, "{key} {image}: logits {dl}, activations {da}");
+    }
+}
+
+/// Grad-CAM and Grad-CAM++ (Burn autodiff) against pytorch-grad-cam: channel weights and maps.
+fn check_gradient_cams(model: &Model, key: &str, min_pearson: f64) {
+    for (image, class) in IMAGES.iter().zip(TARGETS) {
+        for (method, name) in [(Method::GradCam, "gradcam"), (Method::GradCamPlusPlus, "gradcampp")] {
+            let e = explain(model, &input(image), Some(class), &method);
+            let w = reference("raw", &format!("{key}__{name}__{image}__weights.npy"));
+            let dw = max_rel_diff(&e.channel_weights, &w);
+            let r = pearson(&e.map, &reference("cams", &format!("{key}__{name}__{image}.npy")));
+            println!("{key} {name} {image}: weights rel diff {dw:.2e}, map Pearson {r:.6}");
+            assert!(dw < 1e-3, "{key} {name} {image}: channel weights differ by {dw}");
+            assert!(r >= min_pearson, "{key} {name} {image}: map Pearson {r}");
+        }
     }
 }
 
@@ -68,6 +85,7 @@ fn efficientnet_lite0_matches_pytorch() {
     let (f32_model, int8_model) = f32_and_int8(&data_file("efficientnet_lite0.pth"), &Architecture::EfficientNetLite0, &device());
     check_forward(&f32_model, "efficientnet_lite0");
     check_cams(&f32_model, &int8_model, "efficientnet_lite0", 285, 32);
+    check_gradient_cams(&f32_model, "efficientnet_lite0", 0.999);
 }
 
 #[test]
@@ -81,4 +99,5 @@ fn vgg16_matches_pytorch() {
     let (f32_model, int8_model) = f32_and_int8(&zip, &Architecture::Vgg16, &device());
     check_forward(&f32_model, "vgg16_random_seed0");
     check_cams(&f32_model, &int8_model, "vgg16_random_seed0", 285, 16);
+    check_gradient_cams(&f32_model, "vgg16_random_seed0", 0.999);
 }

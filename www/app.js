@@ -285,7 +285,11 @@ async function explainClass(classIndex) {
   const size = app.model.info.inputSize;
   const t0 = performance.now();
   let firstMs = null;
-  const options = { variant: app.options.variant, topK: app.options.topK ?? undefined };
+  // Grad-CAM and Grad-CAM++ share the select with the Score-CAM variants: one gradient pass each.
+  const gradient = ['gradcam', 'gradcampp'].includes(app.options.variant);
+  const options = gradient
+    ? { method: app.options.variant }
+    : { method: 'scorecam', variant: app.options.variant, topK: app.options.topK ?? undefined };
   if (app.backend.backend === 'cpu') options.batchSize = 4; // short blocking stretches on the CPU
   const onProgress = (p) => {
     if (run !== app.run) return false; // superseded: cancel at this batch
@@ -293,8 +297,10 @@ async function explainClass(classIndex) {
     bar.max = p.total;
     bar.value = p.done;
     text.textContent = `Scored ${p.done} of ${p.total} activation maps`;
-    app.result = { partial: true, map: p.map, size, class: classIndex };
-    scheduleDraw();
+    if (p.map) {
+      app.result = { partial: true, map: p.map, size, class: classIndex };
+      scheduleDraw();
+    }
     return true;
   };
   let result;

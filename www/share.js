@@ -14,7 +14,7 @@ const PATTERNS = {
   v: /^1$/,
   model: /^[A-Za-z0-9_.-]{1,64}$/,
   class: /^\d{1,5}$/,
-  variant: /^(official|gradcam-lib)$/,
+  variant: /^(official|gradcam-lib|gradcam|gradcampp)$/,
   topk: /^\d{1,6}$/,
   opacity: /^(0(\.\d{1,4})?|1(\.0{1,4})?)$/,
   cmap: /^(jet|turbo|viridis)$/,

@@ -1,12 +1,22 @@
-//! Class activation maps. Everything method-independent lives here (the forward pass that
-//! captures the target layer, the weighted sum of maps, ReLU, normalisation and resizing);
-//! a method only decides the channel weights (see [`Method`]).
+//! Saliency methods. Everything method-independent lives here (the forward pass that captures
+//! the target layer, the weighted sum of maps, ReLU, normalisation and resizing); a CAM method
+//! (Score-CAM, Grad-CAM, Grad-CAM++) only decides the channel weights. The pixel-level baselines
+//! (RISE, gradients, Meaningful Perturbation) give a map directly. See [`Method`].
 
+mod gradcam;
+pub mod filters;
+mod gradients;
+mod perturbation;
+mod rise;
 mod scorecam;
 pub mod upsample;
 
+use burn::tensor::activation::softmax as softmax_dim;
 use burn::tensor::{Tensor, TensorData};
 
+pub use gradients::{IntegratedGradientsOptions, SmoothGradOptions};
+pub use perturbation::MeaningfulPerturbationOptions;
+pub use rise::RiseOptions;
 pub use scorecam::{ScoreCamOptions, ScoreCamVariant};
 
 use crate::error::{Error, Result};
@@ -76,7 +86,7 @@ pub fn saliency_from_weights(maps: &FeatureMaps, weights: &[f32], finish: Finish
 }
 
 /// `(x - min) / (max - min + eps)`; with eps = 0 a constant map becomes all zeros.
-fn min_max(values: &mut [f32], eps: f32) {
+pub(crate) fn min_max(values: &mut [f32], eps: f32) {
     let min = values.iter().copied().fold(f32::INFINITY, f32::min);
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let range = max - min + eps;
@@ -102,10 +112,22 @@ pub fn top_k(probabilities: &[f32], k: usize) -> Vec<(usize, f32)> {
     idx.into_iter().take(k).map(|i| (i, probabilities[i])).collect()
 }
 
-/// A CAM method: what decides the channel weights. Grad-CAM and friends join here.
+/// A saliency method and its options.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Method {
     ScoreCam(ScoreCamOptions),
+    /// Grad-CAM (Selvaraju et al. 2017): channel weight = mean gradient of the class logit.
+    GradCam,
+    /// Grad-CAM++ (Chattopadhay et al. 2018), as pytorch-grad-cam computes it.
+    GradCamPlusPlus,
+    /// RISE (Petsiuk et al. 2018): random masks weighted by the class probability.
+    Rise(RiseOptions),
+    /// Vanilla gradient (Simonyan et al. 2014).
+    Gradient,
+    SmoothGrad(SmoothGradOptions),
+    IntegratedGradients(IntegratedGradientsOptions),
+    /// Meaningful Perturbation (Fong & Vedaldi 2017): an optimised deletion mask.
+    MeaningfulPerturbation(MeaningfulPerturbationOptions),
 }
 
 impl Default for Method {
@@ -114,21 +136,100 @@ impl Default for Method {
     }
 }
 
+impl Method {
+    /// The names the CLI and the browser take, with each method's published defaults.
+    pub const NAMES: [&'static str; 8] = ["scorecam", "gradcam", "gradcampp", "rise", "gradient", "smoothgrad", "integrated-gradients", "mask"];
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "scorecam" => Self::ScoreCam(ScoreCamOptions::default()),
+            "gradcam" => Self::GradCam,
+            "gradcampp" | "gradcam++" => Self::GradCamPlusPlus,
+            "rise" => Self::Rise(RiseOptions::default()),
+            "gradient" | "vanilla-gradient" => Self::Gradient,
+            "smoothgrad" => Self::SmoothGrad(SmoothGradOptions::default()),
+            "integrated-gradients" | "ig" => Self::IntegratedGradients(IntegratedGradientsOptions::default()),
+            "mask" | "meaningful-perturbation" => Self::MeaningfulPerturbation(MeaningfulPerturbationOptions::default()),
+            other => return Err(Error::Invalid(format!("unknown method {other:?} (one of {})", Self::NAMES.join(", ")))),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ScoreCam(_) => "scorecam",
+            Self::GradCam => "gradcam",
+            Self::GradCamPlusPlus => "gradcampp",
+            Self::Rise(_) => "rise",
+            Self::Gradient => "gradient",
+            Self::SmoothGrad(_) => "smoothgrad",
+            Self::IntegratedGradients(_) => "integrated-gradients",
+            Self::MeaningfulPerturbation(_) => "mask",
+        }
+    }
+
+    /// The name tables use.
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            Self::ScoreCam(_) => "Score-CAM",
+            Self::GradCam => "Grad-CAM",
+            Self::GradCamPlusPlus => "Grad-CAM++",
+            Self::Rise(_) => "RISE",
+            Self::Gradient => "Gradient",
+            Self::SmoothGrad(_) => "SmoothGrad",
+            Self::IntegratedGradients(_) => "IntegratedGrads",
+            Self::MeaningfulPerturbation(_) => "Mask",
+        }
+    }
+
+    /// The same method with its forward batch size set (for the methods that batch).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        match &mut self {
+            Self::ScoreCam(o) => o.batch_size = batch_size,
+            Self::Rise(o) => o.batch_size = batch_size,
+            Self::SmoothGrad(o) => o.batch_size = batch_size,
+            Self::IntegratedGradients(o) => o.batch_size = batch_size,
+            Self::GradCam | Self::GradCamPlusPlus | Self::Gradient | Self::MeaningfulPerturbation(_) => {}
+        }
+        self
+    }
+
+    /// Whether the map is a weighted sum of target-layer channels.
+    pub fn is_cam(&self) -> bool {
+        matches!(self, Self::ScoreCam(_) | Self::GradCam | Self::GradCamPlusPlus)
+    }
+}
+
+/// What a method knows part-way through.
+#[derive(Debug)]
+pub enum Partial<'a> {
+    /// Channel weights known so far (0 for channels not yet scored).
+    Weights { weights: &'a [f32], finish: Finish },
+    /// A map at input resolution (unnormalised).
+    Map(&'a [f32]),
+    /// Nothing drawable yet.
+    Nothing,
+}
+
 /// Progress of a running explanation, reported between batches.
 #[derive(Debug)]
 pub struct Progress<'a> {
     pub done: usize,
     pub total: usize,
-    /// Channel weights known so far (0 for channels not yet scored): with `finish`, enough to
-    /// draw a partial map ([`Progress::partial_map`]).
-    pub partial_weights: &'a [f32],
-    pub finish: Finish,
+    pub partial: Partial<'a>,
 }
 
 impl Progress<'_> {
-    /// The map the weights known so far give (`size x size`, in [0, 1]).
-    pub fn partial_map(&self, maps: &FeatureMaps, size: usize) -> Vec<f32> {
-        saliency_from_weights(maps, self.partial_weights, self.finish, size)
+    /// The map known so far (`size x size`, in [0, 1]), if the method has one.
+    pub fn partial_map(&self, maps: &FeatureMaps, size: usize) -> Option<Vec<f32>> {
+        match &self.partial {
+            Partial::Weights { weights, finish } => Some(saliency_from_weights(maps, weights, *finish, size)),
+            Partial::Map(map) => {
+                let mut m = map.to_vec();
+                min_max(&mut m, 0.0);
+                Some(m)
+            }
+            Partial::Nothing => None,
+        }
     }
 }
 
@@ -164,13 +265,15 @@ pub struct Explanation {
     /// `size x size` row-major, in [0, 1].
     pub map: Vec<f32>,
     pub size: usize,
+    /// Empty for methods that are not a weighted sum of channels.
     pub channel_weights: Vec<f32>,
-    pub finish: Finish,
     pub stats: Stats,
 }
 
 /// A prepared input: the unmasked forward pass done, target-layer maps on the host.
 pub struct Forwarded {
+    /// The normalised `[3, size, size]` image on the host, and as a `[1, 3, size, size]` tensor.
+    pub image: Vec<f32>,
     pub input: Tensor<4>,
     pub maps: FeatureMaps,
     pub logits: Vec<f32>,
@@ -193,13 +296,13 @@ pub async fn forward_image(model: &Model, image: &[f32]) -> Result<Forwarded> {
     if image.len() != 3 * size * size {
         return Err(Error::Invalid(format!("input has {} values, expected 3x{size}x{size}", image.len())));
     }
-    let input = Tensor::<4>::from_data(TensorData::new(image.to_vec(), [1, 3, size, size]), &model.device);
+    let input = input_tensor(model, image);
     let (acts, logits) = model.network.forward_with_target(input.clone());
     let [_, channels, height, width] = acts.dims();
     let maps = FeatureMaps { channels, height, width, data: read_f32(acts).await? };
     let logits = read_f32(logits).await?;
     let probabilities = softmax(&logits);
-    Ok(Forwarded { input, maps, logits, probabilities })
+    Ok(Forwarded { image: image.to_vec(), input, maps, logits, probabilities })
 }
 
 /// Explains `class` (default: the top class) of a normalised `[3, size, size]` image.
@@ -227,21 +330,52 @@ pub async fn explain_forwarded(
     if class >= f.logits.len() {
         return Err(Error::Invalid(format!("class {class} out of range (the model has {} classes)", f.logits.len())));
     }
-    let (weights, finish, stats) = match method {
-        Method::ScoreCam(opts) => scorecam::channel_weights(model, f, class, opts, progress).await?,
-    };
     let size = model.input_size();
+    let (map, channel_weights, stats) = match method {
+        Method::ScoreCam(opts) => {
+            let (w, finish, stats) = scorecam::channel_weights(model, f, class, opts, progress).await?;
+            (saliency_from_weights(&f.maps, &w, finish, size), w, stats)
+        }
+        Method::GradCam | Method::GradCamPlusPlus => {
+            let w = gradcam::channel_weights(model, f, class, *method == Method::GradCamPlusPlus).await?;
+            let stats = Stats { forwards: 1, batches: 1, ..Stats::default() };
+            (saliency_from_weights(&f.maps, &w, Finish::NormaliseThenUpsample, size), w, stats)
+        }
+        Method::Rise(opts) => finish_pixel_map(rise::saliency(model, f, class, opts, progress).await?),
+        Method::Gradient => finish_pixel_map(gradients::vanilla(model, f, class).await?),
+        Method::SmoothGrad(opts) => finish_pixel_map(gradients::smoothgrad(model, f, class, opts, progress).await?),
+        Method::IntegratedGradients(opts) => finish_pixel_map(gradients::integrated(model, f, class, opts, progress).await?),
+        Method::MeaningfulPerturbation(opts) => finish_pixel_map(perturbation::saliency(model, f, class, opts, progress).await?),
+    };
     Ok(Explanation {
         class,
         class_probability: f.probabilities[class],
         top5,
         logits: f.logits.clone(),
-        map: saliency_from_weights(&f.maps, &weights, finish, size),
+        map,
         size,
-        channel_weights: weights,
-        finish,
+        channel_weights,
         stats,
     })
+}
+
+/// A pixel-level method's raw map, min-max normalised to [0, 1].
+fn finish_pixel_map((mut map, stats): (Vec<f32>, Stats)) -> (Vec<f32>, Vec<f32>, Stats) {
+    min_max(&mut map, 0.0);
+    (map, Vec::new(), stats)
+}
+
+/// Softmax probability of `class` for each image of a batch (the score every metric and RISE
+/// read).
+pub async fn class_probabilities(model: &Model, batch: Tensor<4>, class: usize) -> Result<Vec<f32>> {
+    let n = batch.dims()[0];
+    read_f32(softmax_dim(model.network.forward(batch), 1).slice([0..n, class..class + 1])).await
+}
+
+/// A normalised `[3, size, size]` host image as a `[1, 3, size, size]` tensor.
+pub fn input_tensor(model: &Model, image: &[f32]) -> Tensor<4> {
+    let size = model.input_size();
+    Tensor::<4>::from_data(TensorData::new(image.to_vec(), [1, 3, size, size]), &model.device)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use burn::tensor::activation::softmax as softmax_dim;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::upsample::bilinear_matrix;
-use super::{read_f32, softmax, yield_to_host, Finish, Forwarded, Progress, ProgressFn, Stats};
+use super::{read_f32, softmax, yield_to_host, Finish, Forwarded, Partial, Progress, ProgressFn, Stats};
 use crate::error::{Error, Result};
 use crate::models::Model;
 
@@ -111,7 +111,7 @@ pub(super) async fn channel_weights(
         } else {
             (&scores[..], Finish::UpsampleThenNormalise)
         };
-        if !progress(&Progress { done, total, partial_weights: partial, finish }) {
+        if !progress(&Progress { done, total, partial: Partial::Weights { weights: partial, finish } }) {
             return Err(Error::Cancelled);
         }
         // Lets the browser paint and handle input between batches (a no-op natively).

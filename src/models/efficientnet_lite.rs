@@ -111,12 +111,22 @@ impl EfficientNetLite0 {
 
     /// Head activations (ReLU6 after conv_head + bn, 1280x7x7) and logits, in one pass.
     pub fn forward_with_target(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
+        let target = self.features(x);
+        let logits = self.from_target(target.clone());
+        (target, logits)
+    }
+
+    /// Everything up to the target layer (conv_head + BN + ReLU6).
+    pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
         let mut x = relu6(self.stem.forward(x));
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let target = relu6(self.head.forward(x));
-        let logits = self.classifier.forward(self.pool.forward(target.clone()).flatten::<2>(1, 3));
-        (target, logits)
+        relu6(self.head.forward(x))
+    }
+
+    /// Global average pool and the classifier.
+    pub fn from_target(&self, x: Tensor<4>) -> Tensor<2> {
+        self.classifier.forward(self.pool.forward(x).flatten::<2>(1, 3))
     }
 }

@@ -134,6 +134,23 @@ impl Network {
         }
     }
 
+    /// The layers up to and including the target layer.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Vgg(m) => m.features(x),
+            Self::EfficientNetLite0(m) => m.features(x),
+        }
+    }
+
+    /// The rest of the network, from target-layer activations to logits (what Grad-CAM
+    /// differentiates).
+    pub fn from_target(&self, acts: Tensor<4>) -> Tensor<2> {
+        match self {
+            Self::Vgg(m) => m.from_target(acts),
+            Self::EfficientNetLite0(m) => m.from_target(acts),
+        }
+    }
+
     /// Logits only. (The target activations are a free by-product of the same pass.)
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_with_target(x).1

@@ -113,20 +113,28 @@ impl Vgg {
     }
 
     /// Target-layer activations (ReLU after the last conv) and logits, in one pass.
-    pub fn forward_with_target(&self, mut x: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
+    pub fn forward_with_target(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
+        let target = self.features(x);
+        let logits = self.from_target(target.clone());
+        (target, logits)
+    }
+
+    /// Everything up to the target layer (the ReLU after the last conv).
+    pub fn features(&self, mut x: Tensor<4>) -> Tensor<4> {
         let last = self.convs.len() - 1;
-        let mut target = None;
         for (i, (conv, pool)) in self.convs.iter().zip(&self.pool_after).enumerate() {
             x = relu(conv.forward(x));
-            if i == last {
-                target = Some(x.clone());
-            }
-            if *pool {
+            if *pool && i != last {
                 x = self.max_pool.forward(x);
             }
         }
-        let logits = self.head(x);
-        (target.expect("at least one conv"), logits)
+        x
+    }
+
+    /// From the target layer to the logits: the last max pool, then the classifier head.
+    pub fn from_target(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = if self.pool_after.last().copied().unwrap_or(false) { self.max_pool.forward(x) } else { x };
+        self.head(x)
     }
 
     /// Classifier head: average pool, flatten, fc6-ReLU-fc7-ReLU-fc8 (dropout is off at inference).

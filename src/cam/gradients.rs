@@ -1,0 +1,135 @@
+//! Input-gradient baselines: vanilla gradient, SmoothGrad and Integrated Gradients. Each
+//! differentiates the class logit with respect to the input (Burn's autodiff) and reduces the
+//! three colour channels with `max |.|` (Simonyan et al. 2014), the same for all three so they
+//! differ only in how the gradients are gathered.
+
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+use super::{read_f32, yield_to_host, Forwarded, Partial, Progress, ProgressFn, Stats};
+use crate::error::{Error, Result};
+use crate::models::Model;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmoothGradOptions {
+    pub samples: usize,
+    /// Noise standard deviation as a share of the input's range (max - min).
+    pub noise: f32,
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
+impl Default for SmoothGradOptions {
+    /// Smilkov et al. 2017: 50 samples, noise 15% of the input range.
+    fn default() -> Self {
+        Self { samples: 50, noise: 0.15, batch_size: 16, seed: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegratedGradientsOptions {
+    /// Riemann steps (right sums) from the baseline to the image.
+    pub steps: usize,
+    pub batch_size: usize,
+}
+
+impl Default for IntegratedGradientsOptions {
+    /// Sundararajan et al. 2017: 50 steps from a black image.
+    fn default() -> Self {
+        Self { steps: 50, batch_size: 16 }
+    }
+}
+
+/// d logit_class / d x for every image of `batch` ([B, 3, H, W] as one flat vector).
+async fn input_gradients(model: &Model, batch: Vec<f32>, class: usize) -> Result<Vec<f32>> {
+    let size = model.input_size();
+    let b = batch.len() / (3 * size * size);
+    let x = Tensor::<4>::from_data(TensorData::new(batch, [b, 3, size, size]), &model.device).autodiff().require_grad();
+    let logits = model.network.forward(x.clone());
+    // Images are independent, so the gradient of the sum is each image's own gradient.
+    let grads = logits.slice([0..b, class..class + 1]).sum().backward();
+    let g = x.grad(&grads).ok_or_else(|| Error::Device("no gradient reached the input".into()))?;
+    read_f32(g).await
+}
+
+/// `max_c |v_c|` of a `[3, size, size]` attribution: a `size x size` map.
+fn channel_abs_max(v: &[f32]) -> Vec<f32> {
+    let n = v.len() / 3;
+    (0..n).map(|i| v[i].abs().max(v[n + i].abs()).max(v[2 * n + i].abs())).collect()
+}
+
+pub(super) async fn vanilla(model: &Model, f: &Forwarded, class: usize) -> Result<(Vec<f32>, Stats)> {
+    let g = input_gradients(model, f.image.clone(), class).await?;
+    Ok((channel_abs_max(&g), Stats { forwards: 1, batches: 1, ..Stats::default() }))
+}
+
+/// Mean gradient over `inputs(i)` for i in 0..n, in batches; reports progress.
+async fn mean_gradient(
+    model: &Model,
+    class: usize,
+    n: usize,
+    batch_size: usize,
+    mut inputs: impl FnMut(usize) -> Vec<f32>,
+    progress: &mut ProgressFn<'_>,
+) -> Result<(Vec<f32>, Stats)> {
+    if n == 0 || batch_size == 0 {
+        return Err(Error::Invalid("samples/steps and batch size must be at least 1".into()));
+    }
+    let batch_size = batch_size.min(model.max_batch());
+    let per = 3 * model.input_size() * model.input_size();
+    let mut mean = vec![0f32; per];
+    let mut stats = Stats::default();
+    for start in (0..n).step_by(batch_size) {
+        let end = (start + batch_size).min(n);
+        let batch: Vec<f32> = (start..end).flat_map(&mut inputs).collect();
+        let g = input_gradients(model, batch, class).await?;
+        for chunk in g.chunks_exact(per) {
+            mean.iter_mut().zip(chunk).for_each(|(m, v)| *m += v / n as f32);
+        }
+        stats.forwards += end - start;
+        stats.batches += 1;
+        if !progress(&Progress { done: end, total: n, partial: Partial::Nothing }) {
+            return Err(Error::Cancelled);
+        }
+        yield_to_host().await;
+    }
+    Ok((mean, stats))
+}
+
+pub(super) async fn smoothgrad(model: &Model, f: &Forwarded, class: usize, opts: &SmoothGradOptions, progress: &mut ProgressFn<'_>) -> Result<(Vec<f32>, Stats)> {
+    let x = &f.image;
+    let (lo, hi) = x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let sigma = opts.noise * (hi - lo);
+    let normal = Normal::new(0.0, sigma.max(f32::MIN_POSITIVE)).map_err(|e| Error::Invalid(format!("SmoothGrad noise: {e}")))?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
+    let noisy = |_| x.iter().map(|v| v + normal.sample(&mut rng)).collect();
+    let (mean, stats) = mean_gradient(model, class, opts.samples, opts.batch_size, noisy, progress).await?;
+    Ok((channel_abs_max(&mean), stats))
+}
+
+pub(super) async fn integrated(model: &Model, f: &Forwarded, class: usize, opts: &IntegratedGradientsOptions, progress: &mut ProgressFn<'_>) -> Result<(Vec<f32>, Stats)> {
+    let x = &f.image;
+    let n = x.len() / 3;
+    // A black image (pixel value 0) in the network's normalised space.
+    let norm = &model.manifest.normalisation;
+    let baseline: Vec<f32> = (0..x.len()).map(|i| -norm.mean[i / n] / norm.std[i / n]).collect();
+    let steps = opts.steps;
+    let path = |k: usize| {
+        let t = (k + 1) as f32 / steps as f32;
+        x.iter().zip(&baseline).map(|(v, b)| b + t * (v - b)).collect()
+    };
+    let (mean, stats) = mean_gradient(model, class, steps, opts.batch_size, path, progress).await?;
+    let attribution: Vec<f32> = mean.iter().zip(x.iter().zip(&baseline)).map(|(g, (v, b))| g * (v - b)).collect();
+    Ok((channel_abs_max(&attribution), stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_reduction_takes_the_largest_magnitude() {
+        assert_eq!(channel_abs_max(&[1.0, -2.0, -3.0, 0.5, 0.0, 4.0]), vec![3.0, 4.0]);
+    }
+}

@@ -1,0 +1,135 @@
+//! RISE (Petsiuk et al. 2018): random binary masks on a coarse grid, upsampled bilinearly with a
+//! random sub-cell shift; the saliency is the class probability on each masked input times the
+//! mask, summed and divided by `masks * p` (their `generate_masks` and `forward`).
+
+use burn::tensor::{Tensor, TensorData};
+use rand::{RngExt, SeedableRng};
+
+use super::upsample::bilinear_matrix;
+use super::{class_probabilities, yield_to_host, Forwarded, Partial, Progress, ProgressFn, Stats};
+use crate::error::{Error, Result};
+use crate::models::Model;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiseOptions {
+    pub masks: usize,
+    /// Cells per side of the random grid.
+    pub grid: usize,
+    /// Probability that a cell is kept.
+    pub p: f32,
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
+impl Default for RiseOptions {
+    /// The RISE paper's ImageNet settings: 8000 masks, a 7x7 grid, p = 0.5.
+    fn default() -> Self {
+        Self { masks: 8000, grid: 7, p: 0.5, batch_size: 16, seed: 0 }
+    }
+}
+
+/// Makes RISE's masks, one at a time, from a seeded generator.
+pub struct MaskGenerator {
+    grid: usize,
+    size: usize,
+    cell: usize,
+    p: f32,
+    /// Bilinear weights from the grid to `(grid + 1) * cell` pixels (`up x grid`).
+    up: Vec<f32>,
+    rng: rand::rngs::StdRng,
+}
+
+impl MaskGenerator {
+    pub fn new(size: usize, opts: &RiseOptions) -> Result<Self> {
+        if opts.grid == 0 || opts.grid > size || !(opts.p > 0.0 && opts.p <= 1.0) {
+            return Err(Error::Invalid(format!("RISE needs 1 <= grid <= {size} and 0 < p <= 1")));
+        }
+        let cell = size.div_ceil(opts.grid);
+        let up_size = (opts.grid + 1) * cell;
+        Ok(Self {
+            grid: opts.grid,
+            size,
+            cell,
+            p: opts.p,
+            up: bilinear_matrix(opts.grid, up_size, false),
+            rng: rand::rngs::StdRng::seed_from_u64(opts.seed),
+        })
+    }
+
+    /// The next `size x size` mask, values in [0, 1].
+    pub fn next_mask(&mut self) -> Vec<f32> {
+        let (g, s) = (self.grid, self.size);
+        let cells: Vec<f32> = (0..g * g).map(|_| f32::from(self.rng.random::<f32>() < self.p)).collect();
+        let dy = self.rng.random_range(0..self.cell);
+        let dx = self.rng.random_range(0..self.cell);
+        // rows of the grid upsampled along x, cropped: tmp[a][j] = sum_b cells[a][b] up[dx + j][b]
+        let mut tmp = vec![0f32; g * s];
+        for a in 0..g {
+            for j in 0..s {
+                let w = &self.up[(dx + j) * g..(dx + j + 1) * g];
+                tmp[a * s + j] = (0..g).map(|b| cells[a * g + b] * w[b]).sum();
+            }
+        }
+        let mut mask = vec![0f32; s * s];
+        for i in 0..s {
+            let w = &self.up[(dy + i) * g..(dy + i + 1) * g];
+            let row = &mut mask[i * s..(i + 1) * s];
+            for (a, wa) in w.iter().enumerate().filter(|(_, v)| **v != 0.0) {
+                row.iter_mut().zip(&tmp[a * s..(a + 1) * s]).for_each(|(m, t)| *m += wa * t);
+            }
+        }
+        mask
+    }
+}
+
+pub(super) async fn saliency(model: &Model, f: &Forwarded, class: usize, opts: &RiseOptions, progress: &mut ProgressFn<'_>) -> Result<(Vec<f32>, Stats)> {
+    if opts.masks == 0 || opts.batch_size == 0 {
+        return Err(Error::Invalid("RISE needs at least one mask and a batch size of at least 1".into()));
+    }
+    let size = model.input_size();
+    let n = size * size;
+    let batch_size = opts.batch_size.min(model.max_batch());
+    let mut generator = MaskGenerator::new(size, opts)?;
+    let mut saliency = vec![0f32; n];
+    let mut stats = Stats::default();
+    for start in (0..opts.masks).step_by(batch_size) {
+        let b = batch_size.min(opts.masks - start);
+        let masks: Vec<Vec<f32>> = (0..b).map(|_| generator.next_mask()).collect();
+        // The mask multiplies the normalised input, as RISE's code does.
+        let masked: Vec<f32> = masks.iter().flat_map(|m| f.image.chunks_exact(n).flat_map(move |ch| ch.iter().zip(m).map(|(x, m)| x * m))).collect();
+        let batch = Tensor::<4>::from_data(TensorData::new(masked, [b, 3, size, size]), &model.device);
+        let probs = class_probabilities(model, batch, class).await?;
+        for (m, p) in masks.iter().zip(probs) {
+            saliency.iter_mut().zip(m).for_each(|(s, v)| *s += p * v);
+        }
+        stats.forwards += b;
+        stats.batches += 1;
+        if !progress(&Progress { done: start + b, total: opts.masks, partial: Partial::Map(&saliency) }) {
+            return Err(Error::Cancelled);
+        }
+        yield_to_host().await;
+    }
+    let scale = 1.0 / (opts.masks as f32 * opts.p);
+    saliency.iter_mut().for_each(|s| *s *= scale);
+    Ok((saliency, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_are_deterministic_in_range_and_keep_about_p() {
+        let opts = RiseOptions { seed: 7, ..RiseOptions::default() };
+        let mut a = MaskGenerator::new(224, &opts).unwrap();
+        let mut b = MaskGenerator::new(224, &opts).unwrap();
+        let mut mean = 0.0;
+        for _ in 0..200 {
+            let m = a.next_mask();
+            assert_eq!(m, b.next_mask());
+            assert!(m.iter().all(|v| (-1e-6..=1.0 + 1e-6).contains(v)));
+            mean += m.iter().sum::<f32>() / m.len() as f32 / 200.0;
+        }
+        assert!((mean - 0.5).abs() < 0.05, "mean mask value {mean}");
+    }
+}

@@ -1,0 +1,280 @@
+//! The paper's tables (Table 1: Average Drop / Increase, Table 2: deletion / insertion, Table 3:
+//! energy pointing game) from evaluation records, as markdown, CSV and JSON, with the mean
+//! deletion and insertion curves as an SVG plot. With a reference run (the PyTorch script's
+//! records), every cell shows ours / reference and an agreement table follows.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{map_file_name, read_npy, Record};
+use crate::cam::Method;
+use crate::error::{Error, Result};
+use crate::metrics::pearson;
+
+/// Mean and count of one column for one method.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Mean {
+    pub mean: f64,
+    pub n: usize,
+}
+
+/// Per method: column means and mean curves.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub images: usize,
+    pub methods: BTreeMap<String, MethodSummary>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MethodSummary {
+    pub columns: BTreeMap<String, Mean>,
+    pub curves: BTreeMap<String, Vec<f64>>,
+    pub seconds_per_image: f64,
+    pub forwards_per_image: f64,
+}
+
+pub fn summarise(records: &[Record]) -> Summary {
+    let mut by_method: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+    let mut images = std::collections::HashSet::new();
+    // a resumed run can hold a pair twice: the last line wins
+    let mut latest: BTreeMap<(String, String), &Record> = BTreeMap::new();
+    for r in records {
+        latest.insert((r.image.clone(), r.method.clone()), r);
+    }
+    for r in latest.values() {
+        images.insert(r.image.clone());
+        by_method.entry(r.method.clone()).or_default().push(r);
+    }
+    let methods = by_method
+        .into_iter()
+        .map(|(name, rs)| {
+            let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+            let mut curves: BTreeMap<String, (Vec<f64>, usize)> = BTreeMap::new();
+            for r in &rs {
+                for (k, v) in &r.scores {
+                    let e = sums.entry(k.clone()).or_default();
+                    e.0 += v;
+                    e.1 += 1;
+                }
+                for (k, c) in &r.curves {
+                    let e = curves.entry(k.clone()).or_insert_with(|| (vec![0.0; c.len()], 0));
+                    if e.0.len() == c.len() {
+                        e.0.iter_mut().zip(c).for_each(|(s, v)| *s += *v as f64);
+                        e.1 += 1;
+                    }
+                }
+            }
+            let n = rs.len() as f64;
+            let summary = MethodSummary {
+                columns: sums.into_iter().map(|(k, (s, n))| (k, Mean { mean: s / n as f64, n })).collect(),
+                curves: curves.into_iter().map(|(k, (s, n))| (k, s.into_iter().map(|v| v / n as f64).collect())).collect(),
+                seconds_per_image: rs.iter().map(|r| r.seconds).sum::<f64>() / n,
+                forwards_per_image: rs.iter().map(|r| r.forwards as f64).sum::<f64>() / n,
+            };
+            (name, summary)
+        })
+        .collect();
+    Summary { images: images.len(), methods }
+}
+
+/// The rows of the three tables: (table, row label, column, decimals).
+const ROWS: [(u8, &str, &str, usize); 7] = [
+    (1, "Average Drop (%) ↓ — library protocol: input × map", "ad_ai_library_drop", 2),
+    (1, "Average Increase (%) ↑ — library protocol: input × map", "ad_ai_library_increase", 2),
+    (1, "Average Drop (%) ↓ — paper protocol: 50% most salient pixels kept", "ad_ai_paper_drop", 2),
+    (1, "Average Increase (%) ↑ — paper protocol: 50% most salient pixels kept", "ad_ai_paper_increase", 2),
+    (2, "Deletion AUC ↓", "deletion_auc", 4),
+    (2, "Insertion AUC ↑", "insertion_auc", 4),
+    (3, "Energy-based pointing game (%) ↑", "pointing_game_energy", 2),
+];
+
+/// Methods in the paper's column order, then any others.
+fn method_order(summary: &Summary) -> Vec<String> {
+    let mut order: Vec<String> = ["gradient", "smoothgrad", "integrated-gradients", "mask", "rise", "gradcam", "gradcampp", "scorecam"]
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|m| summary.methods.contains_key(m))
+        .collect();
+    let rest: Vec<String> = summary.methods.keys().filter(|m| !order.contains(m)).cloned().collect();
+    order.extend(rest);
+    order
+}
+
+fn display(method: &str) -> String {
+    Method::from_name(method).map(|m| m.display_name().to_string()).unwrap_or_else(|_| method.to_string())
+}
+
+/// Agreement of ours with the reference for one method.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agreement {
+    /// |ours - reference| of each column mean.
+    pub column_diffs: BTreeMap<String, f64>,
+    /// Pearson correlation of our map with the reference's, over the images both saved.
+    pub map_pearson_mean: Option<f64>,
+    pub map_pearson_min: Option<f64>,
+    pub maps_compared: usize,
+}
+
+pub fn agreement(ours: &Summary, reference: &Summary, ours_dir: &Path, reference_dir: &Path, records: &[Record]) -> Result<BTreeMap<String, Agreement>> {
+    let mut out = BTreeMap::new();
+    for (method, o) in &ours.methods {
+        let Some(r) = reference.methods.get(method) else { continue };
+        let column_diffs = o.columns.iter().filter_map(|(k, v)| r.columns.get(k).map(|w| (k.clone(), (v.mean - w.mean).abs()))).collect();
+        let mut pearsons = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for rec in records.iter().filter(|r| &r.method == method) {
+            if !seen.insert(rec.image.clone()) {
+                continue;
+            }
+            let name = map_file_name(&rec.image, method);
+            if let (Some(a), Some(b)) = (read_npy(&ours_dir.join("maps").join(&name))?, read_npy(&reference_dir.join("maps").join(&name))?) {
+                if a.len() == b.len() {
+                    pearsons.push(pearson(&a, &b));
+                }
+            }
+        }
+        let n = pearsons.len();
+        out.insert(
+            method.clone(),
+            Agreement {
+                column_diffs,
+                map_pearson_mean: (n > 0).then(|| pearsons.iter().sum::<f64>() / n as f64),
+                map_pearson_min: pearsons.iter().copied().reduce(f64::min),
+                maps_compared: n,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Writes `results.md`, `results.csv`, `results.json` and `curves.svg` into `out`.
+pub fn write(out: &Path, title: &str, ours: &Summary, reference: Option<(&Summary, &BTreeMap<String, Agreement>)>) -> Result<Vec<PathBuf>> {
+    let methods = method_order(ours);
+    let cell = |s: &Summary, m: &str, col: &str, d: usize| s.methods.get(m).and_then(|x| x.columns.get(col)).map(|v| format!("{:.*}", d, v.mean));
+    let mut md = format!("# {title}\n\n{} images. ↓ lower is better, ↑ higher is better.", ours.images);
+    if reference.is_some() {
+        md.push_str(" Each cell: ours / reference (PyTorch).");
+    }
+    md.push('\n');
+    for (table, heading) in [(1, "Table 1 — Average Drop and Average Increase"), (2, "Table 2 — Deletion and Insertion (AUC of the class probability)"), (3, "Table 3 — Localisation: energy-based pointing game")] {
+        let rows: Vec<_> = ROWS.iter().filter(|r| r.0 == table && methods.iter().any(|m| cell(ours, m, r.2, 0).is_some())).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = write!(md, "\n## {heading}\n\n| |");
+        for m in &methods {
+            let _ = write!(md, " {} |", display(m));
+        }
+        md.push_str("\n|---|");
+        md.push_str(&"---:|".repeat(methods.len()));
+        md.push('\n');
+        for (_, label, col, d) in rows {
+            let _ = write!(md, "| {label} |");
+            for m in &methods {
+                let mine = cell(ours, m, col, *d).unwrap_or_else(|| "–".into());
+                match reference {
+                    Some((r, _)) => {
+                        let theirs = cell(r, m, col, *d).unwrap_or_else(|| "–".into());
+                        let _ = write!(md, " {mine} / {theirs} |");
+                    }
+                    None => {
+                        let _ = write!(md, " {mine} |");
+                    }
+                }
+            }
+            md.push('\n');
+        }
+        if table == 3 {
+            let n = methods.iter().filter_map(|m| ours.methods.get(m)?.columns.get("pointing_game_energy").map(|v| v.n)).max().unwrap_or(0);
+            let _ = writeln!(md, "\nOver the {n} images with exactly one box covering less than half of the image.");
+        }
+    }
+    let _ = write!(md, "\n## Cost\n\n| | seconds / image | forward passes / image (method + metrics) |\n|---|---:|---:|\n");
+    for m in &methods {
+        let s = &ours.methods[m];
+        let _ = writeln!(md, "| {} | {:.2} | {:.0} |", display(m), s.seconds_per_image, s.forwards_per_image);
+    }
+    if let Some((_, agree)) = reference {
+        md.push_str("\n## Agreement with the reference\n\n| method | max abs. difference, Average Drop/Increase (points) | max abs. difference, deletion/insertion AUC | max abs. difference, pointing game (points) | map Pearson mean (min) over n maps |\n|---|---:|---:|---:|---|\n");
+        for m in &methods {
+            let Some(a) = agree.get(m) else { continue };
+            let max = |pred: &dyn Fn(&str) -> bool| a.column_diffs.iter().filter(|(k, _)| pred(k)).map(|(_, v)| *v).reduce(f64::max).map_or("–".into(), |v| format!("{v:.3}"));
+            let pearson = match (a.map_pearson_mean, a.map_pearson_min) {
+                (Some(mean), Some(min)) => format!("{mean:.4} ({min:.4}), n = {}", a.maps_compared),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                display(m),
+                max(&|k| k.starts_with("ad_ai")),
+                max(&|k| k.ends_with("_auc")),
+                max(&|k| k.starts_with("pointing")),
+                pearson
+            );
+        }
+    }
+    let mut written = Vec::new();
+    let mut put = |name: &str, text: String| -> Result<()> {
+        let p = out.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::io(p.display(), e))?;
+        written.push(p);
+        Ok(())
+    };
+    put("results.md", md)?;
+    let mut csv = String::from("method,column,mean,n,reference_mean\n");
+    for m in &methods {
+        for (col, v) in &ours.methods[m].columns {
+            let r = reference.and_then(|(r, _)| r.methods.get(m)?.columns.get(col)).map_or(String::new(), |w| w.mean.to_string());
+            let _ = writeln!(csv, "{m},{col},{},{},{r}", v.mean, v.n);
+        }
+    }
+    put("results.csv", csv)?;
+    let json = serde_json::json!({
+        "title": title,
+        "ours": ours,
+        "reference": reference.map(|(r, _)| r),
+        "agreement": reference.map(|(_, a)| a),
+    });
+    put("results.json", serde_json::to_string_pretty(&json).map_err(|e| Error::Invalid(e.to_string()))?)?;
+    let svg = out.join("curves.svg");
+    plot_curves(&svg, ours, &methods)?;
+    written.push(svg);
+    Ok(written)
+}
+
+/// Mean deletion and insertion curves, one panel each, one line per method.
+fn plot_curves(path: &Path, summary: &Summary, methods: &[String]) -> Result<()> {
+    use plotters::prelude::*;
+    let fail = |e: &dyn std::fmt::Display| Error::Invalid(format!("plotting {}: {e}", path.display()));
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let panels = root.split_evenly((1, 2));
+    for (panel, (metric, title)) in panels.iter().zip([("deletion", "Deletion (lower AUC is better)"), ("insertion", "Insertion (higher AUC is better)")]) {
+        let mut chart = ChartBuilder::on(panel)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(|e| fail(&e))?;
+        chart.configure_mesh().x_desc("fraction of pixels deleted / inserted").y_desc("class probability").draw().map_err(|e| fail(&e))?;
+        for (i, m) in methods.iter().enumerate() {
+            let Some(curve) = summary.methods[m].curves.get(metric) else { continue };
+            let n = curve.len().max(2) - 1;
+            let colour = Palette99::pick(i).to_rgba();
+            let auc = summary.methods[m].columns.get(&format!("{metric}_auc")).map_or(f64::NAN, |v| v.mean);
+            chart
+                .draw_series(LineSeries::new(curve.iter().enumerate().map(|(k, v)| (k as f64 / n as f64, *v)), colour.stroke_width(2)))
+                .map_err(|e| fail(&e))?
+                .label(format!("{} ({auc:.3})", display(m)))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        }
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).position(SeriesLabelPosition::UpperRight).draw().map_err(|e| fail(&e))?;
+    }
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
