@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use scorecam::cam::{self, Method, Progress, ScoreCamOptions, ScoreCamVariant};
+use scorecam::cam::{self, Method, Progress, ScoreCamOptions};
 use scorecam::models::{Architecture, Model};
 use scorecam::render::{self, Colormap};
 use scorecam::weights::Manifest;
@@ -131,6 +131,10 @@ enum Command {
         /// Only rebuild the tables from the records in --out.
         #[arg(long)]
         report_only: bool,
+        /// The original state_dict: evaluate the unquantised (f32) model built from it instead of
+        /// the int8 file (what the cross-check against PyTorch uses).
+        #[arg(long)]
+        source: Option<PathBuf>,
     },
     /// Sanity check (Adebayo et al. 2018): cascading randomisation of the layers from the top;
     /// per stage, the Spearman rank correlation of each method's map with the original one, and
@@ -205,10 +209,9 @@ fn run(cli: Cli) -> Result<()> {
             let model = load_model(&model, &backend)?;
             let photo = image_input::read(&image)?;
             let input = image_input::to_input(&photo, model.input_size(), &model.manifest.normalisation);
-            let method = match method.as_str() {
-                "scorecam" => Method::ScoreCam(ScoreCamOptions { variant: ScoreCamVariant::Official, batch_size, top_k }),
-                "scorecam-gradcam-lib" => Method::ScoreCam(ScoreCamOptions { variant: ScoreCamVariant::GradCamLibrary, batch_size, top_k }),
-                other => Method::from_name(other)?.with_batch_size(batch_size),
+            let method = match Method::from_name(&method)?.with_batch_size(batch_size) {
+                Method::ScoreCam(o) => Method::ScoreCam(ScoreCamOptions { top_k, ..o }),
+                other => other,
             };
             let bar = progress_bar("forwards");
             let t0 = Instant::now();
@@ -300,7 +303,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("max |logit int8 - f32|: {max_diff:.4} ({:.2}% of the largest |logit|)", 100.0 * max_rel);
             }
         }
-        Command::Eval { model, data, methods, metrics, out, limit, shard, batch_size, backend, target, save_maps, rise_masks, reference, report_only } => {
+        Command::Eval { model, data, methods, metrics, out, limit, shard, batch_size, backend, target, save_maps, rise_masks, reference, report_only, source } => {
             let mut methods = methods.iter().map(|m| Ok(Method::from_name(m.trim())?.with_batch_size(batch_size))).collect::<Result<Vec<_>>>()?;
             for m in &mut methods {
                 if let (Method::Rise(o), Some(n)) = (m, rise_masks) {
@@ -312,7 +315,13 @@ fn run(cli: Cli) -> Result<()> {
                 TargetArg::Predicted => eval::Target::Predicted,
                 TargetArg::Label => eval::Target::Label,
             };
-            let model = load_model(&model, &backend)?;
+            let mut model = load_model(&model, &backend)?;
+            if let Some(source) = source {
+                let t = convert::canonical_tensors(convert::read_state_dict(&source)?, &model.arch)?;
+                let limit = model.binding_limit;
+                model = Model::from_tensors(model.manifest.clone(), t, &model.device)?;
+                model.binding_limit = limit;
+            }
             if !report_only {
                 let opts = eval::EvalOptions { methods, metrics, out: out.clone(), limit, shard, batch_size, target, save_maps };
                 let bar = progress_bar("image x method");
@@ -326,16 +335,19 @@ fn run(cli: Cli) -> Result<()> {
                 bar.finish_and_clear();
                 println!("records -> {}", path.display());
             }
-            let records = eval::load_records(&out)?;
-            let ours = eval::report::summarise(&records);
+            let mut records = eval::load_records(&out)?;
             let title = format!("Evaluation of {} on {}", model.manifest.name, data.display());
             let written = match &reference {
                 Some(dir) => {
-                    let theirs = eval::report::summarise(&eval::load_records(dir)?);
+                    // Compare like with like: only the (image, method) pairs both runs hold.
+                    let mut theirs = eval::load_records(dir)?;
+                    eval::report::keep_common(&mut records, &mut theirs);
+                    let ours = eval::report::summarise(&records);
+                    let theirs = eval::report::summarise(&theirs);
                     let agree = eval::report::agreement(&ours, &theirs, &out, dir, &records)?;
                     eval::report::write(&out, &title, &ours, Some((&theirs, &agree)))?
                 }
-                None => eval::report::write(&out, &title, &ours, None)?,
+                None => eval::report::write(&out, &title, &eval::report::summarise(&records), None)?,
             };
             for p in written {
                 println!("-> {}", p.display());

@@ -138,11 +138,12 @@ impl Default for Method {
 
 impl Method {
     /// The names the CLI and the browser take, with each method's published defaults.
-    pub const NAMES: [&'static str; 8] = ["scorecam", "gradcam", "gradcampp", "rise", "gradient", "smoothgrad", "integrated-gradients", "mask"];
+    pub const NAMES: [&'static str; 9] = ["scorecam", "scorecam-gradcam-lib", "gradcam", "gradcampp", "rise", "gradient", "smoothgrad", "integrated-gradients", "mask"];
 
     pub fn from_name(name: &str) -> Result<Self> {
         Ok(match name {
             "scorecam" => Self::ScoreCam(ScoreCamOptions::default()),
+            "scorecam-gradcam-lib" => Self::ScoreCam(ScoreCamOptions { variant: ScoreCamVariant::GradCamLibrary, ..ScoreCamOptions::default() }),
             "gradcam" => Self::GradCam,
             "gradcampp" | "gradcam++" => Self::GradCamPlusPlus,
             "rise" => Self::Rise(RiseOptions::default()),
@@ -156,6 +157,7 @@ impl Method {
 
     pub fn name(&self) -> &'static str {
         match self {
+            Self::ScoreCam(o) if o.variant == ScoreCamVariant::GradCamLibrary => "scorecam-gradcam-lib",
             Self::ScoreCam(_) => "scorecam",
             Self::GradCam => "gradcam",
             Self::GradCamPlusPlus => "gradcampp",
@@ -170,6 +172,7 @@ impl Method {
     /// The name tables use.
     pub fn display_name(&self) -> &'static str {
         match self {
+            Self::ScoreCam(o) if o.variant == ScoreCamVariant::GradCamLibrary => "Score-CAM (pytorch-grad-cam)",
             Self::ScoreCam(_) => "Score-CAM",
             Self::GradCam => "Grad-CAM",
             Self::GradCamPlusPlus => "Grad-CAM++",

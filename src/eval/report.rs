@@ -80,6 +80,15 @@ pub fn summarise(records: &[Record]) -> Summary {
     Summary { images: images.len(), methods }
 }
 
+/// Drops the records whose (image, method) pair the other run lacks.
+pub fn keep_common(ours: &mut Vec<Record>, theirs: &mut Vec<Record>) {
+    let key = |r: &Record| (r.image.clone(), r.method.clone());
+    let a: std::collections::HashSet<_> = ours.iter().map(key).collect();
+    let b: std::collections::HashSet<_> = theirs.iter().map(key).collect();
+    ours.retain(|r| b.contains(&key(r)));
+    theirs.retain(|r| a.contains(&key(r)));
+}
+
 /// The rows of the three tables: (table, row label, column, decimals).
 const ROWS: [(u8, &str, &str, usize); 7] = [
     (1, "Average Drop (%) ↓ — library protocol: input × map", "ad_ai_library_drop", 2),
@@ -93,7 +102,7 @@ const ROWS: [(u8, &str, &str, usize); 7] = [
 
 /// Methods in the paper's column order, then any others.
 fn method_order(summary: &Summary) -> Vec<String> {
-    let mut order: Vec<String> = ["gradient", "smoothgrad", "integrated-gradients", "mask", "rise", "gradcam", "gradcampp", "scorecam"]
+    let mut order: Vec<String> = ["gradient", "smoothgrad", "integrated-gradients", "mask", "rise", "gradcam", "gradcampp", "scorecam", "scorecam-gradcam-lib"]
         .iter()
         .map(|s| s.to_string())
         .filter(|m| summary.methods.contains_key(m))
