@@ -73,7 +73,7 @@ class TinyVgg(torch.nn.Module):
 
 
 def fixture():
-    from pytorch_grad_cam import ScoreCAM
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     from safetensors.torch import save_file
     out = os.path.join(REPO, "tests/fixtures/vgg_tiny")
@@ -102,6 +102,15 @@ def fixture():
     cam = ScoreCAM(model=model, target_layers=[layer])
     cam.batch_size = 32
     np.save(os.path.join(out, "gradcamlib_scorecam.npy"), cam(input_tensor=x, targets=[ClassifierOutputTarget(cls)])[0].astype(np.float32))
+    # every class: for the top class the tiny model's Grad-CAM is all zeros (ReLU of a negative sum)
+    for name, method in (("gradcam", GradCAM), ("gradcampp", GradCAMPlusPlus)):
+        cam = method(model=model, target_layers=[layer])
+        maps = [cam(input_tensor=x, targets=[ClassifierOutputTarget(c)])[0] for c in range(10)]
+        np.save(os.path.join(out, f"{name}.npy"), np.stack(maps).astype(np.float32))
+    # d logit_cls / d input, the raw material of the gradient baselines
+    xg = x.clone().requires_grad_(True)
+    model(xg)[0, cls].backward()
+    np.save(os.path.join(out, "input_gradient.npy"), xg.grad.numpy())
     print("fixture written to", out, "class", cls, "constant channels",
           int(sum(float(a.max()) == float(a.min()) for a in acts["a"][0])))
 

@@ -42,7 +42,7 @@ impl Default for IntegratedGradientsOptions {
 }
 
 /// d logit_class / d x for every image of `batch` ([B, 3, H, W] as one flat vector).
-async fn input_gradients(model: &Model, batch: Vec<f32>, class: usize) -> Result<Vec<f32>> {
+pub async fn input_gradients(model: &Model, batch: Vec<f32>, class: usize) -> Result<Vec<f32>> {
     let size = model.input_size();
     let b = batch.len() / (3 * size * size);
     let x = Tensor::<4>::from_data(TensorData::new(batch, [b, 3, size, size]), &model.device).autodiff().require_grad();

@@ -14,7 +14,7 @@ pub mod upsample;
 use burn::tensor::activation::softmax as softmax_dim;
 use burn::tensor::{Tensor, TensorData};
 
-pub use gradients::{IntegratedGradientsOptions, SmoothGradOptions};
+pub use gradients::{input_gradients, IntegratedGradientsOptions, SmoothGradOptions};
 pub use perturbation::MeaningfulPerturbationOptions;
 pub use rise::RiseOptions;
 pub use scorecam::{ScoreCamOptions, ScoreCamVariant};
@@ -62,7 +62,8 @@ impl FeatureMaps {
 pub enum Finish {
     /// Official Score-CAM: upsample, ReLU, min-max (an all-equal map becomes zeros).
     UpsampleThenNormalise,
-    /// pytorch-grad-cam: ReLU, `x - min`, `/ (max + 1e-7)` at feature resolution, then upsample.
+    /// pytorch-grad-cam: ReLU, `x - min`, `/ (max + 1e-7)` at feature resolution, upsample, and
+    /// the same scaling once more.
     NormaliseThenUpsample,
 }
 
@@ -80,7 +81,11 @@ pub fn saliency_from_weights(maps: &FeatureMaps, weights: &[f32], finish: Finish
         Finish::NormaliseThenUpsample => {
             let mut low: Vec<f32> = cam.iter().map(|v| v.max(0.0)).collect();
             min_max(&mut low, 1e-7);
-            upsample::resize_map(&low, h, w, size, size)
+            // pytorch-grad-cam scales again after resizing (`aggregate_multi_layers`): bilinear
+            // upsampling with half-pixel centres rarely lands on the low-resolution peak.
+            let mut up = upsample::resize_map(&low, h, w, size, size);
+            min_max(&mut up, 1e-7);
+            up
         }
     }
 }
