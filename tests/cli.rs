@@ -130,3 +130,101 @@ fn convert_writes_the_model_index_and_the_checked_in_int8_fixture_is_current() {
     let committed = std::fs::read(repo().join("tests/fixtures/vgg_tiny/int8/vgg_tiny.safetensors")).unwrap();
     assert!(committed == std::fs::read(&weights).unwrap(), "re-run: scorecam convert tests/fixtures/vgg_tiny/weights.safetensors --arch vgg_tiny --out tests/fixtures/vgg_tiny/int8/vgg_tiny.safetensors");
 }
+
+/// A labelled folder like shared/data/imagenet-val: three 32x32 images, one with a single small
+/// box (the pointing game's case), one with a box over most of the image, one with two boxes.
+fn tiny_dataset(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    let img = image::open(repo().join("tests/fixtures/vgg_tiny/input.png")).unwrap();
+    img.save(data.join("images/a.png")).unwrap();
+    img.fliph().save(data.join("images/b.png")).unwrap();
+    img.rotate180().save(data.join("images/c.png")).unwrap();
+    std::fs::write(
+        data.join("labels.csv"),
+        "file,class_index,width,height,bboxes\nimages/a.png,5,32,32,4 4 20 20\nimages/b.png,3,32,32,0 0 31 31\nimages/c.png,1,32,32,0 0 8 8;20 20 30 30\n",
+    )
+    .unwrap();
+    data
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn eval_writes_the_paper_tables_resumes_and_shards() {
+    let dir = tmp("eval");
+    let weights = convert_fixture(&dir);
+    let data = tiny_dataset(&dir);
+    let out = dir.join("out");
+    let args = |out: &Path| -> Vec<String> {
+        ["eval", "--model", weights.to_str().unwrap(), "--data", data.to_str().unwrap(), "--methods", "gradcam,scorecam,rise", "--rise-masks", "40", "--out", out.to_str().unwrap(), "--save-maps"]
+            .map(String::from)
+            .to_vec()
+    };
+    let run = |extra: &[&str], out: &Path| {
+        let mut a = args(out);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let o = Command::new(env!("CARGO_BIN_EXE_scorecam")).args(&a).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    run(&[], &out);
+    let records = lines(&out.join("records.jsonl"));
+    assert_eq!(records.len(), 9, "3 images x 3 methods");
+    for r in &records {
+        let s = &r["scores"];
+        for key in ["ad_ai_library_drop", "ad_ai_paper_drop", "ad_ai_library_increase"] {
+            assert!((0.0..=100.0).contains(&s[key].as_f64().unwrap()), "{key}: {s}");
+        }
+        for key in ["deletion_auc", "insertion_auc"] {
+            assert!((0.0..=1.0).contains(&s[key].as_f64().unwrap()), "{key}: {s}");
+        }
+        // 32x32 pixels, 224 a step: 5 steps, 6 points per curve
+        assert_eq!(r["curves"]["deletion"].as_array().unwrap().len(), 6);
+        // only a.png has a single box under half of the image
+        assert_eq!(s.get("pointing_game_energy").is_some(), r["image"] == "images/a.png", "{r}");
+    }
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    for part in ["Table 1", "Table 2", "Table 3", "library protocol", "paper protocol", "Grad-CAM", "RISE", "Score-CAM"] {
+        assert!(md.contains(part), "results.md lacks {part:?}:\n{md}");
+    }
+    assert!(std::fs::read_to_string(out.join("curves.svg")).unwrap().contains("<svg"));
+    assert!(std::fs::read_to_string(out.join("results.csv")).unwrap().starts_with("method,column,mean,n"));
+    assert_eq!(std::fs::read_dir(out.join("maps")).unwrap().count(), 9);
+
+    // Resumed: nothing is redone.
+    run(&[], &out);
+    assert_eq!(lines(&out.join("records.jsonl")).len(), 9);
+
+    // Shard 1 of 2 takes the second image only.
+    let sharded = dir.join("sharded");
+    run(&["--shard", "1/2"], &sharded);
+    let part = lines(&sharded.join("records-1-of-2.jsonl"));
+    assert_eq!(part.len(), 3);
+    assert!(part.iter().all(|r| r["image"] == "images/b.png"));
+
+    // Against itself as the reference: every difference 0, every map identical.
+    run(&["--report-only", "--reference", out.to_str().unwrap()], &out);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for (method, a) in json["agreement"].as_object().unwrap() {
+        assert!(a["column_diffs"].as_object().unwrap().values().all(|v| v.as_f64().unwrap() == 0.0), "{method}");
+        assert_eq!(a["maps_compared"], 3, "{method}");
+        assert!((a["map_pearson_min"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{method}");
+    }
+}
+
+#[test]
+fn eval_rejects_unknown_methods_and_bad_shards() {
+    let dir = tmp("eval-bad");
+    let weights = convert_fixture(&dir);
+    let data = tiny_dataset(&dir);
+    let out = dir.join("o");
+    let base = ["eval", "--model", weights.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let o = scorecam(&[&base[..], &["--methods", "lime"]].concat());
+    assert!(!o.status.success() && stderr(&o).contains("unknown method"), "{}", stderr(&o));
+    let o = scorecam(&[&base[..], &["--shard", "2/2"]].concat());
+    assert!(!o.status.success() && stderr(&o).contains("shard"), "{}", stderr(&o));
+    let o = scorecam(&["eval", "--model", weights.to_str().unwrap(), "--data", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("labels.csv"), "{}", stderr(&o));
+}

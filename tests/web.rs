@@ -15,6 +15,9 @@ const MANIFEST: &str = include_str!("fixtures/vgg_tiny/int8/vgg_tiny.json");
 const WEIGHTS: &[u8] = include_bytes!("fixtures/vgg_tiny/int8/vgg_tiny.safetensors");
 const INPUT_PNG: &[u8] = include_bytes!("fixtures/vgg_tiny/input.png");
 const OFFICIAL_NPY: &[u8] = include_bytes!("fixtures/vgg_tiny/official_scorecam.npy");
+/// pytorch-grad-cam's Grad-CAM and Grad-CAM++ maps of the f32 model, all 10 classes.
+const GRADCAM_NPY: &[u8] = include_bytes!("fixtures/vgg_tiny/gradcam.npy");
+const GRADCAMPP_NPY: &[u8] = include_bytes!("fixtures/vgg_tiny/gradcampp.npy");
 
 /// The f32 payload of a little-endian `<f4` .npy file.
 fn npy_f32(bytes: &[u8]) -> Vec<f32> {
@@ -78,6 +81,19 @@ async fn explains_like_pytorch() {
     let err = web::explain(3, opts.into(), cancel).await.unwrap_err();
     assert_eq!(js_sys::Error::from(err).name(), "AbortError");
 
+    // Grad-CAM and Grad-CAM++ in the browser (Burn's autodiff in wasm) against pytorch-grad-cam,
+    // on a class whose map is not empty.
+    for (method, npy) in [("gradcam", GRADCAM_NPY), ("gradcampp", GRADCAMPP_NPY)] {
+        let opts = Object::new();
+        Reflect::set(&opts, &"method".into(), &method.into()).unwrap();
+        let result = web::explain(2, opts.into(), Function::new_no_args("return true")).await.unwrap();
+        let ours = js_sys::Float32Array::from(get(&result, "map")).to_vec();
+        let reference = &npy_f32(npy)[2 * 1024..3 * 1024];
+        let r = pearson(&ours, reference);
+        assert!(r > 0.98, "{method} (int8, wasm) vs pytorch-grad-cam (f32): pearson {r}");
+        assert_eq!(get(&result, "class").as_f64(), Some(2.0));
+    }
+
     // The resize the page uses for its 224x224 maps.
     let resized = web::resize_square_map(&map, 32, 224).unwrap();
     assert_eq!(resized.len(), 224 * 224);
@@ -98,6 +114,10 @@ async fn bad_input_is_an_error_not_a_panic() {
     Reflect::set(&opts, &"variant".into(), &"made-up".into()).unwrap();
     let e = message(web::explain(0, opts.into(), Function::new_no_args("return true")).await.unwrap_err());
     assert!(e.contains("variant") || e.contains("no image"), "{e}");
+    let opts = Object::new();
+    Reflect::set(&opts, &"method".into(), &"rise".into()).unwrap();
+    let e = message(web::explain(0, opts.into(), Function::new_no_args("return true")).await.unwrap_err());
+    assert!(e.contains("method") || e.contains("no image"), "{e}");
     assert!(web::render_heatmap(&[0.0; 10], 4, 8, 8, "jet").is_err());
     assert!(web::colormap_strip("rainbow", 8).is_err());
     assert_eq!(web::colormap_strip("jet", 2).unwrap(), vec![0, 0, 128, 255, 128, 0, 0, 255]);

@@ -141,7 +141,8 @@ pub fn agreement(ours: &Summary, reference: &Summary, ours_dir: &Path, reference
             let name = map_file_name(&rec.image, method);
             if let (Some(a), Some(b)) = (read_npy(&ours_dir.join("maps").join(&name))?, read_npy(&reference_dir.join("maps").join(&name))?) {
                 if a.len() == b.len() {
-                    pearsons.push(pearson(&a, &b));
+                    // identical maps agree fully, also constant ones (where Pearson is undefined)
+                    pearsons.push(if a == b { 1.0 } else { pearson(&a, &b) });
                 }
             }
         }
