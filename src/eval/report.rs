@@ -139,11 +139,11 @@ pub fn agreement(ours: &Summary, reference: &Summary, ours_dir: &Path, reference
                 continue;
             }
             let name = map_file_name(&rec.image, method);
-            if let (Some(a), Some(b)) = (read_npy(&ours_dir.join("maps").join(&name))?, read_npy(&reference_dir.join("maps").join(&name))?) {
-                if a.len() == b.len() {
-                    // identical maps agree fully, also constant ones (where Pearson is undefined)
-                    pearsons.push(if a == b { 1.0 } else { pearson(&a, &b) });
-                }
+            if let (Some(a), Some(b)) = (read_npy(&ours_dir.join("maps").join(&name))?, read_npy(&reference_dir.join("maps").join(&name))?)
+                && a.len() == b.len()
+            {
+                // identical maps agree fully, also constant ones (where Pearson is undefined)
+                pearsons.push(if a == b { 1.0 } else { pearson(&a, &b) });
             }
         }
         let n = pearsons.len();
