@@ -45,9 +45,9 @@ function readNpy(path) {
 }
 
 /// The CLI's map of `image` for the tiny model (at the model's input size), and its class.
-function cliMap(image, cls) {
-  const out = join(work, `cli-${cls ?? 'top'}.png`);
-  const args = ['explain', image, '--model', join(work, 'site/www/models', `${MODEL}.json`), '--out', out, '--json'];
+function cliMap(image, cls, method = 'scorecam') {
+  const out = join(work, `cli-${cls ?? 'top'}-${method}.png`);
+  const args = ['explain', image, '--model', join(work, 'site/www/models', `${MODEL}.json`), '--out', out, '--json', '--method', method];
   if (cls !== undefined) args.push('--class', String(cls));
   const report = JSON.parse(execFileSync(BIN, args, { encoding: 'utf8' }));
   return { ...readNpy(out.replace(/\.png$/, '.npy')), report };
@@ -317,6 +317,25 @@ describe('on the CPU fallback', () => {
   it('explains another class from the top-5 list', () => checkClassSwitch(page, first));
 
   it('round-trips a share link to the same explanation', () => checkShareLink(ctx, page, first, 'cpu-shared-link'));
+
+  it('explains with Grad-CAM from the Method list like the CLI', async () => {
+    // a top-5 class whose Grad-CAM is not empty (the tiny model's can be all zeros)
+    const constant = (m) => m.data.every((v) => v === m.data[0]);
+    const cls = first.top5.map((t) => t.index).find((c) => !constant(cliMap(PHOTO, c, 'gradcam')));
+    assert.notEqual(cls, undefined, 'some top-5 class has a non-empty Grad-CAM');
+    await page.locator('details.options > summary').click(); // the Method list is under "Method options"
+    await page.locator('#variant-select').selectOption('gradcam');
+    assert.equal(await settled(page), 'done', await alertText(page));
+    await page.locator(`#top5 button[data-class="${cls}"]`).click();
+    assert.equal(await settled(page), 'done', await alertText(page));
+    const m = await getMap(page);
+    assert.equal(m.class, cls);
+    const r = pearson(m.map, await cliMap224(page, cliMap(PHOTO, cls, 'gradcam')));
+    console.log(`  Grad-CAM class ${cls} vs CLI: pearson ${r.toFixed(4)}`);
+    assert.ok(r > 0.99, `Grad-CAM map correlates with the CLI's (pearson ${r})`);
+    await page.locator('#variant-select').selectOption('official');
+    assert.equal(await settled(page), 'done', await alertText(page));
+  });
 
   it('keeps the model in Cache Storage across reloads', async () => {
     await page.reload();
