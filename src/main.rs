@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -226,7 +226,7 @@ fn run(cli: Cli) -> Result<()> {
             let full = render::map_to_image_size(&exp.map, exp.size, w, h);
             render::overlay(&photo, &full, cmap, alpha).save(&out).with_context(|| format!("writing {}", out.display()))?;
             let map_out = map_out.unwrap_or_else(|| out.with_extension("npy"));
-            write_npy(&map_out, &exp.map, exp.size)?;
+            eval::write_npy(&map_out, &exp.map, exp.size)?;
             let names = &model.manifest;
             if json {
                 let top5: Vec<_> = exp.top5.iter().map(|(i, p)| json!({"class": i, "name": names.class_name(*i), "probability": p})).collect();
@@ -266,12 +266,13 @@ fn run(cli: Cli) -> Result<()> {
                     Ok(Model::from_tensors(model.manifest.clone(), t, &model.device)?)
                 })
                 .transpose()?;
-            let samples = read_labels(&data, limit)?;
+            let samples = eval::dataset::select(eval::dataset::read_labels(&data)?, limit, None);
             let bar = progress_bar("images");
             bar.set_length(samples.len() as u64);
             let (mut int8, mut f32c, mut agree, mut max_diff, mut max_rel) = (0usize, 0usize, 0usize, 0f32, 0f32);
             let mut constant_maps = 0usize;
-            for (path, label) in &samples {
+            for sample in &samples {
+                let (path, label) = (&sample.path, &sample.label);
                 let x = image_input::to_input(&image_input::read(path)?, model.input_size(), &model.manifest.normalisation);
                 let forwarded = pollster::block_on(cam::forward_image(&model, &x))?;
                 constant_maps += (0..forwarded.maps.channels).filter(|&k| forwarded.maps.is_constant(k)).count();
@@ -357,7 +358,9 @@ fn run(cli: Cli) -> Result<()> {
             let methods = methods.iter().map(|m| Ok(Method::from_name(m.trim())?.with_batch_size(batch_size))).collect::<Result<Vec<_>>>()?;
             let model_path = model;
             let model = load_model(&model_path, &backend)?;
-            let weights = std::fs::read(model_path.with_extension("safetensors")).or_else(|_| std::fs::read(model_path.with_file_name(&model.manifest.weights.file)))?;
+            // the int8 file beside the manifest, as load_model found it
+            let weights_path = model_path.with_file_name(&model.manifest.weights.file);
+            let weights = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
             let inputs = images
                 .iter()
                 .map(|p| Ok(image_input::to_input(&image_input::read(p)?, model.input_size(), &model.manifest.normalisation)))
@@ -404,32 +407,6 @@ fn forward_logits(model: &Model, x: &[f32]) -> Result<Vec<f32>> {
 
 fn argmax(v: &[f32]) -> usize {
     cam::top_k(v, 1)[0].0
-}
-
-/// `labels.csv` rows (file, class_index) of a folder laid out like shared/data/imagenet-val.
-fn read_labels(dir: &Path, limit: Option<usize>) -> Result<Vec<(PathBuf, usize)>> {
-    let path = dir.join("labels.csv");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).with_context(|| format!("{} has no `{name}` column", path.display()));
-    let (fi, ci) = (col("file")?, col("class_index")?);
-    let mut out = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()).take(limit.unwrap_or(usize::MAX)) {
-        let cells: Vec<&str> = line.split(',').collect();
-        let (Some(f), Some(c)) = (cells.get(fi), cells.get(ci)) else { bail!("malformed row in {}: {line}", path.display()) };
-        out.push((dir.join(f), c.parse().with_context(|| format!("bad class_index in {line}"))?));
-    }
-    Ok(out)
-}
-
-fn write_npy(path: &Path, map: &[f32], size: usize) -> Result<()> {
-    use npyz::WriterBuilder;
-    let file = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(&[size as u64, size as u64]).writer(std::io::BufWriter::new(file)).begin_nd()?;
-    w.extend(map.iter().copied())?;
-    w.finish()?;
-    Ok(())
 }
 
 fn bench(model_path: &Path, image: Option<&Path>, backend_name: &str, batch_size: usize, runs: usize, top_k: Option<usize>, json: bool) -> Result<()> {

@@ -5,6 +5,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Function, Object, Reflect};
+use scorecam::metrics::pearson;
 use scorecam::web;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -23,19 +24,6 @@ const GRADCAMPP_NPY: &[u8] = include_bytes!("fixtures/vgg_tiny/gradcampp.npy");
 fn npy_f32(bytes: &[u8]) -> Vec<f32> {
     let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-}
-
-fn pearson(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().map(|&v| v as f64).sum::<f64>() / n, b.iter().map(|&v| v as f64).sum::<f64>() / n);
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x as f64 - ma, y as f64 - mb);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa * bb).sqrt()
 }
 
 fn get(o: &JsValue, key: &str) -> JsValue {
