@@ -103,3 +103,17 @@ fn out_of_range_class_is_an_error_not_a_panic() {
     let r = pollster::block_on(cam::explain(&model, &input[1..], None, &Method::default(), &mut |_: &Progress| true));
     assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
 }
+
+#[test]
+fn backend_reports_its_binding_limit_and_starts_once() {
+    let name = std::env::var("SCORECAM_TEST_BACKEND").unwrap_or_else(|_| "flex".into());
+    let first = scorecam::backend::backend(&name).unwrap();
+    let again = scorecam::backend::backend(&name).unwrap();
+    assert_eq!(first.binding_limit, again.binding_limit);
+    match first.binding_limit {
+        None => assert_eq!(name, "flex"),
+        // Vulkan and WebGPU both guarantee at least 128 MiB; lavapipe reports exactly that.
+        Some(limit) => assert!(limit >= scorecam::models::MAX_BINDING_BYTES, "{limit}"),
+    }
+    assert!(scorecam::backend::backend("tpu").is_err());
+}
