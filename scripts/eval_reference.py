@@ -207,6 +207,7 @@ def main():
     ap.add_argument("--limit", type=int)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="CPU threads (--device cpu)")
     ap.add_argument("--save-maps", action="store_true")
     ap.add_argument("--export-inputs", metavar="DIR",
                     help="only write the 224x224 inputs as PIL decodes and resizes them (PNG, lossless) with a labels.csv "
@@ -219,7 +220,7 @@ def main():
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     if args.device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 2)
+        torch.set_num_threads(args.threads)
     torch.backends.cudnn.deterministic = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
