@@ -53,7 +53,7 @@ fn convert_then_explain_writes_overlay_map_and_json() {
     assert!(p > 0.0 && p <= 1.0 + 1e-6);
     let (shape, values) = read_npy(&map);
     assert_eq!(shape, vec![32, 32]);
-    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)) && values.iter().any(|v| *v == 1.0));
+    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)) && values.contains(&1.0));
     let png = image::open(&overlay).unwrap();
     assert_eq!((png.width(), png.height()), (32, 32));
 }

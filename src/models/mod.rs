@@ -108,6 +108,8 @@ impl Architecture {
 }
 
 /// A built network.
+// One per loaded model, so the variants' size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Network {
     Vgg(Vgg),

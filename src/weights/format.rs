@@ -56,7 +56,7 @@ fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("safetensors wrote valid JSON");
     // serde_json's map is a BTreeMap (no preserve_order): keys come out sorted.
     let mut text = serde_json::to_string(&header).expect("JSON");
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);

@@ -9,7 +9,7 @@ pub struct QuantizedRows {
 
 /// Quantises `data` viewed as `rows` rows: q = round(w / s), s = max|w_row| / 127.
 pub fn quantize_rows(data: &[f32], rows: usize) -> QuantizedRows {
-    assert!(rows > 0 && data.len() % rows == 0, "data must split into whole rows");
+    assert!(rows > 0 && data.len().is_multiple_of(rows), "data must split into whole rows");
     let cols = data.len() / rows;
     let mut values = Vec::with_capacity(data.len());
     let mut scales = Vec::with_capacity(rows);
