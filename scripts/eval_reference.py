@@ -205,6 +205,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--methods", default="gradcam,gradcampp,scorecam-gradcam-lib,scorecam")
     ap.add_argument("--limit", type=int)
+    ap.add_argument("--shard", metavar="I/N", help="only images whose index %% N == I (0 <= I < N), into "
+                    "records-I-of-N.jsonl, as `scorecam eval --shard`; the records of all shards are read as one")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="CPU threads (--device cpu)")
@@ -228,15 +230,21 @@ def main():
     layer = model.bn2
     methods = args.methods.split(",")
     os.makedirs(os.path.join(args.out, "maps"), exist_ok=True)
-    path = os.path.join(args.out, "records.jsonl")
+    shard = None
+    if args.shard:
+        shard = tuple(map(int, args.shard.split("/")))
+        if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
+            ap.error("--shard is I/N with 0 <= I < N")
+    path = os.path.join(args.out, f"records-{shard[0]}-of-{shard[1]}.jsonl" if shard else "records.jsonl")
     done = set()
-    if os.path.exists(path):
-        for line in open(path):
-            try:
-                r = json.loads(line)
-                done.add((r["image"], r["method"]))
-            except ValueError:
-                pass
+    for name in os.listdir(args.out):
+        if name.startswith("records") and name.endswith(".jsonl"):
+            for line in open(os.path.join(args.out, name)):
+                try:
+                    r = json.loads(line)
+                    done.add((r["image"], r["method"]))
+                except ValueError:
+                    pass
     rows = list(csv.DictReader(open(os.path.join(args.data, "labels.csv"))))[: args.limit]
     kern = rise_kernel()
     scorer = Scorer(model, args.device, args.batch_size)
@@ -249,6 +257,8 @@ def main():
     t_all = time.time()
     with open(path, "a") as out:
         for index, row in enumerate(rows):
+            if shard and index % shard[1] != shard[0]:
+                continue
             todo = [m for m in methods if (row["file"], m) not in done]
             if not todo:
                 continue
