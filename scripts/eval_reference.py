@@ -14,11 +14,15 @@ target layer bn2 (conv_head + BN + ReLU6, 1280x7x7). Preprocessing: PIL bilinear
 top-1 prediction. Methods (names as in `scorecam eval`):
   gradcam, gradcampp, scorecam-gradcam-lib  pytorch-grad-cam 1.5.x GradCAM, GradCAMPlusPlus, ScoreCAM
   scorecam                                  the official algorithm (haofanwang/Score-CAM), batched
+  gradient, smoothgrad, integrated-gradients Captum 0.9's Saliency, NoiseTunnel and IntegratedGradients
+  rise                                      the RISE authors' mask generator and saliency (8000 masks)
 Metrics: ad-ai-library (input x map), ad-ai-paper (50% most salient pixels kept, rest 0),
 deletion / insertion (RISE's CausalMetric: 224 px a step, zeros / gkern(11, 5) blur, softmax of
 the class, trapezoid AUC; ties in the ordering broken by pixel index), pointing-game (energy in the
 single box, images with one box under half the image).
-Needs torch, timm, grad-cam, scipy, pillow (no downloads at run time).
+Needs torch, timm, grad-cam, scipy, pillow; captum and scikit-image for the pixel baselines (no downloads
+at run time). SmoothGrad and RISE are random: the two sides draw different noise and masks, so their
+maps agree in distribution, not pixel for pixel.
 """
 import argparse
 import csv
@@ -180,6 +184,63 @@ def official_scorecam(model, layer, x, cls, device, batch):
     return ((cam - lo) / (hi - lo)).cpu().numpy().astype(np.float32), len(keep)
 
 
+def pixel_map(attribution):
+    """max_c |a_c| of a [1, 3, H, W] attribution, min-max normalised: ours' reduction (src/cam/gradients.rs)."""
+    m = attribution[0].detach().abs().amax(0).cpu()
+    lo, hi = m.min(), m.max()
+    return ((m - lo) / (hi - lo)).numpy().astype(np.float32) if hi > lo else np.zeros(m.shape, np.float32)
+
+
+def gradient_baseline(model, method, x, cls, device, batch, seed=0):
+    """Captum's Saliency, NoiseTunnel(smoothgrad) and IntegratedGradients with ours' settings: the class
+    logit, signed gradients reduced by max |.| over channels; SmoothGrad 50 samples, noise 0.15 of the
+    input's range (signed gradients averaged, as PAIR's saliency library); IG 50 right-Riemann steps from
+    a black image (pixel value 0, normalised). Returns (map, forwards)."""
+    from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
+    xd = x.detach().clone().to(device).requires_grad_()
+    if method == "gradient":
+        return pixel_map(Saliency(model).attribute(xd, target=cls, abs=False)), 1
+    if method == "smoothgrad":
+        sigma = 0.15 * float(x.max() - x.min())
+        torch.manual_seed(seed)
+        a = NoiseTunnel(Saliency(model)).attribute(xd, nt_type="smoothgrad", nt_samples=50, nt_samples_batch_size=batch,
+                                                   stdevs=sigma, target=cls, abs=False)
+        return pixel_map(a), 50
+    black = ((torch.zeros(3, 1, 1) - MEAN) / STD).expand_as(x[0])[None].to(device)
+    a = IntegratedGradients(model).attribute(xd, baselines=black, target=cls, n_steps=50, method="riemann_right",
+                                             internal_batch_size=batch)
+    return pixel_map(a), 50
+
+
+@torch.no_grad()
+def rise(model, x, cls, device, batch, n=8000, s=7, p1=0.5, seed=0):
+    """RISE with its authors' mask generator (eclique/RISE: a random s x s grid, kept with probability
+    p1, skimage bilinear resize with reflect mode to (s + 1) * cell, a random crop) and saliency
+    sum_i P_i M_i / (n p1), min-max normalised. Masks are drawn in chunks to bound memory."""
+    from skimage.transform import resize
+    rng = np.random.default_rng(seed)
+    size = x.shape[-1]
+    cell = int(np.ceil(size / s))
+    up = (s + 1) * cell
+    sal = torch.zeros(size * size, dtype=torch.float64)
+    xd = x.to(device)
+    for start in range(0, n, 512):
+        k = min(512, n - start)
+        grid = (rng.random((k, s, s)) < p1).astype(np.float32)
+        masks = np.empty((k, size, size), np.float32)
+        for i in range(k):
+            dx, dy = rng.integers(0, cell, 2)
+            masks[i] = resize(grid[i], (up, up), order=1, mode="reflect", anti_aliasing=False)[dx:dx + size, dy:dy + size]
+        m = torch.from_numpy(masks)
+        for j in range(0, k, batch):
+            mb = m[j:j + batch].to(device)
+            p = torch.softmax(model(xd * mb[:, None]), 1)[:, cls].double().cpu()
+            sal += p @ m[j:j + batch].reshape(-1, size * size).double()
+    sal = (sal / n / p1).reshape(size, size).float()
+    lo, hi = sal.min(), sal.max()
+    return (((sal - lo) / (hi - lo)).numpy() if hi > lo else np.zeros((size, size), np.float32)), n
+
+
 def export_inputs(data, out, limit):
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
     rows = list(csv.DictReader(open(os.path.join(data, "labels.csv"))))[:limit]
@@ -209,6 +270,8 @@ def main():
                     "records-I-of-N.jsonl, as `scorecam eval --shard`; the records of all shards are read as one")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0, help="SmoothGrad's noise and RISE's masks (another seed gives the "
+                    "spread between two random draws, the yardstick for ours vs the reference on these two)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="CPU threads (--device cpu)")
     ap.add_argument("--save-maps", action="store_true")
     ap.add_argument("--export-inputs", metavar="DIR",
@@ -229,6 +292,9 @@ def main():
     model = build_model(args.weights, args.device)
     layer = model.bn2
     methods = args.methods.split(",")
+    known = {"gradcam", "gradcampp", "scorecam-gradcam-lib", "scorecam", "gradient", "smoothgrad", "integrated-gradients", "rise"}
+    if not set(methods) <= known:
+        ap.error(f"unknown methods {sorted(set(methods) - known)} (known: {', '.join(sorted(known))}; Mask has no reference here)")
     os.makedirs(os.path.join(args.out, "maps"), exist_ok=True)
     shard = None
     if args.shard:
@@ -277,6 +343,10 @@ def main():
                 scorer.forwards = 0
                 if m == "scorecam":
                     sal, fw = official_scorecam(model, layer, x, cls, args.device, args.batch_size)
+                elif m in ("gradient", "smoothgrad", "integrated-gradients"):
+                    sal, fw = gradient_baseline(model, m, x, cls, args.device, args.batch_size, args.seed)
+                elif m == "rise":
+                    sal, fw = rise(model, x, cls, args.device, args.batch_size, seed=args.seed)
                 else:
                     sal = makers[m](input_tensor=x.to(args.device), targets=[ClassifierOutputTarget(cls)])[0].astype(np.float32)
                     fw = 1 if m != "scorecam-gradcam-lib" else 1280
