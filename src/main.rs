@@ -262,8 +262,7 @@ fn run(cli: Cli) -> Result<()> {
             let model = load_model(&model, &backend)?;
             let f32_model = source
                 .map(|s| -> Result<Model> {
-                    let t = convert::canonical_tensors(convert::read_state_dict(&s)?, &model.arch)?;
-                    Ok(Model::from_tensors(model.manifest.clone(), t, &model.device)?)
+                    Ok(model.with_tensors(convert::canonical_tensors(convert::read_state_dict(&s)?, &model.arch)?)?)
                 })
                 .transpose()?;
             let samples = eval::dataset::select(eval::dataset::read_labels(&data)?, limit, None);
@@ -318,10 +317,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let mut model = load_model(&model, &backend)?;
             if let Some(source) = source {
-                let t = convert::canonical_tensors(convert::read_state_dict(&source)?, &model.arch)?;
-                let limit = model.binding_limit;
-                model = Model::from_tensors(model.manifest.clone(), t, &model.device)?;
-                model.binding_limit = limit;
+                model = model.with_tensors(convert::canonical_tensors(convert::read_state_dict(&source)?, &model.arch)?)?;
             }
             if !report_only {
                 let opts = eval::EvalOptions { methods, metrics, out: out.clone(), limit, shard, batch_size, target, save_maps };

@@ -117,3 +117,16 @@ fn backend_reports_its_binding_limit_and_starts_once() {
     }
     assert!(scorecam::backend::backend("tpu").is_err());
 }
+
+#[test]
+fn a_model_with_other_weights_keeps_device_and_binding_limit() {
+    let (f32_model, mut int8_model, x) = setup();
+    int8_model.binding_limit = Some(3 << 20);
+    let twin = int8_model.with_tensors(source_tensors(&fixture("weights.safetensors"), &Architecture::VggTiny)).unwrap();
+    assert_eq!(twin.binding_limit, Some(3 << 20));
+    assert_eq!(twin.max_batch(), int8_model.max_batch());
+    // the source weights: the f32 model's logits exactly
+    let a = pollster::block_on(cam::forward_image(&twin, &x)).unwrap();
+    let b = pollster::block_on(cam::forward_image(&f32_model, &x)).unwrap();
+    assert_eq!(a.probabilities, b.probabilities);
+}

@@ -101,8 +101,7 @@ pub async fn cascading_randomisation(
             randomise(&mut tensors, &groups[stage - 1], &mut rng);
             stages.push(groups[stage - 1].clone());
         }
-        let mut m = Model::from_tensors(model.manifest.clone(), tensors.clone(), &model.device)?;
-        m.binding_limit = model.binding_limit;
+        let m = model.with_tensors(tensors.clone())?;
         let mut sums = vec![0f64; methods.len()];
         for (i, image) in images.iter().enumerate() {
             let f = cam::forward_image(&m, image).await?;

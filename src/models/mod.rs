@@ -206,4 +206,12 @@ impl Model {
         let network = Network::load(&arch, tensors, device)?;
         Ok(Self { arch, manifest, network, device: device.clone(), binding_limit: Some(MAX_BINDING_BYTES) })
     }
+
+    /// The same architecture on the same device and under the same binding limit, with other f32
+    /// weights (the unquantised source, or randomised layers).
+    pub fn with_tensors(&self, tensors: NamedTensors) -> Result<Self> {
+        let mut model = Self::from_tensors(self.manifest.clone(), tensors, &self.device)?;
+        model.binding_limit = self.binding_limit;
+        Ok(model)
+    }
 }
