@@ -1,5 +1,7 @@
 //! A labelled image folder laid out like `shared/data/imagenet-val`: `labels.csv` with `file`,
-//! `class_index`, `width`, `height` and `bboxes` (`x1 y1 x2 y2`, several separated by `;`).
+//! `class_index`, and optionally `bboxes` (`x1 y1 x2 y2` in the stored image's pixels, several
+//! separated by `;`) with the image's `width` and `height` (read from the image's header when
+//! the columns are missing).
 
 use std::path::{Path, PathBuf};
 
@@ -33,19 +35,30 @@ pub fn read_labels(dir: &Path) -> Result<Vec<Sample>> {
     for (index, line) in lines.filter(|l| !l.trim().is_empty()).enumerate() {
         let cells: Vec<&str> = line.split(',').collect();
         let cell = |i: usize| cells.get(i).copied().ok_or_else(|| bad(format!("row {} has too few columns", index + 2)));
-        let number = |i: Option<usize>| -> Result<f64> {
+        let number = |i: Option<usize>| -> Result<Option<f64>> {
             match i {
-                Some(i) => cell(i)?.trim().parse().map_err(|_| bad(format!("row {}: not a number", index + 2))),
-                None => Ok(0.0),
+                Some(i) => cell(i)?.trim().parse().map(Some).map_err(|_| bad(format!("row {}: not a number", index + 2))),
+                None => Ok(None),
             }
         };
         let file = cell(fi)?.to_string();
+        let path = dir.join(&file);
         let label = cell(ci)?.trim().parse().map_err(|_| bad(format!("row {}: bad class_index", index + 2)))?;
         let boxes = match bi {
             Some(i) => parse_boxes(cell(i)?).map_err(|m| bad(format!("row {}: {m}", index + 2)))?,
             None => Vec::new(),
         };
-        out.push(Sample { index, path: dir.join(&file), file, label, boxes, width: number(wi)?, height: number(hi)? });
+        // Boxes are scaled by the image's size: without the columns, its header tells.
+        let (width, height) = match (number(wi)?, number(hi)?) {
+            (Some(w), Some(h)) if w > 0.0 && h > 0.0 => (w, h),
+            _ if boxes.is_empty() => (0.0, 0.0),
+            _ => {
+                let (w, h) = image::image_dimensions(&path)
+                    .map_err(|e| bad(format!("row {}: it has boxes but no width/height, and {} gives no size: {e}", index + 2, path.display())))?;
+                (w as f64, h as f64)
+            }
+        };
+        out.push(Sample { index, path, file, label, boxes, width, height });
     }
     Ok(out)
 }
@@ -94,6 +107,22 @@ pub fn select(samples: Vec<Sample>, limit: Option<usize>, shard: Option<Shard>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_size_comes_from_the_image_when_the_columns_are_missing() {
+        let dir = std::env::temp_dir().join(format!("scorecam-labels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        image::RgbImage::new(40, 30).save(dir.join("a.png")).unwrap();
+        std::fs::write(dir.join("labels.csv"), "file,class_index,bboxes\na.png,3,1 2 10 20\nb.png,4,\n").unwrap();
+        let samples = read_labels(&dir).unwrap();
+        assert_eq!((samples[0].width, samples[0].height), (40.0, 30.0));
+        assert_eq!((samples[1].width, samples[1].height, samples[1].boxes.len()), (0.0, 0.0, 0));
+        // boxes, no size columns and no image: a clear error, not a silently dropped pointing game
+        std::fs::write(dir.join("labels.csv"), "file,class_index,bboxes\nmissing.png,3,1 2 10 20\n").unwrap();
+        let e = read_labels(&dir).unwrap_err().to_string();
+        assert!(e.contains("row 2") && e.contains("no width/height") && e.contains("missing.png"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn boxes_and_shards_parse() {

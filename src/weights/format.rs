@@ -82,8 +82,12 @@ pub fn decode_int8(bytes: &[u8], file: &str) -> Result<(String, NamedTensors)> {
     let arch = meta.get("arch").cloned().unwrap_or_default();
     let mut out = NamedTensors::new(file);
     for (name, view) in st.tensors() {
-        if name.ends_with(SCALE_SUFFIX) {
-            continue;
+        if let Some(base) = name.strip_suffix(SCALE_SUFFIX) {
+            // A scale belongs to an int8 tensor (read with it below); anything else is left over.
+            if st.tensor(base).is_ok_and(|t| t.dtype() == Dtype::I8) {
+                continue;
+            }
+            return Err(Error::weights(file, format!("`{name}` scales no int8 tensor `{base}`: nothing may be left over")));
         }
         let shape = view.shape().to_vec();
         let data = match view.dtype() {
@@ -154,6 +158,19 @@ mod tests {
         let bytes = encode_int8(&sample(), "test").unwrap();
         let err = decode_int8(&bytes[..bytes.len() - 3], "model.safetensors").unwrap_err().to_string();
         assert!(err.contains("model.safetensors") && err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn a_stray_scale_is_rejected() {
+        let bytes = encode_int8(&sample(), "test").unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let stray = f32_bytes(&[1.0, 2.0]);
+        let mut views: Vec<(String, TensorView)> = st.tensors();
+        views.push(("conv.bias_scale".into(), TensorView::new(Dtype::F32, vec![2], &stray).unwrap()));
+        let with_stray = safetensors::serialize(views, meta.metadata().clone()).unwrap();
+        let err = decode_int8(&with_stray, "stray.safetensors").unwrap_err().to_string();
+        assert!(err.contains("`conv.bias_scale`") && err.contains("left over"), "{err}");
     }
 
     #[test]
