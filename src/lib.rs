@@ -1,28 +1,39 @@
 //! Score-CAM for convolutional networks, natively and in the browser (WebGPU via Burn).
+//! Where things go: [docs/design.md](../docs/design.md).
 //!
 //! - [`weights`]: the int8 safetensors weight file and its manifest.
 //! - [`models`]: VGG16 (torchvision) and EfficientNet-Lite0 (timm `tf_efficientnet_lite0`).
-//! - [`cam`]: the method-independent CAM pipeline and Score-CAM's channel weights.
-//! - [`image_input`], [`render`]: photos in, heatmaps out.
-//! - `web` (wasm32 only): the browser's API, used by `www/app.js`.
-//! - `convert`, `backend` (native only): weight conversion and device selection for the CLI.
+//! - [`cam`]: the method registry and the method-independent CAM pipeline.
+//! - [`metrics`]: faithfulness and localisation metrics.
+//! - [`backend`], [`session`]: the device, the loaded model and image, and the serde result
+//!   types both front-ends return.
+//! - [`image_input`], [`render`], [`imageops`]: photos in, heatmaps out (and the colormap
+//!   list), and the resizing and blur they share with the methods and metrics.
+//! - `web` (wasm32 only): the browser's API, used by `www/core.js`.
+//! - `convert`, `eval`, `bench`, `npy` (native only): weight conversion, the paper's evaluation
+//!   and accuracy, timing, .npy maps.
 
+pub mod backend;
 pub mod cam;
 pub mod error;
 pub mod image_input;
+pub mod imageops;
 pub mod metrics;
 pub mod models;
 pub mod render;
+pub mod session;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub mod backend;
+pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod npy;
 
 pub use error::{Error, Result};

@@ -1,8 +1,10 @@
 //! Drawing a saliency map: colormaps, resizing to the photo, alpha overlay.
 
 use image::{Rgb, RgbImage};
+use serde::Serialize;
 
-use crate::cam::upsample::resize_map;
+use crate::imageops::upsample::resize_map;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Colormap {
@@ -12,14 +14,29 @@ pub enum Colormap {
     Viridis,
 }
 
+/// A colormap as the front-ends list it.
+#[derive(Debug, Serialize)]
+pub struct ColormapSpec {
+    pub name: &'static str,
+    pub display_name: &'static str,
+    #[serde(skip)]
+    pub colormap: Colormap,
+}
+
+/// Every colormap: the CLI's `--colormap`, the wasm API's `colormaps()` (the page's list) and
+/// share links read this.
+pub static COLORMAPS: [ColormapSpec; 3] = [
+    ColormapSpec { name: "jet", display_name: "jet", colormap: Colormap::Jet },
+    ColormapSpec { name: "turbo", display_name: "turbo", colormap: Colormap::Turbo },
+    ColormapSpec { name: "viridis", display_name: "viridis", colormap: Colormap::Viridis },
+];
+
 impl Colormap {
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "jet" => Some(Self::Jet),
-            "turbo" => Some(Self::Turbo),
-            "viridis" => Some(Self::Viridis),
-            _ => None,
-        }
+    pub fn from_name(name: &str) -> Result<Self> {
+        COLORMAPS.iter().find(|c| c.name == name).map(|c| c.colormap).ok_or_else(|| {
+            let names: Vec<_> = COLORMAPS.iter().map(|c| c.name).collect();
+            Error::Invalid(format!("unknown colormap {name:?} ({})", names.join(", ")))
+        })
     }
 
     /// Colour of `t` in [0, 1].

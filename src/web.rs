@@ -1,30 +1,36 @@
-//! The browser's API (wasm-bindgen), called by `www/app.js`. It is a thin layer over the same
-//! core the CLI uses: decode nothing itself (the page hands over RGBA pixels), build the model
-//! from the int8 file and its manifest, run Score-CAM, colour maps.
+//! The browser's API (wasm-bindgen), called by the page's `www/core.js`. As in Burn's own web
+//! examples, one exported struct owns the state ([`WebSession`], `Session` in JavaScript: the
+//! backend, the model and the current image, all in the core's [`Session`]) and every result is
+//! a serde value of the same types `scorecam explain --json` prints; maps travel as
+//! `Float32Array`s beside them. The page hands over RGBA pixels; nothing is decoded here.
 //!
 //! Every export returns `Result`, so failures reach JavaScript as exceptions carrying a message
-//! (`name` is `AbortError` for a cancelled run). A panic hook records the panic's message so the
-//! page can show it ([`last_panic`]) instead of a bare "unreachable".
-//!
-//! State lives in thread-locals (the page has one backend, one model and one current image); the
-//! async exports clone `Rc`s out of them, so a new image or model never pulls data from under a
-//! running explanation.
+//! (`name` is `AbortError` for a cancelled run). The session is never borrowed across an
+//! `await`: async calls clone what they need out of it first, so a new image or model never
+//! pulls data from under a running explanation and no call can meet a borrowed session. A panic
+//! hook records the panic's message so the page can show it ([`last_panic`]).
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Mutex;
 
 use burn::tensor::Device;
 use burn::tensor::wgpu::wgpu;
-use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect};
+use js_sys::{Float32Array, Function, Promise, Reflect};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::cam::{self, upsample::resize_map, Forwarded, Method, ScoreCamOptions, ScoreCamVariant};
+use crate::backend::Backend;
+use crate::cam::{self, Reporter};
+use crate::imageops::upsample::resize_map;
 use crate::error::Error;
 use crate::image_input;
-use crate::models::{Architecture, Model, MAX_BINDING_BYTES};
-use crate::render::Colormap;
+use crate::models::MAX_BINDING_BYTES;
+use crate::render::{Colormap, COLORMAPS};
+use crate::session::{ExplainRequest, ModelInfo, PreparedImage, Session};
 use crate::weights::Manifest;
 
 #[wasm_bindgen]
@@ -35,22 +41,13 @@ extern "C" {
     fn console_warn(message: &str);
 }
 
-struct Backend {
-    device: Device,
-    /// "webgpu" or "cpu".
-    name: &'static str,
-    adapter: String,
-    binding_limit: Option<usize>,
-}
-
 thread_local! {
-    static BACKEND: RefCell<Option<Rc<Backend>>> = const { RefCell::new(None) };
-    static MODEL: RefCell<Option<Rc<Model>>> = const { RefCell::new(None) };
-    static IMAGE: RefCell<Option<Rc<Forwarded>>> = const { RefCell::new(None) };
+    /// The backend, started once per page (wgpu refuses a second start).
+    static STARTED: RefCell<Option<Backend>> = const { RefCell::new(None) };
 }
 
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
-/// WebGPU validation errors seen (see `init_backend`).
+/// WebGPU validation errors seen (see `start_webgpu`).
 static VALIDATION_ERRORS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 #[wasm_bindgen(start)]
@@ -76,30 +73,14 @@ fn invalid(message: impl Into<String>) -> JsValue {
     js_error(Error::Invalid(message.into()))
 }
 
-/// A plain JS object from key/value pairs.
-fn object(entries: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in entries {
-        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
-    }
-    o.into()
+/// A serde value as a plain JS value (objects, not `Map`s; `None` as `null`).
+fn to_js(value: &impl Serialize) -> Result<JsValue, JsValue> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| invalid(e.to_string()))
 }
 
-fn backend() -> Result<Rc<Backend>, JsValue> {
-    BACKEND.with_borrow(|b| b.clone()).ok_or_else(|| invalid("no backend yet: call initBackend first"))
-}
-
-fn model() -> Result<Rc<Model>, JsValue> {
-    MODEL.with_borrow(|m| m.clone()).ok_or_else(|| invalid("no model loaded"))
-}
-
-fn backend_info(b: &Backend, notice: Option<String>) -> JsValue {
-    object(&[
-        ("backend", b.name.into()),
-        ("adapter", b.adapter.as_str().into()),
-        ("maxBindingBytes", b.binding_limit.map_or(JsValue::NULL, |l| (l as f64).into())),
-        ("notice", notice.map_or(JsValue::NULL, |n| n.into())),
-    ])
+fn with_map(value: JsValue, map: &[f32]) -> JsValue {
+    let _ = Reflect::set(&value, &"map".into(), &Float32Array::from(map).into());
+    value
 }
 
 fn browser_has_webgpu() -> bool {
@@ -107,193 +88,170 @@ fn browser_has_webgpu() -> bool {
     !navigator.is_undefined() && Reflect::get(&navigator, &"gpu".into()).is_ok_and(|g| !g.is_undefined() && !g.is_null())
 }
 
-fn cpu_backend() -> Backend {
-    Backend { device: Device::flex(), name: "cpu", adapter: "CPU (WebAssembly)".into(), binding_limit: None }
+fn cpu_backend(notice: Option<&str>) -> Backend {
+    Backend { notice: notice.map(str::to_string), ..Backend::cpu("CPU (WebAssembly)") }
 }
 
-/// Starts the backend once per page: `"auto"` tries WebGPU and falls back to the CPU with a
-/// notice; `"cpu"` skips WebGPU. Returns `{backend, adapter, maxBindingBytes, notice}`.
-#[wasm_bindgen(js_name = initBackend)]
-pub async fn init_backend(preference: String) -> Result<JsValue, JsValue> {
-    if let Some(b) = BACKEND.with_borrow(|b| b.clone()) {
-        return Ok(backend_info(&b, None));
-    }
-    let (backend, notice) = match preference.as_str() {
-        "cpu" => (cpu_backend(), None),
-        "auto" | "webgpu" if !browser_has_webgpu() => (
-            cpu_backend(),
-            Some("This browser has no WebGPU, so the network runs on the CPU: expect minutes, not seconds. The light model (EfficientNet-Lite0) is recommended.".to_string()),
-        ),
-        "auto" | "webgpu" => match Device::wgpu_options().init_with_setup_async().await {
-            Ok((device, setup)) => {
-                let limit = setup.device.limits().max_storage_buffer_binding_size as usize;
-                // CubeCL's handler panics on any WebGPU validation error, from a callback where
-                // nothing can catch it. Log and count them instead (the page shows a notice);
-                // results are still checked for NaN when read back, and a lost device is
-                // reported through CubeCL's device-lost callback and the page's GPUDevice.lost.
-                // (Autotune is off on wasm, see Cargo.toml: it was the source of such errors.)
-                setup.device.on_uncaptured_error(std::sync::Arc::new(|error: wgpu::Error| {
-                    VALIDATION_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    console_warn(&format!("WebGPU validation error (ignored if the result checks out): {error}"));
-                }));
-                let info = setup.adapter.get_info();
-                let adapter = if info.name.is_empty() { "WebGPU".to_string() } else { info.name };
-                (Backend { device, name: "webgpu", adapter, binding_limit: Some(limit.min(MAX_BINDING_BYTES)) }, None)
-            }
-            Err(e) => {
-                console_warn(&format!("WebGPU could not start: {e}"));
-                let notice = "WebGPU could not start here (no usable GPU adapter; details in the console), so the network runs on the CPU: expect minutes, not seconds. The light model (EfficientNet-Lite0) is recommended.";
-                (cpu_backend(), Some(notice.to_string()))
-            }
-        },
-        other => return Err(invalid(format!("unknown backend {other:?} (auto, webgpu, cpu)"))),
-    };
-    let backend = Rc::new(backend);
-    BACKEND.with_borrow_mut(|b| *b = Some(backend.clone()));
-    Ok(backend_info(&backend, notice))
-}
+const CPU_ADVICE: &str = "so the network runs on the CPU: expect minutes, not seconds. The light model (EfficientNet-Lite0) is recommended.";
 
-/// Verifies `bytes` against the manifest (size and SHA-256), builds the model on the backend and
-/// makes it current. Returns `{name, arch, inputSize, classNames, maxBatch}`.
-#[wasm_bindgen(js_name = loadModel)]
-pub fn load_model(manifest_json: &str, bytes: &[u8]) -> Result<JsValue, JsValue> {
-    let backend = backend()?;
-    let manifest = Manifest::from_json(manifest_json, "manifest").map_err(js_error)?;
-    let arch = Architecture::from_name(&manifest.arch).map_err(js_error)?;
-    if let Some(limit) = backend.binding_limit
-        && limit < MAX_BINDING_BYTES
-        && arch == Architecture::Vgg16
-    {
-        return Err(invalid(format!(
-            "this GPU binds at most {} MiB per buffer and VGG16's weight blocks need 128 MiB: use EfficientNet-Lite0",
-            limit >> 20
-        )));
-    }
-    // Drop the old model and image first: on a GPU two VGG16s need not fit at once.
-    MODEL.with_borrow_mut(|m| *m = None);
-    IMAGE.with_borrow_mut(|i| *i = None);
-    let mut model = Model::from_bytes(manifest, bytes, &backend.device).map_err(js_error)?;
-    model.binding_limit = backend.binding_limit;
-    let names = model.manifest.class_names.iter().map(|n| JsValue::from_str(n)).collect::<Array>();
-    let info = object(&[
-        ("name", model.manifest.name.as_str().into()),
-        ("arch", model.arch.name().into()),
-        ("inputSize", (model.input_size() as f64).into()),
-        ("classNames", names.into()),
-        ("maxBatch", (model.max_batch().min(1 << 20) as f64).into()),
-    ]);
-    MODEL.with_borrow_mut(|m| *m = Some(Rc::new(model)));
-    Ok(info)
-}
-
-fn top5_array(model: &Model, top5: &[(usize, f32)]) -> JsValue {
-    top5.iter()
-        .map(|&(index, p)| {
-            object(&[
-                ("index", (index as f64).into()),
-                ("name", model.manifest.class_name(index).into()),
-                ("probability", (p as f64).into()),
-            ])
-        })
-        .collect::<Array>()
-        .into()
-}
-
-/// Makes `rgba` (`width x height`, as a canvas gives it) the current image: resizes and
-/// normalises it as the CLI does and runs the unmasked forward pass. Returns `{top5}`.
-#[wasm_bindgen(js_name = setImage)]
-pub async fn set_image(rgba: Vec<u8>, width: u32, height: u32) -> Result<JsValue, JsValue> {
-    let model = model()?;
-    let img = image_input::from_rgba(&rgba, width, height).map_err(js_error)?;
-    drop(rgba);
-    let input = image_input::to_input(&img, model.input_size(), &model.manifest.normalisation);
-    let forwarded = cam::forward_image(&model, &input).await.map_err(js_error)?;
-    let top5 = cam::top_k(&forwarded.probabilities, 5);
-    IMAGE.with_borrow_mut(|i| *i = Some(Rc::new(forwarded)));
-    Ok(object(&[("top5", top5_array(&model, &top5))]))
-}
-
-fn number_option(options: &JsValue, key: &str) -> Option<f64> {
-    Reflect::get(options, &key.into()).ok().and_then(|v| v.as_f64())
-}
-
-/// Reads `{variant: "official" | "gradcam-lib", batchSize, topK}` (all optional).
-fn score_cam_options(options: &JsValue) -> Result<ScoreCamOptions, JsValue> {
-    let mut opts = ScoreCamOptions::default();
-    if options.is_undefined() || options.is_null() {
-        return Ok(opts);
-    }
-    match Reflect::get(options, &"variant".into()).ok().and_then(|v| v.as_string()).as_deref() {
-        None | Some("official") => {}
-        Some("gradcam-lib") => opts.variant = ScoreCamVariant::GradCamLibrary,
-        Some(other) => return Err(invalid(format!("unknown Score-CAM variant {other:?} (official, gradcam-lib)"))),
-    }
-    if let Some(b) = number_option(options, "batchSize") {
-        if !(1.0..=1024.0).contains(&b) {
-            return Err(invalid("batchSize must be between 1 and 1024"));
+async fn start_webgpu() -> Backend {
+    match Device::wgpu_options().init_with_setup_async().await {
+        Ok((device, setup)) => {
+            let limit = setup.device.limits().max_storage_buffer_binding_size as usize;
+            // CubeCL's handler panics on any WebGPU validation error, from a callback where
+            // nothing can catch it. Log and count them instead (the page shows a notice); results
+            // are still checked for NaN when read back, and a lost device is reported through
+            // CubeCL's device-lost callback and the page's GPUDevice.lost. (Autotune is off on
+            // wasm, see Cargo.toml: it was the source of such errors.)
+            setup.device.on_uncaptured_error(std::sync::Arc::new(|error: wgpu::Error| {
+                VALIDATION_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                console_warn(&format!("WebGPU validation error (ignored if the result checks out): {error}"));
+            }));
+            let info = setup.adapter.get_info();
+            let adapter = if info.name.is_empty() { "WebGPU".to_string() } else { info.name };
+            Backend { device, name: "webgpu", adapter, binding_limit: Some(limit.min(MAX_BINDING_BYTES)), notice: None }
         }
-        opts.batch_size = b as usize;
-    }
-    if let Some(k) = number_option(options, "topK") {
-        if !(1.0..=1e6).contains(&k) {
-            return Err(invalid("topK must be at least 1"));
+        Err(e) => {
+            console_warn(&format!("WebGPU could not start: {e}"));
+            cpu_backend(Some(&format!("WebGPU could not start here (no usable GPU adapter; details in the console), {CPU_ADVICE}")))
         }
-        opts.top_k = Some(k as usize);
-    }
-    Ok(opts)
-}
-
-/// `options.method`: "scorecam" (default, with [`score_cam_options`]), "gradcam" or "gradcampp"
-/// (the CAM family; the pixel-level baselines are CLI-only, they are too slow for a page).
-fn method_option(options: &JsValue) -> Result<Method, JsValue> {
-    let name = if options.is_object() { Reflect::get(options, &"method".into()).ok().and_then(|v| v.as_string()) } else { None };
-    match name.as_deref() {
-        None | Some("scorecam") => Ok(Method::ScoreCam(score_cam_options(options)?)),
-        Some("gradcam") => Ok(Method::GradCam),
-        Some("gradcampp") => Ok(Method::GradCamPlusPlus),
-        Some(other) => Err(invalid(format!("unknown method {other:?} (scorecam, gradcam, gradcampp)"))),
     }
 }
 
-/// Explains `class` (negative: the top class) of the current image. `on_progress` gets
-/// `{done, total, map}` after every batch (`map`: the partial saliency, inputSize squared, or null) and
-/// cancels the run by returning `false`. Resolves to `{class, name, probability, map, size,
-/// top5, stats}`; a cancelled run rejects with an `AbortError`.
+/// Resolves on the next macrotask (`setTimeout(0)`), so the page can paint and take input.
+async fn next_task() {
+    let promise = Promise::new(&mut |resolve, _reject| {
+        let global = js_sys::global();
+        match Reflect::get(&global, &"setTimeout".into()).map(|f| f.dyn_into::<Function>()) {
+            Ok(Ok(set_timeout)) => {
+                let _ = set_timeout.call2(&global, &resolve, &JsValue::from(0));
+            }
+            _ => {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// The core's yield: the CPU backend computes synchronously, so without it a long explanation
+/// would freeze the page.
+fn yield_to_browser() -> Pin<Box<dyn Future<Output = ()>>> {
+    Box::pin(next_task())
+}
+
+/// The page's session: a backend, a model and the current image.
+#[wasm_bindgen(js_name = Session)]
+pub struct WebSession {
+    session: Rc<RefCell<Session>>,
+}
+
+#[wasm_bindgen(js_class = Session)]
+impl WebSession {
+    /// Starts the backend (once per page; later calls share it): `"auto"` tries WebGPU and falls
+    /// back to the CPU with a notice; `"cpu"` skips WebGPU.
+    pub async fn start(preference: String) -> Result<WebSession, JsValue> {
+        let backend = match STARTED.with_borrow(|b| b.clone()) {
+            Some(b) => b,
+            None => {
+                let backend = match preference.as_str() {
+                    "cpu" => cpu_backend(None),
+                    "auto" | "webgpu" if !browser_has_webgpu() => cpu_backend(Some(&format!("This browser has no WebGPU, {CPU_ADVICE}"))),
+                    "auto" | "webgpu" => start_webgpu().await,
+                    other => return Err(invalid(format!("unknown backend {other:?} (auto, webgpu, cpu)"))),
+                };
+                STARTED.with_borrow_mut(|b| b.get_or_insert(backend).clone())
+            }
+        };
+        Ok(WebSession { session: Rc::new(RefCell::new(Session::new(backend))) })
+    }
+
+    /// `{name, adapter, binding_limit, notice}`.
+    pub fn backend(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.session.borrow().backend().info())
+    }
+
+    /// Verifies `bytes` against the manifest (size and SHA-256), builds the model on the backend
+    /// and makes it current. A file that fails its checks leaves the current model loaded.
+    /// Returns `{name, arch, display_name, input_size, class_names, max_batch}`.
+    #[wasm_bindgen(js_name = loadModel)]
+    pub fn load_model(&self, manifest_json: &str, bytes: &[u8]) -> Result<JsValue, JsValue> {
+        let manifest = Manifest::from_json(manifest_json, "manifest").map_err(js_error)?;
+        let model = self.session.borrow_mut().load_model(manifest, bytes).map_err(js_error)?;
+        to_js(&ModelInfo::of(&model))
+    }
+
+    /// The loaded model's info, or `null`.
+    pub fn model(&self) -> Result<JsValue, JsValue> {
+        match self.session.borrow().model() {
+            Some(m) => to_js(&ModelInfo::of(m)),
+            None => Ok(JsValue::NULL),
+        }
+    }
+
+    /// Makes `rgba` (`width x height`, as a canvas gives it) the current image: resized and
+    /// normalised as the CLI does, and forwarded. Returns `{top5: [{class, name, probability}]}`.
+    #[wasm_bindgen(js_name = setImage)]
+    pub async fn set_image(&self, rgba: Vec<u8>, width: u32, height: u32) -> Result<JsValue, JsValue> {
+        let model = self.session.borrow().require_model().map_err(js_error)?;
+        let img = image_input::from_rgba(&rgba, width, height).map_err(js_error)?;
+        drop(rgba);
+        let prepared = PreparedImage::new(model, &img).await.map_err(js_error)?;
+        let summary = self.session.borrow_mut().set_image(prepared).map_err(js_error)?;
+        to_js(&summary)
+    }
+
+    /// Explains the current image: `request` is `{class, method, options}` (all optional; class
+    /// null: the top class; method: a name from `methods()`; options: that method's). `on_progress`
+    /// gets `{done, total, map}` after every batch (`map`: the partial saliency, or null) and
+    /// cancels the run by returning `false` (the promise then rejects with an `AbortError`).
+    /// Resolves to `{model, method, options, explained, top5, stats, size, map}`.
+    pub async fn explain(&self, request: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
+        let request: ExplainRequest = if request.is_undefined() || request.is_null() {
+            ExplainRequest { method: "scorecam".into(), ..ExplainRequest::default() }
+        } else {
+            serde_wasm_bindgen::from_value(request).map_err(|e| invalid(format!("explain request: {e}")))?
+        };
+        let spec = cam::registry::spec(&request.method).map_err(js_error)?;
+        if !spec.in_browser {
+            return Err(invalid(format!("{} takes thousands of forward passes and is not offered in the browser: use the command line (scorecam explain --method {})", spec.display_name, spec.name)));
+        }
+        let explainer = self.session.borrow().explainer(&request).map_err(js_error)?;
+        let size = explainer.model.input_size();
+        let maps = &explainer.image.maps;
+        let mut callback = |p: &cam::Progress<'_>| {
+            let map = p.partial_map(maps, size).map_or(JsValue::NULL, |m| Float32Array::from(&m[..]).into());
+            let update = js_sys::Object::new();
+            let _ = Reflect::set(&update, &"done".into(), &(p.done as f64).into());
+            let _ = Reflect::set(&update, &"total".into(), &(p.total as f64).into());
+            let _ = Reflect::set(&update, &"map".into(), &map);
+            // An exception in the callback cancels too: the page is in no state to continue.
+            on_progress.call1(&JsValue::NULL, &update).is_ok_and(|keep| keep != JsValue::FALSE)
+        };
+        let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
+        let (e, summary) = explainer.run(&mut reporter).await.map_err(js_error)?;
+        Ok(with_map(to_js(&summary)?, &e.map))
+    }
+}
+
+/// The method registry, the one list the CLI reads too: `[{name, display_name, kind, in_browser,
+/// summary, options: [{name, kind, default, min, max, help}]}]`.
 #[wasm_bindgen]
-pub async fn explain(class: i32, options: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
-    let model = model()?;
-    let image = IMAGE.with_borrow(|i| i.clone()).ok_or_else(|| invalid("no image yet"))?;
-    let method = method_option(&options)?;
-    let class = usize::try_from(class).ok();
-    let size = model.input_size();
-    let mut progress = |p: &cam::Progress<'_>| {
-        let map = p.partial_map(&image.maps, size).map_or(JsValue::NULL, |m| Float32Array::from(&m[..]).into());
-        let update = object(&[("done", (p.done as f64).into()), ("total", (p.total as f64).into()), ("map", map)]);
-        // An exception in the callback cancels too: the page is in no state to continue.
-        on_progress.call1(&JsValue::NULL, &update).is_ok_and(|keep| keep != JsValue::FALSE)
-    };
-    let e = cam::explain_forwarded(&model, &image, class, &method, &mut progress).await.map_err(js_error)?;
-    let stats = object(&[
-        ("forwards", (e.stats.forwards as f64).into()),
-        ("batches", (e.stats.batches as f64).into()),
-        ("skippedConstant", (e.stats.skipped_constant as f64).into()),
-    ]);
-    Ok(object(&[
-        ("class", (e.class as f64).into()),
-        ("name", model.manifest.class_name(e.class).into()),
-        ("probability", (e.class_probability as f64).into()),
-        ("map", Float32Array::from(&e.map[..]).into()),
-        ("size", (e.size as f64).into()),
-        ("top5", top5_array(&model, &e.top5)),
-        ("stats", stats),
-    ]))
+pub fn methods() -> Result<JsValue, JsValue> {
+    to_js(&cam::METHODS)
+}
+
+/// The colormaps: `[{name, display_name}]`.
+#[wasm_bindgen]
+pub fn colormaps() -> Result<JsValue, JsValue> {
+    to_js(&COLORMAPS)
 }
 
 /// The `size x size` map resized (bilinear) to `width x height` and coloured: RGBA bytes.
 #[wasm_bindgen(js_name = renderHeatmap)]
 pub fn render_heatmap(map: &[f32], size: usize, width: u32, height: u32, colormap: &str) -> Result<Vec<u8>, JsValue> {
-    let cmap = colormap_named(colormap)?;
-    if size == 0 || map.len() != size * size || width == 0 || height == 0 || width as u64 * height as u64 > 1 << 26 {
+    let cmap = Colormap::from_name(colormap).map_err(js_error)?;
+    if size == 0 || map.len() != size * size || width == 0 || height == 0 || width as u64 * height as u64 > 1 << 28 {
         return Err(invalid("renderHeatmap: bad map or canvas size"));
     }
     let resized = crate::render::map_to_image_size(map, size, width, height);
@@ -303,14 +261,10 @@ pub fn render_heatmap(map: &[f32], size: usize, width: u32, height: u32, colorma
 /// `n` colours from 0 to 1 as RGBA bytes (the legend).
 #[wasm_bindgen(js_name = colormapStrip)]
 pub fn colormap_strip(colormap: &str, n: usize) -> Result<Vec<u8>, JsValue> {
-    let cmap = colormap_named(colormap)?;
+    let cmap = Colormap::from_name(colormap).map_err(js_error)?;
     let n = n.clamp(2, 4096);
     let ramp: Vec<f32> = (0..n).map(|i| i as f32 / (n - 1) as f32).collect();
     Ok(opaque_rgba(&crate::render::heatmap(&ramp, n as u32, 1, cmap)))
-}
-
-fn colormap_named(name: &str) -> Result<Colormap, JsValue> {
-    Colormap::from_name(name).ok_or_else(|| invalid(format!("unknown colormap {name:?} (jet, turbo, viridis)")))
 }
 
 /// RGB pixels as the RGBA bytes a canvas `ImageData` takes.
@@ -343,20 +297,4 @@ pub fn last_panic() -> Option<String> {
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
-}
-
-/// Resolves on the next macrotask (`setTimeout(0)`), so the page can paint and take input.
-pub(crate) async fn next_task() {
-    let promise = Promise::new(&mut |resolve, _reject| {
-        let global = js_sys::global();
-        match Reflect::get(&global, &"setTimeout".into()).map(|f| f.dyn_into::<Function>()) {
-            Ok(Ok(set_timeout)) => {
-                let _ = set_timeout.call2(&global, &resolve, &JsValue::from(0));
-            }
-            _ => {
-                let _ = resolve.call0(&JsValue::NULL);
-            }
-        }
-    });
-    let _ = JsFuture::from(promise).await;
 }

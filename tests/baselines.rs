@@ -13,7 +13,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 }
 
 fn setup() -> (scorecam::models::Model, Vec<f32>) {
-    let (f32_model, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &device());
+    let (f32_model, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
     (f32_model, read_npy(&fixture("input.npy")).1)
 }
 
@@ -101,7 +101,7 @@ fn sanity_check_randomisation_destroys_the_gradient_map_stage_by_stage() {
     let (_, input) = setup();
     let weights = std::fs::read(fixture("int8/vgg_tiny.safetensors")).unwrap();
     let int8 = load_int8_fixture();
-    let r = pollster::block_on(scorecam::eval::sanity::cascading_randomisation(&int8, &weights, &[input], &[Method::Gradient], 16, 0, &mut |_, _| {})).unwrap();
+    let r = pollster::block_on(scorecam::eval::sanity::cascading_randomisation(&int8, &weights, &[input], &[Method::Gradient], 0, &mut |_, _| {})).unwrap();
     // tiny VGG: 3 classifier layers + 4 convs, from the top
     assert_eq!(r.stages, ["original", "classifier.6", "classifier.3", "classifier.0", "features.8", "features.6", "features.3", "features.0"]);
     assert!((r.spearman[0][0] - 1.0).abs() < 1e-9);
@@ -114,6 +114,6 @@ fn load_int8_fixture() -> scorecam::models::Model {
     let manifest_path = fixture("int8/vgg_tiny.json");
     let manifest = scorecam::weights::Manifest::from_json(&std::fs::read_to_string(&manifest_path).unwrap(), "vgg_tiny.json").unwrap();
     let bytes = std::fs::read(fixture("int8/vgg_tiny.safetensors")).unwrap();
-    scorecam::models::Model::from_bytes(manifest, &bytes, &device()).unwrap()
+    scorecam::models::Model::load(manifest, &bytes, &backend()).unwrap()
 }
 

@@ -49,6 +49,11 @@ fn convert_then_explain_writes_overlay_map_and_json() {
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object on stdout");
     assert_eq!(json["top5"].as_array().unwrap().len(), 5);
     assert_eq!(json["explained"]["class"], json["top5"][0]["class"]);
+    // the registry's name, not a Rust Debug form; the same field names as the wasm API
+    assert_eq!(json["method"], "scorecam");
+    assert_eq!(json["stats"]["skipped_constant"], 5);
+    assert_eq!(json["stats"]["forwards"], 11);
+    assert_eq!(json["size"], 32);
     let p: f64 = json["top5"].as_array().unwrap().iter().map(|t| t["probability"].as_f64().unwrap()).sum();
     assert!(p > 0.0 && p <= 1.0 + 1e-6);
     let (shape, values) = read_npy(&map);
@@ -102,6 +107,28 @@ fn bad_weight_files_give_clear_errors() {
     std::fs::write(&junk, b"this is not a checkpoint").unwrap();
     let o = scorecam(&["convert", junk.to_str().unwrap(), "--out", dir.join("y.safetensors").to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("junk.pth"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_option_the_method_does_not_take_is_an_error() {
+    let dir = tmp("options");
+    let weights = convert_fixture(&dir);
+    let image = repo().join("tests/fixtures/vgg_tiny/input.png");
+    let explain = |extra: &[&str]| {
+        let out = dir.join("o.png");
+        scorecam(&[&["explain", image.to_str().unwrap(), "--model", weights.to_str().unwrap(), "--out", out.to_str().unwrap()][..], extra].concat())
+    };
+    let o = explain(&["--method", "gradcam", "--top-k", "4"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("gradcam has no option \"top_k\""), "{}", stderr(&o));
+    let o = explain(&["--method", "rise", "-o", "masks=0"]);
+    assert!(!o.status.success() && stderr(&o).contains("masks must be a whole number of at least 1"), "{}", stderr(&o));
+    let o = explain(&["--method", "rise", "-o", "masks=32", "-o", "grid=4", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((json["method"].as_str(), json["stats"]["forwards"].as_u64()), (Some("rise"), Some(32)));
+    let o = explain(&["--method", "lime"]);
+    assert!(!o.status.success() && stderr(&o).contains("unknown method"), "{}", stderr(&o));
 }
 
 #[test]

@@ -87,7 +87,7 @@ fn check_cams(f32_model: &Model, int8_model: &Model, key: &str, class: usize, ba
 #[test]
 #[ignore]
 fn efficientnet_lite0_matches_pytorch() {
-    let (f32_model, int8_model) = f32_and_int8(&data_file("efficientnet_lite0.pth"), &Architecture::EfficientNetLite0, &device());
+    let (f32_model, int8_model) = f32_and_int8(&data_file("efficientnet_lite0.pth"), &Architecture::EfficientNetLite0, &backend());
     check_forward(&f32_model, "efficientnet_lite0");
     check_cams(&f32_model, &int8_model, "efficientnet_lite0", 285, 32);
     check_gradient_cams(&f32_model, "efficientnet_lite0", 0.999);
@@ -101,7 +101,7 @@ fn vgg16_matches_pytorch() {
     let legacy = scorecam::convert::read_state_dict(&data_file("vgg16_random_seed0_legacy.pth")).unwrap();
     let modern = scorecam::convert::read_state_dict(&zip).unwrap();
     assert_eq!(legacy.tensors, modern.tensors);
-    let (f32_model, int8_model) = f32_and_int8(&zip, &Architecture::Vgg16, &device());
+    let (f32_model, int8_model) = f32_and_int8(&zip, &Architecture::Vgg16, &backend());
     check_forward(&f32_model, "vgg16_random_seed0");
     check_cams(&f32_model, &int8_model, "vgg16_random_seed0", 285, 16);
     check_gradient_cams(&f32_model, "vgg16_random_seed0", 0.999);

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use scorecam::cam::{self, Method, Progress, ScoreCamOptions, ScoreCamVariant};
+use scorecam::backend::Backend;
+use scorecam::cam::{self, Method, Progress, Reporter, ScoreCamOptions, ScoreCamVariant};
 use scorecam::models::Architecture;
 use scorecam::Error;
 
@@ -13,7 +14,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 }
 
 fn setup() -> (scorecam::models::Model, scorecam::models::Model, Vec<f32>) {
-    let (f32_model, int8_model) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &device());
+    let (f32_model, int8_model) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
     (f32_model, int8_model, read_npy(&fixture("input.npy")).1)
 }
 
@@ -87,10 +88,10 @@ fn progress_reports_and_cancellation_stops_between_batches() {
     let (model, _, input) = setup();
     let method = Method::ScoreCam(ScoreCamOptions { batch_size: 3, ..Default::default() });
     let mut seen = Vec::new();
-    let result = pollster::block_on(cam::explain(&model, &input, None, &method, &mut |p: &Progress| {
+    let result = pollster::block_on(cam::explain(&model, &input, None, &method, &mut Reporter::new(&mut |p: &Progress| {
         seen.push((p.done, p.total));
         p.done < 6
-    }));
+    })));
     assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
     assert_eq!(seen, vec![(3, 11), (6, 11)]);
 }
@@ -98,24 +99,24 @@ fn progress_reports_and_cancellation_stops_between_batches() {
 #[test]
 fn out_of_range_class_is_an_error_not_a_panic() {
     let (model, _, input) = setup();
-    let r = pollster::block_on(cam::explain(&model, &input, Some(10), &Method::default(), &mut |_: &Progress| true));
+    let r = pollster::block_on(cam::explain(&model, &input, Some(10), &Method::default(), &mut Reporter::silent()));
     assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
-    let r = pollster::block_on(cam::explain(&model, &input[1..], None, &Method::default(), &mut |_: &Progress| true));
+    let r = pollster::block_on(cam::explain(&model, &input[1..], None, &Method::default(), &mut Reporter::silent()));
     assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
 }
 
 #[test]
 fn backend_reports_its_binding_limit_and_starts_once() {
     let name = std::env::var("SCORECAM_TEST_BACKEND").unwrap_or_else(|_| "flex".into());
-    let first = scorecam::backend::backend(&name).unwrap();
-    let again = scorecam::backend::backend(&name).unwrap();
+    let first = Backend::start(&name).unwrap();
+    let again = Backend::start(&name).unwrap();
     assert_eq!(first.binding_limit, again.binding_limit);
     match first.binding_limit {
         None => assert_eq!(name, "flex"),
         // Vulkan and WebGPU both guarantee at least 128 MiB; lavapipe reports exactly that.
         Some(limit) => assert!(limit >= scorecam::models::MAX_BINDING_BYTES, "{limit}"),
     }
-    assert!(scorecam::backend::backend("tpu").is_err());
+    assert!(Backend::start("tpu").is_err());
 }
 
 #[test]

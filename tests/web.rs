@@ -34,25 +34,42 @@ fn message(e: JsValue) -> String {
     js_sys::Error::from(e).message().into()
 }
 
-/// Backend chosen once per page: the CPU here, so the numbers do not depend on the adapter.
-async fn load() {
-    let info = web::init_backend("cpu".into()).await.unwrap();
-    assert_eq!(get(&info, "backend").as_string().unwrap(), "cpu");
-    let model = web::load_model(MANIFEST, WEIGHTS).unwrap();
-    assert_eq!(get(&model, "inputSize").as_f64(), Some(32.0));
+/// A session on the CPU, so the numbers do not depend on the adapter, with the tiny model.
+async fn load() -> web::WebSession {
+    let session = web::WebSession::start("cpu".into()).await.unwrap();
+    assert_eq!(get(&session.backend().unwrap(), "name").as_string().unwrap(), "cpu");
+    let model = session.load_model(MANIFEST, WEIGHTS).unwrap();
+    assert_eq!(get(&model, "input_size").as_f64(), Some(32.0));
+    session
+}
+
+fn request(entries: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in entries {
+        Reflect::set(&o, &(*k).into(), v).unwrap();
+    }
+    o.into()
+}
+
+fn options(entries: &[(&str, f64)]) -> JsValue {
+    request(&entries.iter().map(|(k, v)| (*k, JsValue::from(*v))).collect::<Vec<_>>())
+}
+
+async fn set_input_image(session: &web::WebSession) -> JsValue {
+    let img = scorecam::image_input::decode(INPUT_PNG, "input.png").unwrap();
+    let rgba: Vec<u8> = img.pixels().flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+    session.set_image(rgba, img.width(), img.height()).await.unwrap()
 }
 
 #[wasm_bindgen_test]
 async fn explains_like_pytorch() {
-    load().await;
-    let img = scorecam::image_input::decode(INPUT_PNG, "input.png").unwrap();
-    let rgba: Vec<u8> = img.pixels().flat_map(|p| [p[0], p[1], p[2], 255]).collect();
-    let forward = web::set_image(rgba, img.width(), img.height()).await.unwrap();
+    let session = load().await;
+    let forward = set_input_image(&session).await;
     let top5 = js_sys::Array::from(&get(&forward, "top5"));
     assert_eq!(top5.length(), 5);
 
     let record = Function::new_with_args("p", "globalThis.progressCalls = (globalThis.progressCalls || 0) + 1; return p.done <= p.total;");
-    let result = web::explain(-1, Object::new().into(), record).await.unwrap();
+    let result = session.explain(Object::new().into(), record).await.unwrap();
     let map = js_sys::Float32Array::from(get(&result, "map")).to_vec();
     let reference = npy_f32(OFFICIAL_NPY);
     assert_eq!(map.len(), reference.len());
@@ -60,26 +77,24 @@ async fn explains_like_pytorch() {
     assert!(r > 0.99, "map vs PyTorch's official Score-CAM: pearson {r}");
     let calls = Reflect::get(&js_sys::global(), &"progressCalls".into()).unwrap().as_f64().unwrap_or(0.0);
     assert!(calls >= 1.0, "progress was reported");
-    assert_eq!(get(&result, "class").as_f64(), get(&top5.get(0), "index").as_f64());
+    assert_eq!(get(&get(&result, "explained"), "class").as_f64(), get(&top5.get(0), "class").as_f64());
+    assert_eq!(get(&result, "method").as_string().as_deref(), Some("scorecam"));
+    assert_eq!(get(&get(&result, "stats"), "skipped_constant").as_f64(), Some(5.0));
 
     // Cancelling from the progress callback rejects with an AbortError.
     let cancel = Function::new_with_args("p", "return false;");
-    let opts = Object::new();
-    Reflect::set(&opts, &"batchSize".into(), &1.into()).unwrap();
-    let err = web::explain(3, opts.into(), cancel).await.unwrap_err();
+    let err = session.explain(request(&[("class", 3.into()), ("options", options(&[("batch_size", 1.0)]))]), cancel).await.unwrap_err();
     assert_eq!(js_sys::Error::from(err).name(), "AbortError");
 
     // Grad-CAM and Grad-CAM++ in the browser (Burn's autodiff in wasm) against pytorch-grad-cam,
     // on a class whose map is not empty.
     for (method, npy) in [("gradcam", GRADCAM_NPY), ("gradcampp", GRADCAMPP_NPY)] {
-        let opts = Object::new();
-        Reflect::set(&opts, &"method".into(), &method.into()).unwrap();
-        let result = web::explain(2, opts.into(), Function::new_no_args("return true")).await.unwrap();
+        let result = session.explain(request(&[("class", 2.into()), ("method", method.into())]), Function::new_no_args("return true")).await.unwrap();
         let ours = js_sys::Float32Array::from(get(&result, "map")).to_vec();
         let reference = &npy_f32(npy)[2 * 1024..3 * 1024];
         let r = pearson(&ours, reference);
         assert!(r > 0.98, "{method} (int8, wasm) vs pytorch-grad-cam (f32): pearson {r}");
-        assert_eq!(get(&result, "class").as_f64(), Some(2.0));
+        assert_eq!(get(&get(&result, "explained"), "class").as_f64(), Some(2.0));
     }
 
     // The resize the page uses for its 224x224 maps.
@@ -88,24 +103,46 @@ async fn explains_like_pytorch() {
 }
 
 #[wasm_bindgen_test]
+async fn the_page_reads_the_method_and_colormap_lists_from_the_core() {
+    let methods = js_sys::Array::from(&web::methods().unwrap());
+    let names: Vec<String> = methods.iter().map(|m| get(&m, "name").as_string().unwrap()).collect();
+    assert_eq!(names, scorecam::cam::METHODS.iter().map(|s| s.name.to_string()).collect::<Vec<_>>());
+    let scorecam = methods.get(0);
+    assert_eq!(get(&scorecam, "in_browser").as_bool(), Some(true));
+    let opts = js_sys::Array::from(&get(&scorecam, "options"));
+    assert_eq!(get(&opts.get(1), "name").as_string().as_deref(), Some("top_k"));
+    assert!(get(&opts.get(1), "default").is_null());
+    let cmaps = js_sys::Array::from(&web::colormaps().unwrap());
+    assert_eq!(cmaps.iter().map(|c| get(&c, "name").as_string().unwrap()).collect::<Vec<_>>(), ["jet", "turbo", "viridis"]);
+}
+
+#[wasm_bindgen_test]
 async fn bad_input_is_an_error_not_a_panic() {
-    load().await;
+    let session = load().await;
     let truncated = &WEIGHTS[..WEIGHTS.len() / 2];
-    let e = message(web::load_model(MANIFEST, truncated).unwrap_err());
+    let e = message(session.load_model(MANIFEST, truncated).unwrap_err());
     assert!(e.contains("bytes") || e.contains("sha256") || e.contains("SHA"), "{e}");
-    let e = message(web::load_model("{not json", WEIGHTS).unwrap_err());
+    // a file that fails its checks leaves the loaded model in place
+    assert_eq!(get(&session.model().unwrap(), "input_size").as_f64(), Some(32.0));
+    let e = message(session.load_model("{not json", WEIGHTS).unwrap_err());
     assert!(!e.is_empty());
-    load().await;
-    let e = message(web::set_image(vec![0; 10], 4, 4).await.unwrap_err());
+    let e = message(session.explain(JsValue::UNDEFINED, Function::new_no_args("return true")).await.unwrap_err());
+    assert!(e.contains("no image"), "{e}");
+    let e = message(session.set_image(vec![0; 10], 4, 4).await.unwrap_err());
     assert!(e.contains("RGBA"), "{e}");
-    let opts = Object::new();
-    Reflect::set(&opts, &"variant".into(), &"made-up".into()).unwrap();
-    let e = message(web::explain(0, opts.into(), Function::new_no_args("return true")).await.unwrap_err());
-    assert!(e.contains("variant") || e.contains("no image"), "{e}");
-    let opts = Object::new();
-    Reflect::set(&opts, &"method".into(), &"rise".into()).unwrap();
-    let e = message(web::explain(0, opts.into(), Function::new_no_args("return true")).await.unwrap_err());
-    assert!(e.contains("method") || e.contains("no image"), "{e}");
+    // with an image in place, so the request itself is what fails
+    set_input_image(&session).await;
+    let never = Function::new_no_args("return true");
+    let e = message(session.explain(request(&[("method", "scorecam-made-up".into())]), never.clone()).await.unwrap_err());
+    assert!(e.contains("unknown method \"scorecam-made-up\""), "{e}");
+    let e = message(session.explain(request(&[("method", "gradcam".into()), ("options", options(&[("top_k", 4.0)]))]), never.clone()).await.unwrap_err());
+    assert!(e.contains("gradcam has no option \"top_k\""), "{e}");
+    let e = message(session.explain(request(&[("options", options(&[("batch_size", 0.0)]))]), never.clone()).await.unwrap_err());
+    assert!(e.contains("batch_size must be a whole number from 1 to 1024"), "{e}");
+    let e = message(session.explain(request(&[("method", "rise".into())]), never.clone()).await.unwrap_err());
+    assert!(e.contains("not offered in the browser"), "{e}");
+    let e = message(session.explain(request(&[("variant", "official".into())]), never.clone()).await.unwrap_err());
+    assert!(e.contains("unknown field `variant`"), "{e}");
     assert!(web::render_heatmap(&[0.0; 10], 4, 8, 8, "jet").is_err());
     assert!(web::colormap_strip("rainbow", 8).is_err());
     assert_eq!(web::colormap_strip("jet", 2).unwrap(), vec![0, 0, 128, 255, 128, 0, 0, 255]);

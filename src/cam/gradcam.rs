@@ -1,62 +1,42 @@
-//! Grad-CAM and Grad-CAM++ channel weights, from the gradient of the class logit with respect to
-//! the target-layer activations (Burn's autodiff through [`Network::from_target`]).
+//! Grad-CAM's channel weights (Selvaraju et al. 2017): the mean gradient of the class logit with
+//! respect to each target-layer map, through Burn's autodiff on [`Network::from_target`].
 //!
 //! [`Network::from_target`]: crate::models::Network::from_target
 
-use burn::tensor::{Tensor, TensorData};
-
-use super::{read_f32, Forwarded};
+use super::registry::{Method, MethodKind, MethodSpec};
+use super::{read_f32, Finish, MethodInput, MethodOutput, Saliency, Stats};
 use crate::error::{Error, Result};
-use crate::models::Model;
+
+pub(super) static SPEC: MethodSpec = MethodSpec {
+    name: "gradcam",
+    display_name: "Grad-CAM",
+    kind: MethodKind::Cam,
+    in_browser: true,
+    summary: "Grad-CAM: each channel weighted by the mean gradient of the class logit (one backward pass)",
+    aliases: &[],
+    options: &[],
+    build: |_| Ok(Method::GradCam),
+};
 
 /// d logit_class / d A for the target-layer activations A, `[channels, h, w]` row-major.
-pub(super) async fn target_gradients(model: &Model, f: &Forwarded, class: usize) -> Result<Vec<f32>> {
-    let m = &f.maps;
-    // A fresh autodiff leaf from the activations already on the host: only the head after the
-    // target layer is differentiated (the layers before it cannot change the gradient).
-    let acts = Tensor::<4>::from_data(TensorData::new(m.data.clone(), [1, m.channels, m.height, m.width]), &model.device)
-        .autodiff()
-        .require_grad();
-    let logits = model.network.from_target(acts.clone());
-    let grads = logits.slice([0..1, class..class + 1]).sum().backward();
+pub(super) async fn target_gradients(input: &MethodInput<'_>) -> Result<Vec<f32>> {
+    // A fresh autodiff leaf from the activations the forward pass left on the device: only the
+    // head after the target layer is differentiated (the layers before it cannot change the
+    // gradient).
+    let acts = input.forwarded.activations.clone().autodiff().require_grad();
+    let logits = input.model.network.from_target(acts.clone());
+    let grads = logits.slice([0..1, input.class..input.class + 1]).sum().backward();
     let g = acts.grad(&grads).ok_or_else(|| Error::Device("no gradient reached the target layer".into()))?;
     read_f32(g).await
 }
 
-pub(super) async fn channel_weights(model: &Model, f: &Forwarded, class: usize, plus_plus: bool) -> Result<Vec<f32>> {
-    let grads = target_gradients(model, f, class).await?;
-    let n = f.maps.height * f.maps.width;
-    Ok((0..f.maps.channels)
-        .map(|k| {
-            let g = &grads[k * n..(k + 1) * n];
-            if plus_plus { grad_cam_pp_weight(g, f.maps.channel(k)) } else { g.iter().sum::<f32>() / n as f32 }
-        })
-        .collect())
+/// The pipeline's finish for the gradient CAMs: pytorch-grad-cam's.
+pub(super) fn gradient_cam_output(weights: Vec<f32>) -> MethodOutput {
+    MethodOutput { saliency: Saliency::Channels { weights, finish: Finish::NormaliseThenUpsample }, stats: Stats { forwards: 1, batches: 1, ..Stats::default() } }
 }
 
-/// Grad-CAM++'s weight of one channel, exactly as pytorch-grad-cam computes it (the exponential
-/// of the score is dropped, so second and third derivatives are powers of the first):
-/// `a_ij = g^2 / (2 g^2 + sum(A) g^3 + 1e-6)` (0 where g = 0), weight = `sum(relu(g) a_ij)`.
-fn grad_cam_pp_weight(g: &[f32], a: &[f32]) -> f32 {
-    let sum_a: f32 = a.iter().sum();
-    g.iter()
-        .filter(|g| **g != 0.0)
-        .map(|&g| {
-            let g2 = g * g;
-            let alpha = g2 / (2.0 * g2 + sum_a * g2 * g + 1e-6);
-            g.max(0.0) * alpha
-        })
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grad_cam_pp_weight_matches_the_formula() {
-        // g = [1, -1, 0], sum(A) = 2: alpha_0 = 1 / (2 + 2 + 1e-6), negative and zero gradients add nothing
-        let w = grad_cam_pp_weight(&[1.0, -1.0, 0.0], &[1.0, 1.0, 0.0]);
-        assert!((w - 0.25).abs() < 1e-6, "{w}");
-    }
+pub(super) async fn run(input: &MethodInput<'_>) -> Result<MethodOutput> {
+    let grads = target_gradients(input).await?;
+    let n = input.forwarded.maps.height * input.forwarded.maps.width;
+    Ok(gradient_cam_output(grads.chunks_exact(n).map(|g| g.iter().sum::<f32>() / n as f32).collect()))
 }

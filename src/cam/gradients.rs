@@ -7,9 +7,53 @@ use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-use super::{read_f32, yield_to_host, Forwarded, Partial, Progress, ProgressFn, Stats};
+use super::registry::{Method, MethodKind, MethodSpec, OptionKind, OptionSpec, BATCH_SIZE};
+use super::{read_f32, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
 use crate::error::{Error, Result};
 use crate::models::Model;
+
+pub(super) static GRADIENT_SPEC: MethodSpec = MethodSpec {
+    name: "gradient",
+    display_name: "Gradient",
+    kind: MethodKind::Pixel,
+    in_browser: false,
+    summary: "vanilla gradient of the class logit with respect to the input, max |.| over colours",
+    aliases: &["vanilla-gradient"],
+    options: &[],
+    build: |_| Ok(Method::Gradient),
+};
+
+pub(super) static SMOOTHGRAD_SPEC: MethodSpec = MethodSpec {
+    name: "smoothgrad",
+    display_name: "SmoothGrad",
+    kind: MethodKind::Pixel,
+    in_browser: false,
+    summary: "SmoothGrad: the gradient averaged over noisy copies of the input",
+    aliases: &[],
+    options: &[
+        OptionSpec { name: "samples", kind: OptionKind::Integer, default: Some(50.0), min: Some(1.0), max: None, help: "noisy copies" },
+        OptionSpec { name: "noise", kind: OptionKind::Number, default: Some(0.15), min: Some(0.0), max: None, help: "noise standard deviation as a share of the input's range" },
+        BATCH_SIZE,
+        OptionSpec { name: "seed", kind: OptionKind::Integer, default: Some(0.0), min: Some(0.0), max: None, help: "random seed" },
+    ],
+    build: |o| {
+        Ok(Method::SmoothGrad(SmoothGradOptions { samples: o.required_usize("samples"), noise: o.f32("noise"), batch_size: o.required_usize("batch_size"), seed: o.required_usize("seed") as u64 }))
+    },
+};
+
+pub(super) static INTEGRATED_SPEC: MethodSpec = MethodSpec {
+    name: "integrated-gradients",
+    display_name: "IntegratedGrads",
+    kind: MethodKind::Pixel,
+    in_browser: false,
+    summary: "Integrated Gradients from a black image (Riemann right sums)",
+    aliases: &["ig"],
+    options: &[
+        OptionSpec { name: "steps", kind: OptionKind::Integer, default: Some(50.0), min: Some(1.0), max: None, help: "Riemann steps" },
+        BATCH_SIZE,
+    ],
+    build: |o| Ok(Method::IntegratedGradients(IntegratedGradientsOptions { steps: o.required_usize("steps"), batch_size: o.required_usize("batch_size") })),
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SmoothGradOptions {
@@ -59,9 +103,13 @@ fn channel_abs_max(v: &[f32]) -> Vec<f32> {
     (0..n).map(|i| v[i].abs().max(v[n + i].abs()).max(v[2 * n + i].abs())).collect()
 }
 
-pub(super) async fn vanilla(model: &Model, f: &Forwarded, class: usize) -> Result<(Vec<f32>, Stats)> {
-    let g = input_gradients(model, f.image.clone(), class).await?;
-    Ok((channel_abs_max(&g), Stats { forwards: 1, batches: 1, ..Stats::default() }))
+fn pixel_output((map, stats): (Vec<f32>, Stats)) -> MethodOutput {
+    MethodOutput { saliency: Saliency::Map(map), stats }
+}
+
+pub(super) async fn run_vanilla(input: &MethodInput<'_>) -> Result<MethodOutput> {
+    let g = input_gradients(input.model, input.forwarded.image.clone(), input.class).await?;
+    Ok(pixel_output((channel_abs_max(&g), Stats { forwards: 1, batches: 1, ..Stats::default() })))
 }
 
 /// Mean gradient over `inputs(i)` for i in 0..n, in batches; reports progress.
@@ -71,7 +119,7 @@ async fn mean_gradient(
     n: usize,
     batch_size: usize,
     mut inputs: impl FnMut(usize) -> Vec<f32>,
-    progress: &mut ProgressFn<'_>,
+    reporter: &mut Reporter<'_>,
 ) -> Result<(Vec<f32>, Stats)> {
     if n == 0 || batch_size == 0 {
         return Err(Error::Invalid("samples/steps and batch size must be at least 1".into()));
@@ -89,27 +137,24 @@ async fn mean_gradient(
         }
         stats.forwards += end - start;
         stats.batches += 1;
-        if !progress(&Progress { done: end, total: n, partial: Partial::Nothing }) {
-            return Err(Error::Cancelled);
-        }
-        yield_to_host().await;
+        reporter.report(Progress { done: end, total: n, partial: Partial::Nothing }).await?;
     }
     Ok((mean, stats))
 }
 
-pub(super) async fn smoothgrad(model: &Model, f: &Forwarded, class: usize, opts: &SmoothGradOptions, progress: &mut ProgressFn<'_>) -> Result<(Vec<f32>, Stats)> {
-    let x = &f.image;
+pub(super) async fn run_smoothgrad(opts: &SmoothGradOptions, input: &MethodInput<'_>, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
+    let x = &input.forwarded.image;
     let (lo, hi) = x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
     let sigma = opts.noise * (hi - lo);
     let normal = Normal::new(0.0, sigma.max(f32::MIN_POSITIVE)).map_err(|e| Error::Invalid(format!("SmoothGrad noise: {e}")))?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     let noisy = |_| x.iter().map(|v| v + normal.sample(&mut rng)).collect();
-    let (mean, stats) = mean_gradient(model, class, opts.samples, opts.batch_size, noisy, progress).await?;
-    Ok((channel_abs_max(&mean), stats))
+    let (mean, stats) = mean_gradient(input.model, input.class, opts.samples, opts.batch_size, noisy, reporter).await?;
+    Ok(pixel_output((channel_abs_max(&mean), stats)))
 }
 
-pub(super) async fn integrated(model: &Model, f: &Forwarded, class: usize, opts: &IntegratedGradientsOptions, progress: &mut ProgressFn<'_>) -> Result<(Vec<f32>, Stats)> {
-    let x = &f.image;
+pub(super) async fn run_integrated(opts: &IntegratedGradientsOptions, input: &MethodInput<'_>, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
+    let (model, x) = (input.model, &input.forwarded.image);
     let n = x.len() / 3;
     // A black image (pixel value 0) in the network's normalised space.
     let norm = &model.manifest.normalisation;
@@ -119,9 +164,9 @@ pub(super) async fn integrated(model: &Model, f: &Forwarded, class: usize, opts:
         let t = (k + 1) as f32 / steps as f32;
         x.iter().zip(&baseline).map(|(v, b)| b + t * (v - b)).collect()
     };
-    let (mean, stats) = mean_gradient(model, class, steps, opts.batch_size, path, progress).await?;
+    let (mean, stats) = mean_gradient(model, input.class, steps, opts.batch_size, path, reporter).await?;
     let attribution: Vec<f32> = mean.iter().zip(x.iter().zip(&baseline)).map(|(g, (v, b))| g * (v - b)).collect();
-    Ok((channel_abs_max(&attribution), stats))
+    Ok(pixel_output((channel_abs_max(&attribution), stats)))
 }
 
 #[cfg(test)]

@@ -7,11 +7,38 @@
 use burn::tensor::{Tensor, TensorData};
 use burn::tensor::activation::softmax;
 
-use super::filters::rise_blur;
-use super::upsample::bilinear_matrix;
-use super::{read_f32, yield_to_host, Forwarded, Partial, Progress, ProgressFn, Stats};
+use crate::imageops::filters::rise_blur;
+use super::registry::{Method, MethodKind, MethodSpec, OptionKind, OptionSpec};
+use crate::imageops::upsample::bilinear_matrix;
+use super::{read_f32, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
 use crate::error::{Error, Result};
-use crate::models::Model;
+
+pub(super) static SPEC: MethodSpec = MethodSpec {
+    name: "mask",
+    display_name: "Mask",
+    kind: MethodKind::Pixel,
+    in_browser: false,
+    summary: "Meaningful Perturbation: an optimised smooth mask whose blurring deletes the class",
+    aliases: &["meaningful-perturbation"],
+    options: &[
+        OptionSpec { name: "iterations", kind: OptionKind::Integer, default: Some(500.0), min: Some(1.0), max: None, help: "Adam steps" },
+        OptionSpec { name: "learning_rate", kind: OptionKind::Number, default: Some(0.1), min: Some(0.0), max: None, help: "Adam's step size" },
+        OptionSpec { name: "mask_size", kind: OptionKind::Integer, default: Some(28.0), min: Some(2.0), max: None, help: "mask cells per side" },
+        OptionSpec { name: "l1_coeff", kind: OptionKind::Number, default: Some(0.01), min: Some(0.0), max: None, help: "weight of the deletion area" },
+        OptionSpec { name: "tv_coeff", kind: OptionKind::Number, default: Some(0.2), min: Some(0.0), max: None, help: "weight of the total variation" },
+        OptionSpec { name: "tv_beta", kind: OptionKind::Number, default: Some(3.0), min: Some(1.0), max: None, help: "exponent of the total variation" },
+    ],
+    build: |o| {
+        Ok(Method::MeaningfulPerturbation(MeaningfulPerturbationOptions {
+            iterations: o.required_usize("iterations"),
+            learning_rate: o.f32("learning_rate"),
+            mask_size: o.required_usize("mask_size"),
+            l1_coeff: o.f32("l1_coeff"),
+            tv_coeff: o.f32("tv_coeff"),
+            tv_beta: o.f32("tv_beta"),
+        }))
+    },
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeaningfulPerturbationOptions {
@@ -32,7 +59,8 @@ impl Default for MeaningfulPerturbationOptions {
     }
 }
 
-pub(super) async fn saliency(model: &Model, f: &Forwarded, class: usize, opts: &MeaningfulPerturbationOptions, progress: &mut ProgressFn<'_>) -> Result<(Vec<f32>, Stats)> {
+pub(super) async fn run(opts: &MeaningfulPerturbationOptions, input: &MethodInput<'_>, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
+    let (model, f, class) = (input.model, input.forwarded, input.class);
     let size = model.input_size();
     let k = opts.mask_size;
     if k < 2 || k > size || opts.iterations == 0 {
@@ -69,11 +97,8 @@ pub(super) async fn saliency(model: &Model, f: &Forwarded, class: usize, opts: &
         }
         stats.forwards += 1;
         stats.batches += 1;
-        if !progress(&Progress { done: step, total: opts.iterations, partial: Partial::Nothing }) {
-            return Err(Error::Cancelled);
-        }
-        yield_to_host().await;
+        reporter.report(Progress { done: step, total: opts.iterations, partial: Partial::Nothing }).await?;
     }
     let upsampled = read_f32(upsample(Tensor::<2>::from_data(TensorData::new(mask, [k, k]), device))).await?;
-    Ok((upsampled.into_iter().map(|v| 1.0 - v).collect(), stats))
+    Ok(MethodOutput { saliency: Saliency::Map(upsampled.into_iter().map(|v| 1.0 - v).collect()), stats })
 }

@@ -2,13 +2,37 @@
 //! random sub-cell shift; the saliency is the class probability on each masked input times the
 //! mask, summed and divided by `masks * p` (their `generate_masks` and `forward`).
 
-use burn::tensor::{Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 
-use super::upsample::bilinear_matrix;
-use super::{class_probabilities, yield_to_host, Forwarded, Partial, Progress, ProgressFn, Stats};
+use super::registry::{Method, MethodKind, MethodSpec, OptionKind, OptionSpec, BATCH_SIZE};
+use crate::imageops::upsample::bilinear_matrix;
+use super::{class_probabilities, masked_on_device, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
 use crate::error::{Error, Result};
-use crate::models::Model;
+
+pub(super) static SPEC: MethodSpec = MethodSpec {
+    name: "rise",
+    display_name: "RISE",
+    kind: MethodKind::Pixel,
+    in_browser: false,
+    summary: "RISE: random coarse masks, each weighted by the class probability on the masked input",
+    aliases: &[],
+    options: &[
+        OptionSpec { name: "masks", kind: OptionKind::Integer, default: Some(8000.0), min: Some(1.0), max: None, help: "random masks" },
+        OptionSpec { name: "grid", kind: OptionKind::Integer, default: Some(7.0), min: Some(1.0), max: None, help: "cells per side of the random grid" },
+        OptionSpec { name: "p", kind: OptionKind::Number, default: Some(0.5), min: Some(0.0), max: Some(1.0), help: "probability that a cell is kept" },
+        BATCH_SIZE,
+        OptionSpec { name: "seed", kind: OptionKind::Integer, default: Some(0.0), min: Some(0.0), max: None, help: "random seed" },
+    ],
+    build: |o| {
+        Ok(Method::Rise(RiseOptions {
+            masks: o.required_usize("masks"),
+            grid: o.required_usize("grid"),
+            p: o.f32("p"),
+            batch_size: o.required_usize("batch_size"),
+            seed: o.required_usize("seed") as u64,
+        }))
+    },
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RiseOptions {
@@ -82,7 +106,8 @@ impl MaskGenerator {
     }
 }
 
-pub(super) async fn saliency(model: &Model, f: &Forwarded, class: usize, opts: &RiseOptions, progress: &mut ProgressFn<'_>) -> Result<(Vec<f32>, Stats)> {
+pub(super) async fn run(opts: &RiseOptions, input: &MethodInput<'_>, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
+    let (model, f, class) = (input.model, input.forwarded, input.class);
     if opts.masks == 0 || opts.batch_size == 0 {
         return Err(Error::Invalid("RISE needs at least one mask and a batch size of at least 1".into()));
     }
@@ -95,23 +120,19 @@ pub(super) async fn saliency(model: &Model, f: &Forwarded, class: usize, opts: &
     for start in (0..opts.masks).step_by(batch_size) {
         let b = batch_size.min(opts.masks - start);
         let masks: Vec<Vec<f32>> = (0..b).map(|_| generator.next_mask()).collect();
-        // The mask multiplies the normalised input, as RISE's code does.
-        let masked: Vec<f32> = masks.iter().flat_map(|m| f.image.chunks_exact(n).flat_map(move |ch| ch.iter().zip(m).map(|(x, m)| x * m))).collect();
-        let batch = Tensor::<4>::from_data(TensorData::new(masked, [b, 3, size, size]), &model.device);
+        // The mask multiplies the normalised input, as RISE's code does (on the device).
+        let batch = masked_on_device(model, &f.input, None, masks.concat(), b);
         let probs = class_probabilities(model, batch, class).await?;
         for (m, p) in masks.iter().zip(probs) {
             saliency.iter_mut().zip(m).for_each(|(s, v)| *s += p * v);
         }
         stats.forwards += b;
         stats.batches += 1;
-        if !progress(&Progress { done: start + b, total: opts.masks, partial: Partial::Map(&saliency) }) {
-            return Err(Error::Cancelled);
-        }
-        yield_to_host().await;
+        reporter.report(Progress { done: start + b, total: opts.masks, partial: Partial::Map(&saliency) }).await?;
     }
     let scale = 1.0 / (opts.masks as f32 * opts.p);
     saliency.iter_mut().for_each(|s| *s *= scale);
-    Ok((saliency, stats))
+    Ok(MethodOutput { saliency: Saliency::Map(saliency), stats })
 }
 
 #[cfg(test)]

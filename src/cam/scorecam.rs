@@ -4,10 +4,10 @@
 use burn::tensor::activation::softmax as softmax_dim;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::upsample::bilinear_matrix;
-use super::{read_f32, softmax, yield_to_host, Finish, Forwarded, Partial, Progress, ProgressFn, Stats};
+use super::registry::{Method, MethodKind, MethodSpec, OptionKind, OptionSpec, Options, BATCH_SIZE};
+use crate::imageops::upsample::bilinear_matrix;
+use super::{read_f32, softmax, Finish, Forwarded, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
 use crate::error::{Error, Result};
-use crate::models::Model;
 
 /// Which published computation to reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,6 +37,41 @@ impl Default for ScoreCamOptions {
     }
 }
 
+const TOP_K: OptionSpec = OptionSpec {
+    name: "top_k",
+    kind: OptionKind::Integer,
+    default: None,
+    min: Some(1.0),
+    max: None,
+    help: "Faster-Score-CAM: score only the k channels of largest activation variance",
+};
+
+fn build(o: &Options<'_>, variant: ScoreCamVariant) -> Result<Method> {
+    Ok(Method::ScoreCam(ScoreCamOptions { variant, batch_size: o.required_usize("batch_size"), top_k: o.usize("top_k") }))
+}
+
+pub(super) static SPEC: MethodSpec = MethodSpec {
+    name: "scorecam",
+    display_name: "Score-CAM",
+    kind: MethodKind::Cam,
+    in_browser: true,
+    summary: "Score-CAM as the official code computes it: each channel weighted by the class probability on the input masked with it",
+    aliases: &[],
+    options: &[BATCH_SIZE, TOP_K],
+    build: |o| build(o, ScoreCamVariant::Official),
+};
+
+pub(super) static LIBRARY_SPEC: MethodSpec = MethodSpec {
+    name: "scorecam-gradcam-lib",
+    display_name: "Score-CAM (pytorch-grad-cam)",
+    kind: MethodKind::Cam,
+    in_browser: true,
+    summary: "pytorch-grad-cam's ScoreCAM: raw class logits per masked input, softmax across channels",
+    aliases: &[],
+    options: &[BATCH_SIZE, TOP_K],
+    build: |o| build(o, ScoreCamVariant::GradCamLibrary),
+};
+
 /// Channels to score (non-constant ones, optionally only the `k` of largest variance) and the
 /// constant ones.
 fn channels_to_score(f: &Forwarded, opts: &ScoreCamOptions) -> (Vec<usize>, Vec<usize>) {
@@ -55,13 +90,8 @@ fn channels_to_score(f: &Forwarded, opts: &ScoreCamOptions) -> (Vec<usize>, Vec<
     (chosen, constant)
 }
 
-pub(super) async fn channel_weights(
-    model: &Model,
-    f: &Forwarded,
-    class: usize,
-    opts: &ScoreCamOptions,
-    progress: &mut ProgressFn<'_>,
-) -> Result<(Vec<f32>, Finish, Stats)> {
+pub(super) async fn run(opts: &ScoreCamOptions, input: &MethodInput<'_>, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
+    let (model, f, class) = (input.model, input.forwarded, input.class);
     if opts.batch_size == 0 {
         return Err(Error::Invalid("batch size must be at least 1".into()));
     }
@@ -78,7 +108,7 @@ pub(super) async fn channel_weights(
     // nn.UpsamplingBilinear2d, which aligns corners.
     let rw_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(w, size, library), size, w), [w, size]), device);
     let rh_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(h, size, library), size, h), [h, size]), device);
-    let maps_dev = Tensor::<3>::from_data(TensorData::new(maps.data.clone(), [n, h, w]), device);
+    let maps_dev = f.activations.clone().reshape([n, h, w]);
 
     let mut scores = vec![0f32; n];
     let mut stats = Stats { skipped_constant: if library { 0 } else { constant.len() }, ..Stats::default() };
@@ -111,15 +141,11 @@ pub(super) async fn channel_weights(
         } else {
             (&scores[..], Finish::UpsampleThenNormalise)
         };
-        if !progress(&Progress { done, total, partial: Partial::Weights { weights: partial, finish } }) {
-            return Err(Error::Cancelled);
-        }
-        // Lets the browser paint and handle input between batches (a no-op natively).
-        yield_to_host().await;
+        reporter.report(Progress { done, total, partial: Partial::Weights { weights: partial, finish } }).await?;
     }
 
     if !library {
-        return Ok((scores, Finish::UpsampleThenNormalise, stats));
+        return Ok(MethodOutput { saliency: Saliency::Channels { weights: scores, finish: Finish::UpsampleThenNormalise }, stats });
     }
     // Library variant: constant maps give an all-zero mask, so their score is the zero input's.
     let mut scored: Vec<usize> = chosen.clone();
@@ -133,7 +159,7 @@ pub(super) async fn channel_weights(
         stats.forwards += 1;
         stats.batches += 1;
     }
-    Ok((library_weights(&scored, &scores, n), Finish::NormaliseThenUpsample, stats))
+    Ok(MethodOutput { saliency: Saliency::Channels { weights: library_weights(&scored, &scores, n), finish: Finish::NormaliseThenUpsample }, stats })
 }
 
 /// pytorch-grad-cam's weights: softmax of the class logits across the scored channels.

@@ -2,6 +2,7 @@
 //! method) so a run can stop and resume, and be split into shards; [`report`] turns the lines
 //! into the paper's tables and the deletion/insertion curves.
 
+pub mod accuracy;
 pub mod dataset;
 pub mod report;
 pub mod sanity;
@@ -13,11 +14,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cam::{self, Method, Progress};
+use crate::cam::{self, Method, Reporter};
 use crate::error::{Error, Result};
 use crate::image_input;
 use crate::metrics::{Metric, ModelScorer, Sample as MetricSample};
 use crate::models::Model;
+use crate::npy::write_npy;
 use dataset::{Sample, Shard};
 
 /// Which class each image's map explains.
@@ -98,9 +100,9 @@ pub fn map_file_name(image: &str, method: &str) -> String {
 /// Explains one image with one method and runs every metric on the map.
 pub async fn evaluate(model: &Model, forwarded: &cam::Forwarded, sample: &Sample, class: usize, method: &Method, metrics: &[Metric], batch_size: usize) -> Result<(Record, Vec<f32>)> {
     let t0 = Instant::now();
-    let e = cam::explain_forwarded(model, forwarded, Some(class), method, &mut |_: &Progress<'_>| true).await?;
+    let e = cam::explain_forwarded(model, forwarded, Some(class), method, &mut Reporter::silent()).await?;
     let size = model.input_size();
-    let boxes: Vec<_> = sample.boxes.iter().map(|b| b.scaled(sample.width.max(1.0), sample.height.max(1.0), size)).collect();
+    let boxes: Vec<_> = sample.boxes.iter().map(|b| b.scaled(sample.width, sample.height, size)).collect();
     let ms = MetricSample { image: &forwarded.image, size, map: &e.map, probability: e.class_probability, boxes: &boxes };
     let mut scorer = ModelScorer::new(model, class, batch_size);
     let (mut scores, mut curves) = (BTreeMap::new(), BTreeMap::new());
@@ -179,24 +181,8 @@ pub async fn run(model: &Model, data: &Path, opts: &EvalOptions, on_step: &mut d
     Ok(path)
 }
 
-/// A `size x size` float32 map as `.npy`.
-pub fn write_npy(path: &Path, map: &[f32], size: usize) -> Result<()> {
-    use npyz::WriterBuilder;
-    let io = |e: std::io::Error| Error::io(path.display(), e);
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(&[size as u64, size as u64]).writer(std::io::BufWriter::new(file)).begin_nd().map_err(io)?;
-    w.extend(map.iter().copied()).map_err(io)?;
-    w.finish().map_err(io)?;
-    Ok(())
-}
-
-/// Reads a float32 `.npy` (any shape), or `None` if the file is missing.
-pub fn read_npy(path: &Path) -> Result<Option<Vec<f32>>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path.display(), e)),
-    };
-    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(path.display(), e))?;
-    Ok(Some(npy.into_vec::<f32>().map_err(|e| Error::io(path.display(), e))?))
+/// The unquantised model from the original state_dict, on the same device and binding limit
+/// (what `--source` evaluates, and accuracy compares with).
+pub fn f32_model(model: &Model, source: &Path) -> Result<Model> {
+    model.with_tensors(crate::convert::canonical_tensors(crate::convert::read_state_dict(source)?, &model.arch)?)
 }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{map_file_name, read_npy, Record};
+use super::{map_file_name, Record};
+use crate::npy::read_npy;
 use crate::cam::Method;
 use crate::error::{Error, Result};
 use crate::metrics::pearson;

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
-use crate::cam::{self, Method, Progress};
+use crate::cam::{self, Method, Reporter};
 use crate::error::{Error, Result};
 use crate::metrics::spearman;
 use crate::models::Model;
@@ -79,14 +79,12 @@ pub async fn cascading_randomisation(
     weights: &[u8],
     images: &[Vec<f32>],
     methods: &[Method],
-    batch_size: usize,
     seed: u64,
     on_stage: &mut dyn FnMut(usize, usize),
 ) -> Result<SanityResult> {
     if images.is_empty() || methods.is_empty() {
         return Err(Error::Invalid("the sanity check needs at least one image and one method".into()));
     }
-    let methods: Vec<Method> = methods.iter().cloned().map(|m| m.with_batch_size(batch_size)).collect();
     let (_, mut tensors) = decode_int8(weights, &model.manifest.weights.file)?;
     let groups = groups_top_down(&tensors);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -109,7 +107,7 @@ pub async fn cascading_randomisation(
                 classes.push(cam::top_k(&f.probabilities, 1)[0].0);
             }
             for (k, method) in methods.iter().enumerate() {
-                let e = cam::explain_forwarded(&m, &f, Some(classes[i]), method, &mut |_: &Progress<'_>| true).await?;
+                let e = cam::explain_forwarded(&m, &f, Some(classes[i]), method, &mut Reporter::silent()).await?;
                 if stage == 0 {
                     originals[k].push(e.map.clone());
                 }

@@ -2,7 +2,7 @@
 //! Drop / Increase and RISE's deletion / insertion curves.
 
 use super::Scorer;
-use crate::cam::filters::rise_blur;
+use crate::imageops::filters::rise_blur;
 use crate::error::Result;
 
 /// How a map masks the input for Average Drop / Increase.
@@ -16,12 +16,17 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The masked copy of a normalised `[3, size, size]` image.
-    pub fn apply(&self, image: &[f32], map: &[f32]) -> Vec<f32> {
-        let mask = match self {
+    /// The mask that multiplies the normalised image.
+    pub fn mask(&self, map: &[f32]) -> Vec<f32> {
+        match self {
             Self::InputTimesMap => map.to_vec(),
             Self::KeepTopHalf => keep_top_fraction(map, 0.5),
-        };
+        }
+    }
+
+    /// The masked copy of a normalised `[3, size, size]` image.
+    pub fn apply(&self, image: &[f32], map: &[f32]) -> Vec<f32> {
+        let mask = self.mask(map);
         image.chunks_exact(map.len()).flat_map(|plane| plane.iter().zip(&mask).map(|(x, m)| x * m)).collect()
     }
 }
@@ -61,30 +66,30 @@ pub enum CausalMode {
 }
 
 /// RISE's `CausalMetric.single_run`: the class probability before any step and after each of
-/// `ceil(size^2 / step)` steps (so `steps + 1` values).
+/// `ceil(size^2 / step)` steps (so `steps + 1` values). Each step is a mask over the image (1:
+/// the image's pixel, 0: the substrate's), so the scorer can mask on the device.
 pub async fn causal_curve(image: &[f32], size: usize, map: &[f32], mode: CausalMode, step: usize, scorer: &mut impl Scorer) -> Result<Vec<f32>> {
     let n = size * size;
     let steps = n.div_ceil(step.max(1));
-    let (mut current, finish) = match mode {
-        CausalMode::Deletion => (image.to_vec(), vec![0f32; image.len()]),
-        CausalMode::Insertion => (rise_blur(image, size), image.to_vec()),
+    // Deletion: from the image to zeros; insertion: from the blurred image to the image.
+    let (substrate, mut mask, flip_to) = match mode {
+        CausalMode::Deletion => (None, vec![1f32; n], 0.0),
+        CausalMode::Insertion => (Some(rise_blur(image, size)), vec![0f32; n], 1.0),
     };
     let order = salient_order(map);
     let mut curve = Vec::with_capacity(steps + 1);
-    // Images go to the scorer 16 at a time (135 MB for all 225 at once).
+    // Masks go to the scorer 16 at a time.
     const CHUNK: usize = 16;
-    let mut pending: Vec<f32> = Vec::with_capacity(CHUNK * image.len());
+    let mut pending: Vec<f32> = Vec::with_capacity(CHUNK * n);
     for i in 0..=steps {
-        pending.extend_from_slice(&current);
-        if pending.len() == CHUNK * image.len() || i == steps {
-            let count = pending.len() / image.len();
-            curve.extend(scorer.probabilities(std::mem::take(&mut pending), count).await?);
+        pending.extend_from_slice(&mask);
+        if pending.len() == CHUNK * n || i == steps {
+            let count = pending.len() / n;
+            curve.extend(scorer.masked_probabilities(image, substrate.as_deref(), std::mem::take(&mut pending), count).await?);
         }
         if i < steps {
             for &p in &order[(i * step).min(n)..((i + 1) * step).min(n)] {
-                for c in 0..3 {
-                    current[c * n + p] = finish[c * n + p];
-                }
+                mask[p] = flip_to;
             }
         }
     }
@@ -105,8 +110,8 @@ mod tests {
     use super::*;
     use crate::error::Result;
 
-    /// The "network" of the tests: the probability is the share of informative pixels (the
-    /// first `informative` of each plane-0 row-major order) that still hold their value 1.
+    /// The "network" of the tests: the probability is the share of informative pixels that
+    /// still hold their value 1 in all three colour planes.
     struct CountingScorer {
         informative: Vec<usize>,
         plane: usize,
@@ -115,10 +120,9 @@ mod tests {
     impl Scorer for CountingScorer {
         async fn probabilities(&mut self, images: Vec<f32>, n: usize) -> Result<Vec<f32>> {
             let per = images.len() / n;
-            Ok(images
-                .chunks(per)
-                .map(|img| self.informative.iter().filter(|&&p| (img[p] - 1.0).abs() < 1e-3).count() as f32 / self.informative.len() as f32)
-                .collect())
+            assert_eq!(per, 3 * self.plane, "one image is three planes");
+            let intact = |img: &[f32], p: usize| (0..3).all(|c| (img[c * self.plane + p] - 1.0).abs() < 1e-3);
+            Ok(images.chunks(per).map(|img| self.informative.iter().filter(|&&p| intact(img, p)).count() as f32 / self.informative.len() as f32).collect())
         }
     }
 
@@ -128,7 +132,9 @@ mod tests {
         let mut image = vec![0.2f32; 3 * n];
         let informative = vec![9, 10, 17, 18];
         for &p in &informative {
-            image[p] = 1.0;
+            for c in 0..3 {
+                image[c * n + p] = 1.0;
+            }
         }
         (image, CountingScorer { informative, plane: n }, size)
     }
@@ -151,7 +157,6 @@ mod tests {
         let (g, b) = (auc(&good_curve), auc(&bad_curve));
         // the good map's curve is 1, 0.5, then 0 for 30 more steps: (0.5 + 0.5) / 32
         assert!((g - 1.0 / 32.0).abs() < 1e-9 && b > 0.95, "good {g} bad {b}");
-        assert_eq!(scorer.plane, n);
         // insertion is the mirror image: the good map restores the object first
         let ins = pollster::block_on(causal_curve(&image, size, &good, CausalMode::Insertion, 2, &mut scorer)).unwrap();
         assert_eq!(*ins.last().unwrap(), 1.0);

@@ -7,7 +7,8 @@ mod correlation;
 mod faithfulness;
 mod localisation;
 
-use crate::cam::{class_probabilities, yield_to_host};
+use crate::cam::progress::pause;
+use crate::cam::{class_probabilities, input_tensor, masked_on_device, YieldFn};
 use crate::error::{Error, Result};
 use crate::models::Model;
 use burn::tensor::{Tensor, TensorData};
@@ -21,6 +22,23 @@ pub use localisation::{energy_in_box, BoundingBox};
 pub trait Scorer {
     /// `images` holds `n` images back to back; returns `n` probabilities.
     async fn probabilities(&mut self, images: Vec<f32>, n: usize) -> Result<Vec<f32>>;
+
+    /// The probabilities of `n` masked copies of one image: `image * mask + substrate * (1 -
+    /// mask)` (a zero substrate if `None`), `masks` holding `n` single-plane masks. This default
+    /// builds the images on the host; [`ModelScorer`] masks on the device instead.
+    async fn masked_probabilities(&mut self, image: &[f32], substrate: Option<&[f32]>, masks: Vec<f32>, n: usize) -> Result<Vec<f32>> {
+        let plane = masks.len() / n.max(1);
+        let mut images = Vec::with_capacity(n * image.len());
+        for m in masks.chunks_exact(plane) {
+            for (c, channel) in image.chunks_exact(plane).enumerate() {
+                images.extend(channel.iter().zip(m).enumerate().map(|(i, (x, m))| match substrate {
+                    None => x * m,
+                    Some(s) => x * m + s[c * plane + i] * (1.0 - m),
+                }));
+            }
+        }
+        self.probabilities(images, n).await
+    }
 }
 
 /// Scores images with a model, `batch_size` at a time (capped by the model's binding limit).
@@ -30,11 +48,13 @@ pub struct ModelScorer<'a> {
     pub batch_size: usize,
     /// Forward passes run so far (images).
     pub forwards: usize,
+    /// Hands the host a turn between batches (the page's event loop).
+    pub yield_now: Option<YieldFn>,
 }
 
 impl<'a> ModelScorer<'a> {
     pub fn new(model: &'a Model, class: usize, batch_size: usize) -> Self {
-        Self { model, class, batch_size: batch_size.clamp(1, model.max_batch()), forwards: 0 }
+        Self { model, class, batch_size: batch_size.clamp(1, model.max_batch()), forwards: 0, yield_now: None }
     }
 }
 
@@ -51,7 +71,27 @@ impl Scorer for ModelScorer<'_> {
             let batch = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [b, 3, size, size]), &self.model.device);
             out.extend(class_probabilities(self.model, batch, self.class).await?);
             self.forwards += b;
-            yield_to_host().await;
+            pause(self.yield_now).await;
+        }
+        Ok(out)
+    }
+
+    async fn masked_probabilities(&mut self, image: &[f32], substrate: Option<&[f32]>, masks: Vec<f32>, n: usize) -> Result<Vec<f32>> {
+        let size = self.model.input_size();
+        let plane = size * size;
+        if image.len() != 3 * plane || masks.len() != n * plane || substrate.is_some_and(|s| s.len() != image.len()) {
+            return Err(Error::Invalid(format!("masks or images do not fit {n} masks of {size}x{size}")));
+        }
+        // Three planes per masked image would travel to the device; one mask plane does.
+        let input = input_tensor(self.model, image);
+        let substrate = substrate.map(|s| input_tensor(self.model, s));
+        let mut out = Vec::with_capacity(n);
+        for chunk in masks.chunks(self.batch_size * plane) {
+            let b = chunk.len() / plane;
+            let batch = masked_on_device(self.model, &input, substrate.as_ref(), chunk.to_vec(), b);
+            out.extend(class_probabilities(self.model, batch, self.class).await?);
+            self.forwards += b;
+            pause(self.yield_now).await;
         }
         Ok(out)
     }
@@ -126,8 +166,7 @@ impl Metric {
         let value = |name: &str, v: f64| (format!("{prefix}_{name}"), v);
         Ok(Some(match self {
             Self::AverageDropIncrease(protocol) => {
-                let masked = protocol.apply(sample.image, sample.map);
-                let o = scorer.probabilities(masked, 1).await?[0];
+                let o = scorer.masked_probabilities(sample.image, None, protocol.mask(sample.map), 1).await?[0];
                 let (drop, increase) = average_drop_increase(sample.probability, o);
                 Score { values: vec![value("drop", drop), value("increase", increase)], curve: None }
             }

@@ -13,6 +13,7 @@ pub use efficientnet_lite::{lite0_convs, EfficientNetLite0, BN_EPS as LITE_BN_EP
 pub use layers::MAX_BINDING_BYTES;
 pub use vgg::{Vgg, VggConfig};
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::weights::{decode_int8, Manifest, NamedTensors, Normalisation};
 
@@ -166,22 +167,44 @@ pub struct Model {
     pub manifest: Manifest,
     pub network: Network,
     pub device: Device,
-    /// Largest buffer one activation may occupy: WebGPU's default 128 MiB storage binding
-    /// unless the caller knows better (`None` on the CPU, where no such limit exists).
+    /// Largest buffer one activation may occupy, from the [`Backend`] the model was built on
+    /// (`None` on the CPU, where no such limit exists).
     pub binding_limit: Option<usize>,
 }
 
 impl Model {
-    /// Verifies `bytes` against the manifest (size, SHA-256), decodes and builds the model.
-    pub fn from_bytes(manifest: Manifest, bytes: &[u8], device: &Device) -> Result<Self> {
+    /// Verifies `bytes` against the manifest (size, SHA-256) and decodes them on the host; nothing
+    /// touches the device yet, so a bad file can be refused before an old model is dropped.
+    pub fn decode(manifest: &Manifest, bytes: &[u8]) -> Result<(Architecture, NamedTensors)> {
         manifest.verify(bytes)?;
         let (file_arch, tensors) = decode_int8(bytes, &manifest.weights.file)?;
         if file_arch != manifest.arch {
             return Err(Error::weights(&manifest.weights.file, format!("holds {file_arch:?} weights, manifest says {:?}", manifest.arch)));
         }
+        Ok((Architecture::from_name(&manifest.arch)?, tensors))
+    }
+
+    /// Verifies, decodes and builds the model on `backend`'s device, under its binding limit.
+    pub fn load(manifest: Manifest, bytes: &[u8], backend: &Backend) -> Result<Self> {
+        let (_, tensors) = Self::decode(&manifest, bytes)?;
+        Self::from_tensors(manifest, tensors, backend)
+    }
+
+    /// Builds from f32 tensors with canonical names (an unquantised model, for comparisons).
+    pub fn from_tensors(manifest: Manifest, tensors: NamedTensors, backend: &Backend) -> Result<Self> {
+        Self::build(manifest, tensors, &backend.device, backend.binding_limit)
+    }
+
+    /// The same architecture on the same device and under the same binding limit, with other f32
+    /// weights (the unquantised source, or randomised layers).
+    pub fn with_tensors(&self, tensors: NamedTensors) -> Result<Self> {
+        Self::build(self.manifest.clone(), tensors, &self.device, self.binding_limit)
+    }
+
+    fn build(manifest: Manifest, tensors: NamedTensors, device: &Device, binding_limit: Option<usize>) -> Result<Self> {
         let arch = Architecture::from_name(&manifest.arch)?;
         let network = Network::load(&arch, tensors, device)?;
-        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit: Some(MAX_BINDING_BYTES) })
+        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit })
     }
 
     pub fn input_size(&self) -> usize {
@@ -196,22 +219,5 @@ impl Model {
     /// WebGPU's default, which lavapipe enforces too: 10 for VGG16, 27 for Lite0).
     pub fn max_batch(&self) -> usize {
         self.binding_limit.map_or(usize::MAX, |limit| self.arch.max_batch_for_binding(limit))
-    }
-}
-
-impl Model {
-    /// Builds from f32 tensors with canonical names (an unquantised model, for comparisons).
-    pub fn from_tensors(manifest: Manifest, tensors: NamedTensors, device: &Device) -> Result<Self> {
-        let arch = Architecture::from_name(&manifest.arch)?;
-        let network = Network::load(&arch, tensors, device)?;
-        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit: Some(MAX_BINDING_BYTES) })
-    }
-
-    /// The same architecture on the same device and under the same binding limit, with other f32
-    /// weights (the unquantised source, or randomised layers).
-    pub fn with_tensors(&self, tensors: NamedTensors) -> Result<Self> {
-        let mut model = Self::from_tensors(self.manifest.clone(), tensors, &self.device)?;
-        model.binding_limit = self.binding_limit;
-        Ok(model)
     }
 }

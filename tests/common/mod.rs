@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
-use scorecam::cam::{self, Explanation, Method, Progress};
+use scorecam::backend::Backend;
+use scorecam::cam::{self, Explanation, Method, Reporter};
 use scorecam::convert;
 use scorecam::models::{Architecture, Model};
 use scorecam::weights::{encode_int8, sha256_hex, NamedTensors, WeightsRef};
@@ -38,8 +38,9 @@ pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-pub fn device() -> Device {
-    scorecam::backend::backend(&std::env::var("SCORECAM_TEST_BACKEND").unwrap_or_else(|_| "flex".into())).unwrap().device
+/// The backend the suite runs on: flex, or $SCORECAM_TEST_BACKEND.
+pub fn backend() -> Backend {
+    Backend::start(&std::env::var("SCORECAM_TEST_BACKEND").unwrap_or_else(|_| "flex".into())).unwrap()
 }
 
 /// Canonical f32 tensors from a source state_dict.
@@ -48,15 +49,15 @@ pub fn source_tensors(path: &Path, arch: &Architecture) -> NamedTensors {
 }
 
 /// The unquantised model and its int8 twin, both from the same source file.
-pub fn f32_and_int8(path: &Path, arch: &Architecture, device: &Device) -> (Model, Model) {
+pub fn f32_and_int8(path: &Path, arch: &Architecture, backend: &Backend) -> (Model, Model) {
     let tensors = source_tensors(path, arch);
     let bytes = encode_int8(&tensors, arch.name()).unwrap();
     let manifest = convert::manifest_for(arch, WeightsRef { file: "test.safetensors".into(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
-    let f32_model = Model::from_tensors(manifest.clone(), tensors, device).unwrap();
-    let int8_model = Model::from_bytes(manifest, &bytes, device).unwrap();
+    let f32_model = Model::from_tensors(manifest.clone(), tensors, backend).unwrap();
+    let int8_model = Model::load(manifest, &bytes, backend).unwrap();
     (f32_model, int8_model)
 }
 
 pub fn explain(model: &Model, input: &[f32], class: Option<usize>, method: &Method) -> Explanation {
-    pollster::block_on(cam::explain(model, input, class, method, &mut |_: &Progress| true)).unwrap()
+    pollster::block_on(cam::explain(model, input, class, method, &mut Reporter::silent())).unwrap()
 }

@@ -1,0 +1,219 @@
+//! One session for both front-ends: a backend, the loaded model and the image being explained,
+//! and the serde types both return — `scorecam explain --json` and the wasm API give the same
+//! field names because they serialise the same structs.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::cam::{self, Explanation, Forwarded, Method, OptionValues, Reporter, Stats};
+use crate::error::{Error, Result};
+use crate::image_input;
+use crate::models::{Architecture, Model, MAX_BINDING_BYTES};
+use crate::weights::Manifest;
+
+/// A backend, at most one model on it, and at most one forwarded image.
+pub struct Session {
+    backend: Backend,
+    model: Option<Arc<Model>>,
+    image: Option<Arc<Forwarded>>,
+}
+
+/// A class and its softmax probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScore {
+    pub class: usize,
+    pub name: String,
+    pub probability: f32,
+}
+
+/// What a loaded model is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub arch: String,
+    pub display_name: String,
+    pub input_size: usize,
+    pub class_names: Vec<String>,
+    /// The largest forward batch the binding limit allows (`None`: no limit).
+    pub max_batch: Option<usize>,
+}
+
+/// The unmasked pass of a new image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageSummary {
+    pub top5: Vec<ClassScore>,
+}
+
+/// What to explain: a class (default: the top one), a method from the registry and its options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    #[serde(default)]
+    pub class: Option<usize>,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub options: OptionValues,
+}
+
+fn default_method() -> String {
+    "scorecam".into()
+}
+
+impl ExplainRequest {
+    /// The registry's method with the requested options.
+    pub fn method(&self) -> Result<Method> {
+        Method::with_options(&self.method, &self.options)
+    }
+}
+
+/// One explanation, as both front-ends report it (the map travels beside it).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplanationSummary {
+    pub model: String,
+    pub method: String,
+    pub options: OptionValues,
+    pub explained: ClassScore,
+    pub top5: Vec<ClassScore>,
+    pub stats: Stats,
+    /// The map's side (the model's input size).
+    pub size: usize,
+}
+
+impl Session {
+    pub fn new(backend: Backend) -> Self {
+        Self { backend, model: None, image: None }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The loaded model, if any.
+    pub fn model(&self) -> Option<&Arc<Model>> {
+        self.model.as_ref()
+    }
+
+    pub fn require_model(&self) -> Result<Arc<Model>> {
+        self.model.clone().ok_or_else(|| Error::Invalid("no model loaded".into()))
+    }
+
+    /// The forwarded image, if any.
+    pub fn image(&self) -> Result<Arc<Forwarded>> {
+        self.image.clone().ok_or_else(|| Error::Invalid("no image yet".into()))
+    }
+
+    /// Verifies and decodes the weight file first, so a bad file leaves the current model
+    /// loaded; then drops the current model and image (on a GPU two VGG16s need not fit at once)
+    /// and builds the new one under the backend's binding limit. A failure while building (out
+    /// of device memory) leaves no model.
+    pub fn load_model(&mut self, manifest: Manifest, bytes: &[u8]) -> Result<Arc<Model>> {
+        let (arch, tensors) = Model::decode(&manifest, bytes)?;
+        if let Some(limit) = self.backend.binding_limit
+            && limit < MAX_BINDING_BYTES
+            && arch == Architecture::Vgg16
+        {
+            return Err(Error::Invalid(format!(
+                "this GPU binds at most {} MiB per buffer and VGG16's weight blocks need 128 MiB: use EfficientNet-Lite0",
+                limit >> 20
+            )));
+        }
+        self.model = None;
+        self.image = None;
+        let model = Arc::new(Model::from_tensors(manifest, tensors, &self.backend)?);
+        self.model = Some(model.clone());
+        Ok(model)
+    }
+
+    /// Loads a model from its manifest (.json) or weight file (.safetensors, manifest beside it).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_model_file(&mut self, path: &std::path::Path) -> Result<Arc<Model>> {
+        let manifest_path = if path.extension().is_some_and(|e| e == "json") { path.to_path_buf() } else { path.with_extension("json") };
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(format!("manifest {}", manifest_path.display()), e))?;
+        let manifest = Manifest::from_json(&text, &manifest_path.display().to_string())?;
+        let weights_path = manifest_path.with_file_name(&manifest.weights.file);
+        let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(format!("weights {}", weights_path.display()), e))?;
+        self.load_model(manifest, &bytes)
+    }
+
+    /// Makes a forwarded image current, unless the model changed while it was forwarded.
+    pub fn set_image(&mut self, prepared: PreparedImage) -> Result<ImageSummary> {
+        if !self.model.as_ref().is_some_and(|m| Arc::ptr_eq(m, &prepared.model)) {
+            return Err(Error::Invalid("the model changed while the image was being forwarded".into()));
+        }
+        self.image = Some(prepared.forwarded);
+        Ok(prepared.summary)
+    }
+
+    /// Explains the current image. Everything the call needs is cloned out of the session first,
+    /// so a new image or model set meanwhile never pulls data from under it.
+    pub fn explainer(&self, request: &ExplainRequest) -> Result<Explainer> {
+        Ok(Explainer { model: self.require_model()?, image: self.image()?, method: request.method()?, request: request.clone() })
+    }
+}
+
+/// An image resized, normalised and forwarded by a model, ready to become a session's current
+/// image ([`Session::set_image`]). Made without borrowing the session, so the page's session is
+/// never borrowed across an `await`.
+pub struct PreparedImage {
+    model: Arc<Model>,
+    forwarded: Arc<Forwarded>,
+    summary: ImageSummary,
+}
+
+impl PreparedImage {
+    pub async fn new(model: Arc<Model>, img: &image::RgbImage) -> Result<Self> {
+        let input = image_input::to_input(img, model.input_size(), &model.manifest.normalisation);
+        let forwarded = cam::forward_image(&model, &input).await?;
+        let summary = ImageSummary { top5: class_scores(&model, &cam::top_k(&forwarded.probabilities, 5)) };
+        Ok(Self { model, forwarded: Arc::new(forwarded), summary })
+    }
+}
+
+/// A prepared explanation: the model, image and method it will use.
+pub struct Explainer {
+    pub model: Arc<Model>,
+    pub image: Arc<Forwarded>,
+    pub method: Method,
+    request: ExplainRequest,
+}
+
+impl Explainer {
+    pub async fn run(&self, reporter: &mut Reporter<'_>) -> Result<(Explanation, ExplanationSummary)> {
+        let e = cam::explain_forwarded(&self.model, &self.image, self.request.class, &self.method, reporter).await?;
+        let summary = summarise(&self.model, &self.method, &self.request.options, &e);
+        Ok((e, summary))
+    }
+}
+
+/// The serde view of an explanation.
+pub fn summarise(model: &Model, method: &Method, options: &OptionValues, e: &Explanation) -> ExplanationSummary {
+    ExplanationSummary {
+        model: model.manifest.name.clone(),
+        method: method.name().to_string(),
+        options: options.clone(),
+        explained: ClassScore { class: e.class, name: model.manifest.class_name(e.class).to_string(), probability: e.class_probability },
+        top5: class_scores(model, &e.top5),
+        stats: e.stats.clone(),
+        size: e.size,
+    }
+}
+
+pub fn class_scores(model: &Model, top: &[(usize, f32)]) -> Vec<ClassScore> {
+    top.iter().map(|&(class, probability)| ClassScore { class, name: model.manifest.class_name(class).to_string(), probability }).collect()
+}
+
+impl ModelInfo {
+    pub fn of(model: &Model) -> Self {
+        Self {
+            name: model.manifest.name.clone(),
+            arch: model.arch.name().to_string(),
+            display_name: model.arch.display_name().to_string(),
+            input_size: model.input_size(),
+            class_names: model.manifest.class_names.clone(),
+            max_batch: model.binding_limit.map(|_| model.max_batch()),
+        }
+    }
+}
