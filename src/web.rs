@@ -210,6 +210,10 @@ impl WebSession {
         let request: ExplainRequest = if request.is_undefined() || request.is_null() {
             ExplainRequest { method: "scorecam".into(), ..ExplainRequest::default() }
         } else {
+            // serde-wasm-bindgen reads only the fields it knows: refuse the others here.
+            if let Some(key) = js_sys::Object::keys(request.unchecked_ref::<js_sys::Object>()).iter().filter_map(|k| k.as_string()).find(|k| !["class", "method", "options"].contains(&k.as_str())) {
+                return Err(invalid(format!("explain request: unknown field `{key}` (class, method, options)")));
+            }
             serde_wasm_bindgen::from_value(request).map_err(|e| invalid(format!("explain request: {e}")))?
         };
         let spec = cam::registry::spec(&request.method).map_err(js_error)?;
