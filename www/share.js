@@ -1,23 +1,34 @@
 // Share links: the URL fragment holds the view state and the image (a small JPEG, base64url) or
 // the image's URL. Everything read from a fragment is validated against a closed set of keys,
-// patterns and sizes; a bad link is an Error with a message for the user, never partial state.
+// patterns, the core's own method and colormap names, and sizes; a bad link is an Error with a
+// message for the user, never partial state.
+
+import { $ } from './dom.js';
+import { get, set } from './store.js';
+import { guard } from './core.js';
+import { methodHas } from './explain.js';
+import { setImageBlob, setImageUrl, ImageDecodeError } from './inputs.js';
 
 export const LIMITS = {
   fragmentChars: 256 * 1024,
   shareImageBytes: 40 * 1024, // what we write (about 30 KB typical)
   sharedImageBytes: 160 * 1024, // what we accept from a link
-  imageBytes: 50e6, // a dropped or fetched file
-  imagePixels: 100e6, // as the core's decoder limit
 };
+
+const SHARE_SIDE = 320; // the shared JPEG's longest side
+
+// Links written before `method` named Score-CAM's variant (or a Grad-CAM) as `variant`.
+const VARIANTS = { official: 'scorecam', 'gradcam-lib': 'scorecam-gradcam-lib', gradcam: 'gradcam', gradcampp: 'gradcampp' };
 
 const PATTERNS = {
   v: /^1$/,
   model: /^[A-Za-z0-9_.-]{1,64}$/,
   class: /^\d{1,5}$/,
+  method: /^[a-z0-9-]{1,64}$/,
   variant: /^(official|gradcam-lib|gradcam|gradcampp)$/,
   topk: /^\d{1,6}$/,
   opacity: /^(0(\.\d{1,4})?|1(\.0{1,4})?)$/,
-  cmap: /^(jet|turbo|viridis)$/,
+  cmap: /^[a-z0-9_-]{1,32}$/,
   view: /^(overlay|side)$/,
   img: /^[A-Za-z0-9_-]+$/,
   src: /^https?:\/\/[^\s]{1,2040}$/,
@@ -29,8 +40,9 @@ function bad(message) {
   return new ShareLinkError(`This shared link is malformed: ${message}. Drop an image to start afresh.`);
 }
 
-/// The state in `hash` (`#v=1&model=…`), or null for an empty fragment. Throws ShareLinkError.
-export function parseShareFragment(hash) {
+/// The state in `hash` (`#v=1&model=…`), or null for an empty fragment. `methods` and
+/// `colormaps` are the names this page offers. Throws ShareLinkError.
+export function parseShareFragment(hash, { methods, colormaps }) {
   const text = (hash ?? '').replace(/^#/, '');
   if (!text) return null;
   if (text.length > LIMITS.fragmentChars) throw bad(`it is ${(text.length / 1024).toFixed(0)} KB long (at most ${LIMITS.fragmentChars / 1024} KB)`);
@@ -51,7 +63,11 @@ export function parseShareFragment(hash) {
   }
   if (out.v !== '1') throw bad('it has no version (v=1)');
   if (out.img && out.src) throw bad('it holds both an image and an image address');
-  const state = { model: out.model, cmap: out.cmap, view: out.view, variant: out.variant, src: out.src, img: out.img };
+  if (out.method && out.variant) throw bad('it names both a method and a variant');
+  const method = out.method ?? VARIANTS[out.variant];
+  if (method !== undefined && !methods.includes(method)) throw bad('its method is not one this page offers');
+  if (out.cmap !== undefined && !colormaps.includes(out.cmap)) throw bad('its colormap is not one this page offers');
+  const state = { model: out.model, cmap: out.cmap, view: out.view, method, src: out.src, img: out.img };
   if (out.class !== undefined) state.class = Number(out.class);
   if (out.topk !== undefined) {
     state.topk = Number(out.topk);
@@ -81,7 +97,7 @@ export function parseShareFragment(hash) {
 /// `#v=1&…` for `state` (keys as parseShareFragment returns them).
 export function buildShareFragment(state) {
   const p = new URLSearchParams({ v: '1' });
-  for (const key of ['model', 'class', 'variant', 'topk', 'opacity', 'cmap', 'view', 'src', 'img']) {
+  for (const key of ['model', 'class', 'method', 'topk', 'opacity', 'cmap', 'view', 'src', 'img']) {
     const value = state[key];
     if (value === undefined || value === null) continue;
     p.set(key, key === 'opacity' ? Number(value).toFixed(2) : String(value));
@@ -101,4 +117,96 @@ export function base64UrlToBytes(text) {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
+}
+
+// ---------------------------------------------------------------- the page's links
+
+/// A small JPEG of the image (longest side SHARE_SIDE, quality lowered until it fits).
+async function shareJpeg({ canvas, width, height }) {
+  const scale = Math.min(1, SHARE_SIDE / Math.max(width, height));
+  const c = document.createElement('canvas');
+  c.width = Math.max(1, Math.round(width * scale));
+  c.height = Math.max(1, Math.round(height * scale));
+  const ctx = c.getContext('2d');
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(canvas, 0, 0, c.width, c.height);
+  for (const quality of [0.85, 0.7, 0.55, 0.4]) {
+    const blob = await new Promise((r) => c.toBlob(r, 'image/jpeg', quality));
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    if (bytes.length <= LIMITS.shareImageBytes) return bytes;
+  }
+  throw new Error('The image does not compress small enough for a link.');
+}
+
+/// A link to this page that opens the current image, class, method and view.
+export async function shareLink() {
+  const { image, model, result, classIndex, options, view } = get();
+  if (!image || !model) throw new Error('Nothing to share yet.');
+  const state = {
+    model: model.entry.name,
+    class: result && !result.partial ? result.explained.class : classIndex,
+    method: options.method,
+    topk: methodHas(options.method, 'top_k') ? options.topK : null,
+    opacity: view.opacity,
+    cmap: view.cmap,
+    view: view.layout,
+  };
+  if (image.source.kind === 'url') state.src = image.source.url;
+  else state.img = bytesToBase64Url(await shareJpeg(image));
+  const url = new URL(location.href);
+  url.search = '';
+  url.hash = buildShareFragment(state);
+  return url.href;
+}
+
+async function copyLink() {
+  const link = await shareLink();
+  history.replaceState(null, '', link);
+  try {
+    await navigator.clipboard.writeText(link);
+    $('copy-status').textContent = `Link copied (${(link.length / 1024).toFixed(0)} KB).`;
+  } catch {
+    $('copy-status').textContent = 'The address bar now holds the link: copy it from there.';
+  }
+}
+
+/// The shared view and method options; the image itself is opened after the model loaded.
+export function applySharedView(s) {
+  const { view, options } = get();
+  set({
+    view: { layout: s.view ?? view.layout, cmap: s.cmap ?? view.cmap, opacity: s.opacity ?? view.opacity },
+    options: { method: s.method ?? options.method, topK: s.topk ?? options.topK },
+  });
+}
+
+/// Opens the shared image (if any) and explains the shared class with the loaded model.
+export async function openShared(s) {
+  const classes = get().model.info.class_names.length;
+  if (s.class !== undefined && s.class >= classes) {
+    throw new Error(`The shared link names class ${s.class}, but this model has ${classes} classes.`);
+  }
+  const options = { classIndex: s.class ?? null };
+  if (s.img) {
+    const blob = new Blob([base64UrlToBytes(s.img)], { type: 'image/jpeg' });
+    await setImageBlob(blob, { kind: 'bytes' }, options).catch((err) => {
+      throw err instanceof ImageDecodeError ? new Error('The shared link’s image is damaged (it does not decode as an image).') : err;
+    });
+  } else if (s.src) {
+    await setImageUrl(s.src, options);
+  }
+}
+
+/// Starts over in a fresh page, keeping the image and settings in the link.
+async function restart({ cpu = false } = {}) {
+  const { image, model } = get();
+  const link = new URL(image && model ? await shareLink() : location.href);
+  if (cpu) link.searchParams.set('backend', 'cpu');
+  location.replace(link.href);
+  if (link.href.split('#')[0] === location.href.split('#')[0]) location.reload();
+}
+
+export function init() {
+  $('copy-link').addEventListener('click', guard(copyLink));
+  $('alert-restart').addEventListener('click', guard(() => restart()));
+  $('alert-cpu').addEventListener('click', guard(() => restart({ cpu: true })));
 }

@@ -3,10 +3,21 @@
 // Model weights are cached by the page itself (www/models.js), verified, keyed by SHA-256.
 
 const SHELL = 'scorecam-shell-v1';
-const PRECACHE = ['./', 'index.html', 'scorecam.js', 'scorecam_bg.wasm', 'www/app.js', 'www/share.js', 'www/models.js', 'www/style.css', 'www/models/index.json', 'www/samples/index.json'];
+const MODULES = ['app', 'store', 'core', 'dom', 'explain', 'model', 'models', 'inputs', 'draw', 'controls', 'share', 'testapi'];
+const PRECACHE = [
+  './', 'index.html', 'scorecam.js', 'scorecam_bg.wasm', 'initializer.js', 'www/style.css',
+  ...MODULES.map((m) => `www/${m}.js`),
+  'www/models/index.json', 'www/samples/index.json',
+];
 
 self.addEventListener('install', (event) => {
-  event.waitUntil(caches.open(SHELL).then((c) => c.addAll(PRECACHE)).then(() => self.skipWaiting()));
+  // One file at a time: a missing one (no models installed yet) must not stop the rest, as
+  // cache.addAll would.
+  event.waitUntil(
+    caches.open(SHELL)
+      .then((c) => Promise.allSettled(PRECACHE.map((path) => c.add(path))))
+      .then(() => self.skipWaiting()),
+  );
 });
 
 self.addEventListener('activate', (event) => {

@@ -10,7 +10,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,7 @@ const SETTLE_MS = 300_000;
 
 let site; // {server, url} of the copied app
 let work; // temp dir with the app and the reference maps
+const copies = []; // servers of altered copies of the app (serveCopy)
 
 // ------------------------------------------------------------------ helpers
 
@@ -74,7 +75,7 @@ function peakDistance(a, b, size) {
   return Math.hypot((pa % size) - (pb % size), Math.floor(pa / size) - Math.floor(pb / size));
 }
 
-async function openApp(ctx, query = '', hash = '') {
+async function openApp(ctx, query = '', hash = '', base = site.url) {
   const page = await ctx.newPage();
   // Records any script a hostile link manages to run (its payloads call alert()).
   await page.addInitScript(() => {
@@ -84,7 +85,7 @@ async function openApp(ctx, query = '', hash = '') {
   });
   page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
   page.on('console', (m) => m.type() === 'error' && console.log(`[console] ${m.text().slice(0, 300)}`));
-  await page.goto(`${site.url}${query}${hash}`);
+  await page.goto(`${base}${query}${hash}`);
   return page;
 }
 
@@ -120,11 +121,24 @@ async function cliMap224(page, cli) {
   return page.evaluate(({ data, size }) => Array.from(window.wasmBindings.resizeMap(new Float32Array(data), size, 224)), { data: Array.from(cli.data), size });
 }
 
-async function canvasPixels(page) {
+/// What the canvas shows: {width, height, data (RGBA)}.
+async function canvasImage(page) {
   return page.evaluate(() => {
     const c = document.getElementById('canvas');
-    return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+    return { width: c.width, height: c.height, data: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data) };
   });
+}
+
+/// The standard deviation of the colour channels: 0 for a blank or flat canvas.
+function colourSpread(rgba) {
+  let n = 0, sum = 0, sq = 0;
+  for (let i = 0; i < rgba.length; i++) {
+    if (i % 4 === 3) continue;
+    n += 1;
+    sum += rgba[i];
+    sq += rgba[i] * rgba[i];
+  }
+  return Math.sqrt(sq / n - (sum / n) ** 2);
 }
 
 function meanAbsDiff(a, b) {
@@ -142,7 +156,6 @@ async function shot(page, name) {
 /// Drops the photo on the page and checks the explanation against the CLI's and what the canvas
 /// shows; returns the map.
 async function checkDroppedPhoto(page, label) {
-  const blank = await canvasPixels(page);
   await dropFile(page, readFileSync(PHOTO), 'chelsea.jpg', 'image/jpeg');
   assert.equal(await settled(page), 'done', await alertText(page));
   const first = await getMap(page);
@@ -156,14 +169,15 @@ async function checkDroppedPhoto(page, label) {
   console.log(`  ${label} vs CLI: pearson ${r.toFixed(4)}, peak distance ${d.toFixed(1)} px`);
   assert.ok(r > 0.95, `map correlates with the CLI's (pearson ${r})`);
   assert.ok(d <= 16, `peak within 16 px of the CLI's peak (${d})`);
-  // The canvas shows the photo with a heatmap over it: not blank, and not the bare photo.
-  const overlay = await canvasPixels(page);
-  assert.notEqual(overlay.length, 0);
-  assert.ok(blank.length !== overlay.length || meanAbsDiff(blank, overlay) > 5, 'canvas changed');
+  // The canvas shows the photo with a heatmap over it: compared with the bare photo drawn at the
+  // same size (opacity 0), the overlay (opacity 0.5) differs.
+  const overlay = await canvasImage(page);
   await page.locator('#opacity').fill('0');
   await page.waitForTimeout(200);
-  const bare = await canvasPixels(page);
-  assert.ok(meanAbsDiff(bare, overlay) > 5, 'the heatmap is visible over the photo');
+  const bare = await canvasImage(page);
+  assert.deepEqual([bare.width, bare.height], [overlay.width, overlay.height], 'the same drawing size');
+  assert.ok(colourSpread(bare.data) > 10, 'the photo is drawn');
+  assert.ok(meanAbsDiff(bare.data, overlay.data) > 5, 'the heatmap is drawn over the photo');
   await page.locator('#opacity').fill('0.5');
   await shot(page, `${label}-explained`);
   return first;
@@ -172,7 +186,7 @@ async function checkDroppedPhoto(page, label) {
 /// Clicks the second class of the top-5, checks its map against the CLI's, and goes back to the
 /// first class through the search box.
 async function checkClassSwitch(page, first) {
-  const second = first.top5[1].index;
+  const second = first.top5[1].class;
   await page.locator(`#top5 button[data-class="${second}"]`).click();
   assert.equal(await settled(page), 'done', await alertText(page));
   const other = await getMap(page);
@@ -190,13 +204,14 @@ async function checkClassSwitch(page, first) {
   assert.equal((await getMap(page)).class, first.class);
 }
 
-/// Opens the page's share link in a new tab and checks it explains the same class, same map.
-async function checkShareLink(ctx, page, first, screenshot) {
+/// Opens the page's share link (its fragment changed by `rewrite`) in a new tab and checks it
+/// explains the same class, same map.
+async function checkShareLink(ctx, page, first, screenshot, rewrite = (hash) => hash) {
   const link = await page.evaluate(() => window.scorecam.shareLink());
   const hash = new URL(link).hash;
-  assert.match(hash, /^#v=1&model=vgg_tiny&class=\d+/);
+  assert.match(hash, /^#v=1&model=vgg_tiny&class=\d+&method=scorecam&/);
   assert.ok(hash.length < 80_000, `link is ${hash.length} characters`);
-  const friend = await openApp(ctx, '', hash);
+  const friend = await openApp(ctx, '', rewrite(hash));
   assert.equal(await settled(friend), 'done', await alertText(friend));
   const theirs = await getMap(friend);
   assert.equal(theirs.class, first.class);
@@ -219,7 +234,21 @@ before(async () => {
   site = await serve(join(work, 'site'), { host: 'localhost' });
 });
 
-after(() => site?.server.close());
+after(() => {
+  site?.server.close();
+  for (const s of copies) s.close();
+});
+
+/// A copy of the app changed by `edit(dir)`, served on its own origin (its own Cache Storage and
+/// service worker); returns its URL. Only the tiny model's weights are copied.
+async function serveCopy(name, edit) {
+  const dir = join(work, name);
+  cpSync(join(work, 'site'), dir, { recursive: true, filter: (p) => !p.endsWith('.safetensors') || p.endsWith(`${MODEL}.safetensors`) });
+  edit(dir);
+  const { server, url } = await serve(dir, { host: 'localhost' });
+  copies.push(server);
+  return url;
+}
 
 // ------------------------------------------------------------------ WebGPU (SwiftShader)
 
@@ -236,7 +265,7 @@ describe('on WebGPU (SwiftShader)', () => {
 
   it('starts on WebGPU and lists the installed models', async () => {
     const backend = await page.evaluate(() => window.scorecam.backend());
-    assert.equal(backend.backend, 'webgpu');
+    assert.equal(backend.name, 'webgpu');
     const models = await page.evaluate(() => window.scorecam.models());
     assert.ok(models.includes(MODEL) && models.includes('efficientnet_lite0'), String(models));
     await shot(page, 'webgpu-ready');
@@ -309,7 +338,7 @@ describe('on the CPU fallback', () => {
 
   it('runs without WebGPU, with a notice, and matches the CLI', async () => {
     const backend = await page.evaluate(() => window.scorecam.backend());
-    assert.equal(backend.backend, 'cpu');
+    assert.equal(backend.name, 'cpu');
     assert.match(await page.textContent('#notice'), /CPU/);
     first = await checkDroppedPhoto(page, 'cpu');
   });
@@ -318,13 +347,16 @@ describe('on the CPU fallback', () => {
 
   it('round-trips a share link to the same explanation', () => checkShareLink(ctx, page, first, 'cpu-shared-link'));
 
+  it('opens a link written before method= (variant=official)', () =>
+    checkShareLink(ctx, page, first, 'cpu-legacy-link', (hash) => hash.replace('&method=scorecam&', '&variant=official&')));
+
   it('explains with Grad-CAM from the Method list like the CLI', async () => {
     // a top-5 class whose Grad-CAM is not empty (the tiny model's can be all zeros)
     const constant = (m) => m.data.every((v) => v === m.data[0]);
-    const cls = first.top5.map((t) => t.index).find((c) => !constant(cliMap(PHOTO, c, 'gradcam')));
+    const cls = first.top5.map((t) => t.class).find((c) => !constant(cliMap(PHOTO, c, 'gradcam')));
     assert.notEqual(cls, undefined, 'some top-5 class has a non-empty Grad-CAM');
     await page.locator('details.options > summary').click(); // the Method list is under "Method options"
-    await page.locator('#variant-select').selectOption('gradcam');
+    await page.locator('#method-select').selectOption('gradcam');
     assert.equal(await settled(page), 'done', await alertText(page));
     await page.locator(`#top5 button[data-class="${cls}"]`).click();
     assert.equal(await settled(page), 'done', await alertText(page));
@@ -333,7 +365,7 @@ describe('on the CPU fallback', () => {
     const r = pearson(m.map, await cliMap224(page, cliMap(PHOTO, cls, 'gradcam')));
     console.log(`  Grad-CAM class ${cls} vs CLI: pearson ${r.toFixed(4)}`);
     assert.ok(r > 0.99, `Grad-CAM map correlates with the CLI's (pearson ${r})`);
-    await page.locator('#variant-select').selectOption('official');
+    await page.locator('#method-select').selectOption('scorecam');
     assert.equal(await settled(page), 'done', await alertText(page));
   });
 
@@ -349,7 +381,7 @@ describe('on the CPU fallback', () => {
     assert.equal(await settled(page), 'done', await alertText(page));
     const picked = await getMap(page);
     // A class chosen for one photo does not carry over: the next photo explains its own top class.
-    const chosen = picked.top5[3].index;
+    const chosen = picked.top5[3].class;
     assert.equal((await page.evaluate((c) => window.scorecam.setClass(c), chosen)).class, chosen);
     await page.evaluate(async () => {
       const bytes = await (await fetch('www/samples/astronaut.jpg')).arrayBuffer();
@@ -359,7 +391,7 @@ describe('on the CPU fallback', () => {
     });
     assert.equal(await settled(page), 'done', await alertText(page));
     const pasted = await getMap(page);
-    assert.equal(pasted.class, pasted.top5[0].index);
+    assert.equal(pasted.class, pasted.top5[0].class);
     assert.ok(pearson(picked.map, pasted.map) < 0.999, 'a different photo gives a different map');
     const viaUrl = await openApp(ctx, `?model=${MODEL}&image=${encodeURIComponent(`${site.url}www/samples/astronaut.jpg`)}`);
     assert.equal(await settled(viaUrl), 'done', await alertText(viaUrl));
@@ -387,7 +419,7 @@ describe('on the CPU fallback', () => {
       assert.equal(await settled(page), 'ready', await alertText(page));
       const t = await page.evaluate(() => window.scorecam.timings());
       assert.equal(t.model.fromCache, true);
-      assert.equal(await page.evaluate(() => window.scorecam.backend().backend), 'cpu');
+      assert.equal(await page.evaluate(() => window.scorecam.backend().name), 'cpu');
     } finally {
       await ctx.setOffline(false);
     }
@@ -408,4 +440,104 @@ describe('on the CPU fallback', () => {
     assert.match(await alertText(page), /broken\.jpg.*(corrupt|not an image)/);
   });
 
+  it('fails an API load of a non-image as a drop does: message, state error, rejection', async () => {
+    await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/coffee.jpg'));
+    assert.equal(await settled(page), 'done', await alertText(page));
+    const viaBytes = await page.evaluate(() =>
+      window.scorecam.loadImageFromBytes(new TextEncoder().encode('just some notes, not a picture\n')).then(() => 'resolved', (e) => e.message));
+    assert.match(viaBytes, /not an image/);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
+    assert.ok(await page.isVisible('#alert'));
+    assert.equal((await page.textContent('#alert-text')).trim(), viaBytes);
+    const viaUrl = await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/index.json').then(() => 'resolved', (e) => e.message));
+    assert.match(viaUrl, /index\.json.*not an image/);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
+    assert.equal((await page.textContent('#alert-text')).trim(), viaUrl);
+  });
+
+  it('downloads the PNG at the photo\'s own size, not the 1024 px working copy', async () => {
+    await page.evaluate(async () => {
+      const photo = await createImageBitmap(await (await fetch('www/samples/chelsea.jpg')).blob());
+      const c = document.createElement('canvas');
+      c.width = 1600;
+      c.height = 1064;
+      c.getContext('2d').drawImage(photo, 0, 0, c.width, c.height);
+      const big = await new Promise((r) => c.toBlob(r, 'image/jpeg', 0.9));
+      await window.scorecam.loadImageFromBytes(big);
+    });
+    assert.equal(await settled(page), 'done', await alertText(page));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#download').click()]);
+    const png = readFileSync(await download.path());
+    assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
+    assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [1600, 1064], 'IHDR width and height');
+  });
+});
+
+// ------------------------------------------------------------------ broken sites, failed switches
+
+describe('when something is broken', () => {
+  let ctx;
+  before(async () => {
+    ctx = await launch({ webgpu: false });
+  });
+  after(() => ctx?.close());
+
+  it('keeps the previous model when a switch fails its check', async () => {
+    // A second model whose manifest's SHA-256 does not match its (otherwise good) weight file.
+    const url = await serveCopy('site-bad-model', (dir) => {
+      const models = join(dir, 'www/models');
+      const manifest = JSON.parse(readFileSync(join(models, `${MODEL}.json`), 'utf8'));
+      const sha = manifest.weights.sha256;
+      manifest.weights.sha256 = (Number.parseInt(sha[0], 16) ^ 1).toString(16) + sha.slice(1);
+      writeFileSync(join(models, 'altered.json'), JSON.stringify(manifest));
+      const index = JSON.parse(readFileSync(join(models, 'index.json'), 'utf8'));
+      index.models.push({ ...index.models.find((m) => m.name === MODEL), name: 'altered', manifest: 'altered.json' });
+      writeFileSync(join(models, 'index.json'), JSON.stringify(index));
+    });
+    const page = await openApp(ctx, `?backend=cpu&model=${MODEL}`, '', url);
+    assert.equal(await settled(page), 'ready', await alertText(page));
+    const before = await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+    await page.locator('#model-select').selectOption('altered');
+    await page.waitForFunction(() => document.body.dataset.state === 'error', null, { timeout: SETTLE_MS });
+    const message = (await page.textContent('#alert-text')).trim();
+    assert.match(message, /sha256/i);
+    await shot(page, 'error-model-switch');
+    assert.equal(await page.locator('#model-select').inputValue(), MODEL, 'the picker shows the model in use');
+    assert.equal((await getMap(page)).class, before.class, 'the explanation stays');
+    const other = before.top5[1].class;
+    assert.equal((await page.evaluate((c) => window.scorecam.setClass(c), other)).class, other, 'the model still explains');
+    // The API fails the same way, and the page goes on.
+    const rejected = await page.evaluate(() => window.scorecam.selectModel('altered').then(() => 'resolved', (e) => e.message));
+    assert.equal(rejected, message);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
+    assert.equal(await page.locator('#model-select').inputValue(), MODEL);
+    assert.equal((await page.evaluate(() => window.scorecam.setClass(null))).class, before.class);
+    await page.close();
+  });
+
+  it('installs the offline shell and says so when no models are installed', async () => {
+    const url = await serveCopy('site-no-models', (dir) => rmSync(join(dir, 'www/models/index.json')));
+    const page = await openApp(ctx, '?backend=cpu', '', url);
+    assert.equal(await settled(page), 'error');
+    assert.match(await alertText(page), /No models are installed/);
+    const worker = await page.evaluate(() => new Promise((resolve) => {
+      setTimeout(() => resolve('not activated after 30 s'), 30_000);
+      navigator.serviceWorker.ready.then(({ active }) => {
+        if (active.state === 'activated') resolve(active.state);
+        active.addEventListener('statechange', () => active.state === 'activated' && resolve(active.state));
+      });
+    }));
+    assert.equal(worker, 'activated');
+    await page.close();
+  });
+
+  it('says why when the WebAssembly core cannot start', async () => {
+    const url = await serveCopy('site-bad-wasm', (dir) => writeFileSync(join(dir, 'scorecam_bg.wasm'), Buffer.alloc(64 * 1024, 'not wasm ')));
+    const page = await openApp(ctx, '', '', url);
+    await page.waitForFunction(() => document.body.dataset.state === 'error', null, { timeout: 10_000 });
+    assert.match(await alertText(page), /WebAssembly core could not start: .+\. Try reloading/);
+    assert.equal((await page.textContent('#backend-badge')).trim(), 'failed');
+    await shot(page, 'error-no-wasm');
+    await page.close();
+  });
 });

@@ -1,0 +1,84 @@
+// Unit tests of the page's pure code (no browser): the share-link format (www/share.js).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// www/ has no package.json, so Node would read its .js files as CommonJS; a copy beside one that
+// says "module" is read as the browser reads them. (Importing share.js evaluates its imports too:
+// none of them touches the DOM before it is called.)
+const WWW = resolve(fileURLToPath(import.meta.url), '../../../www');
+const copy = mkdtempSync(join(tmpdir(), 'scorecam-www-'));
+for (const f of readdirSync(WWW)) if (f.endsWith('.js')) copyFileSync(join(WWW, f), join(copy, f));
+writeFileSync(join(copy, 'package.json'), '{"type": "module"}');
+const { parseShareFragment, buildShareFragment, bytesToBase64Url, base64UrlToBytes, ShareLinkError, LIMITS } = await import(pathToFileURL(join(copy, 'share.js')).href);
+rmSync(copy, { recursive: true }); // loaded, with everything it imports
+
+// What the page passes: the registry's in-browser methods and the colormaps.
+const NAMES = { methods: ['scorecam', 'scorecam-gradcam-lib', 'gradcam', 'gradcampp'], colormaps: ['jet', 'turbo', 'viridis'] };
+const parse = (hash) => parseShareFragment(hash, NAMES);
+
+function rejects(hash, pattern) {
+  assert.throws(() => parse(hash), (err) => err instanceof ShareLinkError && pattern.test(err.message) && /^This shared link is malformed: /.test(err.message));
+}
+
+describe('share links', () => {
+  it('round-trip the state', () => {
+    const state = { model: 'vgg_tiny', class: 285, method: 'scorecam', topk: 50, opacity: 0.35, cmap: 'turbo', view: 'side', img: bytesToBase64Url(Uint8Array.of(255, 216, 255, 0, 1, 2)) };
+    const hash = buildShareFragment(state);
+    assert.match(hash, /^#v=1&model=vgg_tiny&class=285&method=scorecam&topk=50&opacity=0\.35&cmap=turbo&view=side&img=/);
+    assert.deepEqual(parse(hash), state);
+    const src = { model: 'efficientnet_lite0', method: 'gradcampp', src: 'https://example.org/a%20cat.jpg?x=1&y=2' };
+    assert.deepEqual(parse(buildShareFragment(src)), src);
+  });
+
+  it('leave out what is not set', () => {
+    assert.equal(buildShareFragment({ model: 'm', class: null, topk: null, method: 'gradcam' }), '#v=1&model=m&method=gradcam');
+    assert.equal(parse(''), null);
+    assert.equal(parse('#'), null);
+    assert.deepEqual(parse('#v=1'), {});
+  });
+
+  it('open links written with variant= as the same method', () => {
+    const old = { official: 'scorecam', 'gradcam-lib': 'scorecam-gradcam-lib', gradcam: 'gradcam', gradcampp: 'gradcampp' };
+    for (const [variant, method] of Object.entries(old)) {
+      assert.deepEqual(parse(`#v=1&model=vgg16&class=3&variant=${variant}&opacity=0.50`), { model: 'vgg16', class: 3, method, opacity: 0.5 });
+    }
+  });
+
+  it('refuse a method and a variant together, and names the page does not offer', () => {
+    rejects('#v=1&method=scorecam&variant=official', /both a method and a variant/);
+    rejects('#v=1&method=rise', /method is not one this page offers/); // a CLI-only method
+    rejects('#v=1&method=nope', /method is not one this page offers/);
+    rejects('#v=1&method=Score%20CAM', /“method” is not valid/);
+    rejects('#v=1&variant=scorecam', /“variant” is not valid/);
+    rejects('#v=1&cmap=hot', /colormap is not one this page offers/);
+  });
+
+  it('refuse malformed and hostile fragments', () => {
+    rejects('#model=vgg16', /no version/);
+    rejects('#v=2', /“v” is not valid/);
+    rejects('#v=1&v=1', /“v” appears 2 times/);
+    rejects('#v=1&class=1&class=2', /“class” appears 2 times/);
+    rejects('#v=1&class=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E', /“class” is not valid/);
+    rejects('#v=1&model=%3Cb%3E', /“model” is not valid/);
+    rejects('#v=1&opacity=1.5', /“opacity” is not valid/);
+    rejects('#v=1&view=grid', /“view” is not valid/);
+    rejects('#v=1&topk=0', /topk must be at least 1/);
+    rejects('#v=1&src=javascript%3Aalert(1)', /“src” is not valid/);
+    rejects('#v=1&src=https%3A%2F%2Fa.example%2Fx.jpg&img=AAAA', /both an image and an image address/);
+    rejects('#v=1&img=AAAAA', /not valid base64url/);
+    rejects('#v=1&img=AA%2BA', /“img” is not valid/);
+    rejects(`#v=1&img=${'A'.repeat(Math.ceil((LIMITS.sharedImageBytes * 4) / 3) + 4)}`, /image is too large/);
+    rejects(`#v=1&img=${'A'.repeat(LIMITS.fragmentChars)}`, /KB long/);
+  });
+
+  it('carry any bytes as base64url', () => {
+    const bytes = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 131) % 256);
+    const text = bytesToBase64Url(bytes);
+    assert.match(text, /^[A-Za-z0-9_-]+$/);
+    assert.deepEqual(base64UrlToBytes(text), bytes);
+  });
+});

@@ -1,0 +1,159 @@
+// The wasm core: starting it, one call at a time, and what the page says when something fails.
+
+import { $ } from './dom.js';
+import { get, set, newRun } from './store.js';
+
+export let wasm = null; // the module's exports (trunk puts them on window.wasmBindings)
+export let session = null; // the core's Session: backend, model, image
+
+// The GPUDevice that wgpu requests, kept so the page learns when it is lost (GPUDevice.lost):
+// a driver reset, a GPU process crash, or device.destroy() in the tests.
+const gpu = { device: null, lost: null };
+
+/// Wraps GPUAdapter.requestDevice; must run before the session starts.
+export function watchGpuDevice() {
+  if (!globalThis.GPUAdapter?.prototype.requestDevice) return;
+  const request = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await request.apply(this, args);
+    gpu.device = device;
+    device.lost.then((info) => {
+      gpu.lost = `${info.reason ?? 'unknown'}${info.message ? `: ${info.message}` : ''}`;
+      newRun(); // whatever runs is void
+      fail(new Error('device lost'));
+    });
+    return device;
+  };
+}
+
+/// Destroys the GPU device, as a driver reset would; false without one.
+export function loseDeviceForTesting() {
+  if (!gpu.device) return false;
+  gpu.device.destroy();
+  return true;
+}
+
+// ---------------------------------------------------------------- start
+
+/// The wasm module's exports once trunk's loader is done. www/initializer.js records a failed
+/// start in window.scorecamStartError and fires this event; it may have fired before this runs.
+function bindings() {
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      if ('scorecamStartError' in window) reject(startError(window.scorecamStartError));
+      else if (window.wasmBindings) resolve(window.wasmBindings);
+    };
+    settle();
+    addEventListener('scorecam-start-failed', settle, { once: true });
+    addEventListener('TrunkApplicationStarted', settle, { once: true });
+  });
+}
+
+function startError(err) {
+  const reason = String(err?.message ?? err).replace(/\.$/, '');
+  return new Error(`The app's WebAssembly core could not start: ${reason}. Try reloading; if it persists, your browser may be too old (WebAssembly with reference types is needed).`);
+}
+
+/// Loads the module and starts a session ('auto': WebGPU, else the CPU with a notice; 'cpu').
+/// The badge says where the network runs, or that the start failed. Returns the module's load time.
+export async function start(preference) {
+  const badge = $('backend-badge');
+  const t0 = performance.now();
+  try {
+    wasm = await bindings();
+    const wasmMs = performance.now() - t0;
+    session = await wasm.Session.start(preference);
+    const backend = session.backend();
+    badge.textContent = backend.name === 'webgpu' ? `GPU: ${backend.adapter}` : 'CPU (no WebGPU)';
+    badge.dataset.backend = backend.name;
+    if (backend.notice) showNotice(backend.notice);
+    return wasmMs;
+  } catch (err) {
+    badge.textContent = 'failed';
+    throw err;
+  }
+}
+
+/// Wasm calls run one after another (a new call waits for a cancelled run to stop), so the
+/// core's current model and image always belong together.
+let chain = Promise.resolve();
+export function serial(fn) {
+  const p = chain.then(fn);
+  chain = p.catch(() => {});
+  return p;
+}
+
+// ---------------------------------------------------------------- errors and notices
+
+export function describe(err) {
+  if (err instanceof WebAssembly.RuntimeError) {
+    const panic = wasm?.lastPanic?.();
+    return `Internal error in the wasm core${panic ? `: ${panic}` : ''}. Restart the page to continue.`;
+  }
+  return err?.message ? String(err.message) : String(err);
+}
+
+export function isAbort(err) {
+  return err?.name === 'AbortError';
+}
+
+function showError(message, { restart = false, cpu = false } = {}) {
+  $('alert-text').textContent = message;
+  $('alert-restart').hidden = !restart;
+  $('alert-cpu').hidden = !cpu;
+  $('alert').hidden = false;
+  set({ page: 'error' });
+  return message;
+}
+
+export function clearError() {
+  $('alert').hidden = true;
+  $('alert-text').textContent = '';
+}
+
+export function showNotice(text) {
+  $('notice').textContent = text;
+  $('notice').hidden = !text;
+}
+
+export function hasNotice() {
+  return !$('notice').hidden;
+}
+
+/// Shows an error (a cancelled run is not one) and returns the message shown. A lost device or a
+/// panic leave the module unusable, so those offer a restart; anything else is a message and the
+/// page goes on.
+export function fail(err) {
+  if (isAbort(err)) return null;
+  console.error(err);
+  if (gpu.lost) {
+    return showError(`The GPU device was lost (${gpu.lost}). Restart to carry on; your image and settings are kept.`, { restart: true, cpu: true });
+  }
+  return showError(describe(err), { restart: err instanceof WebAssembly.RuntimeError });
+}
+
+/// Runs an action of the user or of the window.scorecam API: a failure is shown (message, state
+/// `error`) and rethrown with the message shown, so both paths end the same way.
+export async function act(fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    const shown = fail(err);
+    throw shown === null || shown === err?.message ? err : new Error(shown, { cause: err });
+  }
+}
+
+/// An event handler running `fn` through act(); the failure is on the page, nobody awaits it.
+export function guard(fn) {
+  return (...args) => {
+    act(() => fn(...args)).catch(() => {});
+  };
+}
+
+export function init() {
+  $('alert-close').addEventListener('click', () => {
+    clearError();
+    const { result } = get();
+    set({ page: result && !result.partial ? 'done' : 'ready' });
+  });
+}

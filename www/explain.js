@@ -1,0 +1,70 @@
+// Explaining: the current image's forward pass (top-5), then the chosen method's map, growing
+// batch by batch. Writes the store; the views draw from it.
+
+import { get, set, newRun, isCurrent } from './store.js';
+import { wasm, session, serial, isAbort, clearError, showNotice, hasNotice } from './core.js';
+
+const CPU_BATCH = 4; // on the CPU each batch blocks the page: short stretches between paints
+
+/// Whether the registry's method `name` takes the option `option` (e.g. 'top_k').
+export function methodHas(name, option) {
+  return Boolean(get().methods.find((m) => m.name === name)?.options.some((o) => o.name === option));
+}
+
+/// The options sent: only those the chosen method has.
+function methodOptions() {
+  const { options, backend } = get();
+  const out = {};
+  if (options.topK !== null && methodHas(options.method, 'top_k')) out.top_k = options.topK;
+  if (backend.name === 'cpu' && methodHas(options.method, 'batch_size')) out.batch_size = CPU_BATCH;
+  return out;
+}
+
+/// The unmasked forward pass of the current image (top-5), then its explanation.
+export async function analyseImage() {
+  const { model, image } = get();
+  if (!model || !image) return;
+  const run = newRun();
+  const { canvas, width, height } = image;
+  const rgba = canvas.getContext('2d', { willReadFrequently: true }).getImageData(0, 0, width, height).data;
+  set({ page: 'explaining' });
+  const t0 = performance.now();
+  const r = await serial(() => (isCurrent(run) ? session.setImage(new Uint8Array(rgba.buffer), width, height) : null));
+  if (!r || !isCurrent(run)) return;
+  set({ top5: r.top5, timings: { ...get().timings, forwardMs: performance.now() - t0 } });
+  await explainClass(get().classIndex);
+}
+
+/// Explains `classIndex` (null: the top class) of the current image with the chosen method.
+export async function explainClass(classIndex) {
+  const { image, model, options } = get();
+  if (!image || !model) return;
+  const run = newRun();
+  clearError();
+  set({ classIndex, page: 'explaining', progress: { done: 0, total: 1 } });
+  const size = model.info.input_size;
+  const request = { class: classIndex, method: options.method, options: methodOptions() };
+  const t0 = performance.now();
+  let firstMs = null;
+  const onProgress = (p) => {
+    if (!isCurrent(run)) return false; // superseded: cancel at this batch
+    firstMs ??= performance.now() - t0;
+    const patch = { progress: { done: p.done, total: p.total } };
+    if (p.map) patch.result = { partial: true, map: p.map, size };
+    set(patch);
+    return true;
+  };
+  let result;
+  try {
+    result = await serial(() => (isCurrent(run) ? session.explain(request, onProgress) : null));
+  } catch (err) {
+    if (isAbort(err)) return;
+    throw err;
+  }
+  if (!result || !isCurrent(run)) return; // a stale result never overwrites a newer one
+  if (get().backend.name === 'webgpu' && wasm.validationErrors() > 0 && !hasNotice()) {
+    showNotice('This GPU rejected some compute kernels (see the console). If a heatmap looks wrong, compare with the CPU: add ?backend=cpu to the address.');
+  }
+  const explain = { firstHeatmapMs: firstMs, totalMs: performance.now() - t0, stats: result.stats };
+  set({ result, classIndex: result.explained.class, progress: null, timings: { ...get().timings, explain }, page: 'done' });
+}

@@ -1,0 +1,46 @@
+// window.scorecam: the page's API for tests and scripts (README, "The web app"). Its actions go
+// through the same path as the page's own controls: a failure shows its message, sets the state
+// to `error`, and the returned promise rejects with that message.
+
+import { get, whenSettled } from './store.js';
+import { wasm, act, loseDeviceForTesting } from './core.js';
+import { explainClass } from './explain.js';
+import { selectModel } from './model.js';
+import { setImageBlob, setImageUrl } from './inputs.js';
+import { shareLink } from './share.js';
+
+const MAP_SIDE = 224;
+
+/// The finished map at 224x224 (Float32Array, values in [0, 1]), its class and the top-5.
+function getMap() {
+  const { result, top5 } = get();
+  if (!result || result.partial) return null;
+  const { class: cls, name, probability } = result.explained;
+  return { map: wasm.resizeMap(result.map, result.size, MAP_SIDE), size: MAP_SIDE, class: cls, name, probability, top5 };
+}
+
+/// An action of the API: resolves with getMap() once done.
+const action = (fn) => (...args) => act(() => fn(...args)).then(getMap);
+
+export function expose() {
+  window.scorecam = {
+    /** Loads an image from a URL (CORS) and explains it; resolves with getMap(). */
+    loadImageFromUrl: action((url) => setImageUrl(url)),
+    /** Loads an image from bytes (ArrayBuffer, Uint8Array or Blob) and explains it. */
+    loadImageFromBytes: action((bytes) => setImageBlob(bytes instanceof Blob ? bytes : new Blob([bytes]), { kind: 'bytes' })),
+    /** Explains another class of the current image. */
+    setClass: action((index) => explainClass(index)),
+    /** Switches the model (by its index.json name) and re-explains the current image. */
+    selectModel: action((name) => selectModel(name)),
+    getMap,
+    whenSettled,
+    shareLink,
+    state: () => get().page,
+    /** Where the network runs: {name: 'webgpu' | 'cpu', adapter, binding_limit, notice}. */
+    backend: () => get().backend,
+    models: () => get().models.map((m) => m.name),
+    timings: () => structuredClone(get().timings),
+    /** Destroys the GPU device, as a driver reset would (tests the recovery path). */
+    loseDeviceForTesting,
+  };
+}
