@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs, idempotently, what building and testing the browser app needs:
 #   - the wasm32 target, trunk 0.21.14 and wasm-bindgen-cli 0.2.130 (= the crate's wasm-bindgen)
-#   - Debian's chromium + chromium-driver (tests), binaryen (wasm-opt), node + npm
-#   - tests/e2e's npm packages (playwright-core, binaryen, onnxruntime-web), from the lock file
+#   - Debian's chromium + chromium-driver (tests), node + npm
+#   - tests/e2e's npm packages (playwright-core, binaryen = the pinned wasm-opt, onnxruntime-web),
+#     from the lock file
 #   - every crate the wasm build needs, so trunk can build --offline
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen 0.2.130" ]; then
 fi
 
 missing=()
-for pair in chromium:chromium chromedriver:chromium-driver wasm-opt:binaryen node:nodejs npm:npm; do
+for pair in chromium:chromium chromedriver:chromium-driver node:nodejs npm:npm; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -26,6 +26,6 @@ cargo test --release --locked --test parity -- --ignored --nocapture efficientne
 echo "== the browser API in headless Chromium (wasm-bindgen-test)"
 CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}" WASM_BINDGEN_TEST_TIMEOUT=600 \
   cargo test --release --locked --no-default-features --target wasm32-unknown-unknown --test web
-echo "== the app end to end (playwright-core + Chromium)"
-SCORECAM_WASM_OPT=0 scripts/build_web.sh
+echo "== the app end to end (playwright-core + Chromium), on exactly what scripts/demo.sh serves"
+scripts/build_web.sh
 (cd tests/e2e && SCORECAM_BIN="$CARGO_TARGET_DIR/release/scorecam" npm test)
