@@ -130,7 +130,7 @@ impl Session {
     /// Loads a model from its manifest (.json) or weight file (.safetensors, manifest beside it).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_model_file(&mut self, path: &std::path::Path) -> Result<Arc<Model>> {
-        let manifest_path = if path.extension().is_some_and(|e| e == "json") { path.to_path_buf() } else { path.with_extension("json") };
+        let manifest_path = manifest_path(path);
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(format!("manifest {}", manifest_path.display()), e))?;
         let manifest = Manifest::from_json(&text, &manifest_path.display().to_string())?;
         let weights_path = manifest_path.with_file_name(&manifest.weights.file);
@@ -152,6 +152,12 @@ impl Session {
     pub fn explainer(&self, request: &ExplainRequest) -> Result<Explainer> {
         Ok(Explainer { model: self.require_model()?, image: self.image()?, method: request.method()?, request: request.clone() })
     }
+}
+
+/// The manifest a model path names: the path itself (.json) or the .json beside a weight file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn manifest_path(path: &std::path::Path) -> std::path::PathBuf {
+    if path.extension().is_some_and(|e| e == "json") { path.to_path_buf() } else { path.with_extension("json") }
 }
 
 /// An image resized, normalised and forwarded by a model, ready to become a session's current

@@ -87,11 +87,6 @@ impl<'a> Reporter<'a> {
         self
     }
 
-    /// The yield function, for work that is not a method (e.g. metrics' scorers).
-    pub fn yield_fn(&self) -> Option<YieldFn> {
-        self.yield_now
-    }
-
     /// Reports `progress`; `Err(Cancelled)` if the callback said stop. Then yields.
     pub async fn report(&mut self, progress: Progress<'_>) -> Result<()> {
         if let Some(callback) = self.on_progress.as_mut()

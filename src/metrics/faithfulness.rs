@@ -77,23 +77,16 @@ pub async fn causal_curve(image: &[f32], size: usize, map: &[f32], mode: CausalM
         CausalMode::Insertion => (Some(rise_blur(image, size)), vec![0f32; n], 1.0),
     };
     let order = salient_order(map);
-    let mut curve = Vec::with_capacity(steps + 1);
-    // Masks go to the scorer 16 at a time.
-    const CHUNK: usize = 16;
-    let mut pending: Vec<f32> = Vec::with_capacity(CHUNK * n);
+    // Every step's mask at once (45 MB at 224x224): the scorer batches them and uploads the image
+    // and the substrate once per curve.
+    let mut masks: Vec<f32> = Vec::with_capacity((steps + 1) * n);
     for i in 0..=steps {
-        pending.extend_from_slice(&mask);
-        if pending.len() == CHUNK * n || i == steps {
-            let count = pending.len() / n;
-            curve.extend(scorer.masked_probabilities(image, substrate.as_deref(), std::mem::take(&mut pending), count).await?);
-        }
-        if i < steps {
-            for &p in &order[(i * step).min(n)..((i + 1) * step).min(n)] {
-                mask[p] = flip_to;
-            }
+        masks.extend_from_slice(&mask);
+        for &p in &order[(i * step).min(n)..((i + 1) * step).min(n)] {
+            mask[p] = flip_to;
         }
     }
-    Ok(curve)
+    scorer.masked_probabilities(image, substrate.as_deref(), masks, steps + 1).await
 }
 
 /// RISE's `auc`: the trapezoid rule on a curve over [0, 1] (`(sum - first/2 - last/2) / (len - 1)`).

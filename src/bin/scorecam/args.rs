@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::builder::{PossibleValue, PossibleValuesParser};
-
 use indicatif::{ProgressBar, ProgressStyle};
 
 use scorecam::backend::Backend;

@@ -32,8 +32,7 @@ pub fn run(a: Args) -> Result<()> {
     let methods = a.methods.iter().map(|m| a.method_args.method(m)).collect::<Result<Vec<_>>>()?;
     let (_session, model) = a.model.session()?;
     // the int8 file beside the manifest, as the session found it
-    let manifest_path = if a.model.model.extension().is_some_and(|e| e == "json") { a.model.model.clone() } else { a.model.model.with_extension("json") };
-    let weights_path = manifest_path.with_file_name(&model.manifest.weights.file);
+    let weights_path = scorecam::session::manifest_path(&a.model.model).with_file_name(&model.manifest.weights.file);
     let weights = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
     let inputs = a
         .images
