@@ -23,6 +23,11 @@ pub struct Backend {
     pub binding_limit: Option<usize>,
     /// Something the user should know about how it started (e.g. no WebGPU: the CPU instead).
     pub notice: Option<String>,
+    /// Masked batches scored at once, each on its own thread: natively on the CPU one per core
+    /// (flex leaves cores idle between its parallel loops, and a second batch fills them: see
+    /// docs/benchmarks.md); 1 on a GPU and in the browser, where the page's worker pool does
+    /// this instead.
+    pub lanes: usize,
 }
 
 /// What the CLI's `--json` outputs and the wasm API's `backend()` say about a backend.
@@ -34,10 +39,21 @@ pub struct BackendInfo {
     pub notice: Option<String>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+fn cpu_lanes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// wasm has no threads here: the page runs one core per worker.
+#[cfg(target_arch = "wasm32")]
+fn cpu_lanes() -> usize {
+    1
+}
+
 impl Backend {
     /// Burn's pure-Rust CPU backend (no binding limit).
     pub fn cpu(adapter: &str) -> Self {
-        Self { device: Device::flex(), name: "cpu", adapter: adapter.to_string(), binding_limit: None, notice: None }
+        Self { device: Device::flex(), name: "cpu", adapter: adapter.to_string(), binding_limit: None, notice: None, lanes: cpu_lanes() }
     }
 
     pub fn info(&self) -> BackendInfo {
@@ -70,6 +86,7 @@ impl Backend {
                     adapter: setup.adapter.get_info().name,
                     binding_limit: Some(setup.device.limits().max_storage_buffer_binding_size as usize),
                     notice: None,
+                    lanes: 1,
                 })
                 .map_err(|e| e.to_string())
         });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::cam::{self, Explanation, Forwarded, Method, OptionValues, Reporter, Stats};
+use crate::cam::{self, ChannelScoring, Explanation, Forwarded, Method, MethodInput, OptionValues, Reporter, Stats};
 use crate::error::{Error, Result};
 use crate::image_input;
 use crate::models::{Architecture, Model, MAX_BINDING_BYTES};
@@ -38,6 +38,9 @@ pub struct ModelInfo {
     pub class_names: Vec<String>,
     /// The largest forward batch the binding limit allows (`None`: no limit).
     pub max_batch: Option<usize>,
+    /// The weights in f32, as a backend holds them: what every copy of the model costs (the
+    /// page sizes its CPU worker pool by it).
+    pub weight_bytes: usize,
 }
 
 /// The unmasked pass of a new image.
@@ -189,8 +192,43 @@ pub struct Explainer {
 impl Explainer {
     pub async fn run(&self, reporter: &mut Reporter<'_>) -> Result<(Explanation, ExplanationSummary)> {
         let e = cam::explain_forwarded(&self.model, &self.image, self.request.class, &self.method, reporter).await?;
+        Ok(self.summarised(e))
+    }
+
+    fn summarised(&self, e: Explanation) -> (Explanation, ExplanationSummary) {
         let summary = summarise(&self.model, &self.method, &self.request.options, &e);
-        Ok((e, summary))
+        (e, summary)
+    }
+
+    fn input(&self) -> Result<MethodInput<'_>> {
+        Ok(MethodInput { model: &self.model, forwarded: &self.image, class: cam::resolve_class(&self.image, self.request.class)? })
+    }
+
+    /// The method's masked forwards as batches to share out (Score-CAM), or `None`: then only
+    /// [`Self::run`] computes it.
+    pub fn scoring(&self) -> Result<Option<ChannelScoring>> {
+        self.method.channel_scoring(&self.input()?).transpose()
+    }
+
+    /// Scores batch `b` of `plan` (the plan [`Self::scoring`] gives for the same request and image).
+    pub async fn score_batch(&self, plan: &ChannelScoring, b: usize) -> Result<Vec<f32>> {
+        plan.score(&self.input()?, b).await
+    }
+
+    /// The map the scores so far give (`NaN`: not scored yet), as [`Self::run`] reports it.
+    pub fn partial_map(&self, plan: &ChannelScoring, scores: &[f32]) -> Result<Vec<f32>> {
+        if scores.len() != plan.channels() {
+            return Err(Error::Invalid(format!("{} scores for {} channels", scores.len(), plan.channels())));
+        }
+        let (weights, finish) = plan.weights(scores);
+        Ok(cam::saliency_from_weights(&self.image.maps, &weights, finish, self.model.input_size()))
+    }
+
+    /// The explanation from every batch's scores, scored anywhere: equal to [`Self::run`]'s.
+    pub async fn finish_scored(&self, plan: &ChannelScoring, scores: Vec<f32>) -> Result<(Explanation, ExplanationSummary)> {
+        let input = self.input()?;
+        let output = plan.finish(&input, scores).await?;
+        Ok(self.summarised(cam::assemble(&self.model, &self.image, input.class, output)))
     }
 }
 
@@ -220,6 +258,7 @@ impl ModelInfo {
             input_size: model.input_size(),
             class_names: model.manifest.class_names.clone(),
             max_batch: model.binding_limit.map(|_| model.max_batch()),
+            weight_bytes: model.network.parameters() * 4,
         }
     }
 }

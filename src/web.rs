@@ -30,7 +30,8 @@ use crate::error::Error;
 use crate::image_input;
 use crate::models::MAX_BINDING_BYTES;
 use crate::render::{Colormap, COLORMAPS};
-use crate::session::{ExplainRequest, ModelInfo, PreparedImage, Session};
+use crate::cam::ChannelScoring;
+use crate::session::{ExplainRequest, Explainer, ModelInfo, PreparedImage, Session};
 use crate::weights::Manifest;
 
 #[wasm_bindgen]
@@ -109,7 +110,7 @@ async fn start_webgpu() -> Backend {
             }));
             let info = setup.adapter.get_info();
             let adapter = if info.name.is_empty() { "WebGPU".to_string() } else { info.name };
-            Backend { device, name: "webgpu", adapter, binding_limit: Some(limit.min(MAX_BINDING_BYTES)), notice: None }
+            Backend { device, name: "webgpu", adapter, binding_limit: Some(limit.min(MAX_BINDING_BYTES)), notice: None, lanes: 1 }
         }
         Err(e) => {
             console_warn(&format!("WebGPU could not start: {e}"));
@@ -207,20 +208,7 @@ impl WebSession {
     /// cancels the run by returning `false` (the promise then rejects with an `AbortError`).
     /// Resolves to `{model, method, options, explained, top5, stats, size, map}`.
     pub async fn explain(&self, request: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
-        let request: ExplainRequest = if request.is_undefined() || request.is_null() {
-            ExplainRequest { method: "scorecam".into(), ..ExplainRequest::default() }
-        } else {
-            // serde-wasm-bindgen reads only the fields it knows: refuse the others here.
-            if let Some(key) = js_sys::Object::keys(request.unchecked_ref::<js_sys::Object>()).iter().filter_map(|k| k.as_string()).find(|k| !["class", "method", "options"].contains(&k.as_str())) {
-                return Err(invalid(format!("explain request: unknown field `{key}` (class, method, options)")));
-            }
-            serde_wasm_bindgen::from_value(request).map_err(|e| invalid(format!("explain request: {e}")))?
-        };
-        let spec = cam::registry::spec(&request.method).map_err(js_error)?;
-        if !spec.in_browser {
-            return Err(invalid(format!("{} takes thousands of forward passes and is not offered in the browser: use the command line (scorecam explain --method {})", spec.display_name, spec.name)));
-        }
-        let explainer = self.session.borrow().explainer(&request).map_err(js_error)?;
+        let explainer = self.explainer(request)?;
         let size = explainer.model.input_size();
         let maps = &explainer.image.maps;
         let mut callback = |p: &cam::Progress<'_>| {
@@ -236,6 +224,81 @@ impl WebSession {
         let (e, summary) = explainer.run(&mut reporter).await.map_err(js_error)?;
         Ok(with_map(to_js(&summary)?, &e.map))
     }
+
+    // Sharing an explanation out (the page's worker pool, www/pool.js): every worker holds the
+    // same model and image; each scores the batches it is handed (`scoreBatch`), and one of them
+    // turns all the scores into the map (`finishScores`). A batch holds the same channels
+    // wherever it is scored, so the map equals `explain`'s. Scores are one value per channel of
+    // the target layer, NaN where not scored yet.
+
+    /// The request's masked forwards as batches: `{batches, total, channels}` (Score-CAM), or
+    /// `null` for a method only `explain` computes.
+    #[wasm_bindgen(js_name = scoringPlan)]
+    pub fn scoring_plan(&self, request: JsValue) -> Result<JsValue, JsValue> {
+        match self.explainer(request)?.scoring().map_err(js_error)? {
+            Some(plan) => to_js(&ScoringPlan { batches: plan.batch_count(), total: plan.total(), channels: plan.channels() }),
+            None => Ok(JsValue::NULL),
+        }
+    }
+
+    /// Scores batch `b` of the request's plan: `{channels: Uint32Array, scores: Float32Array}`.
+    #[wasm_bindgen(js_name = scoreBatch)]
+    pub async fn score_batch(&self, request: JsValue, b: usize) -> Result<JsValue, JsValue> {
+        let explainer = self.explainer(request)?;
+        let plan = Self::plan(&explainer)?;
+        let scores = explainer.score_batch(&plan, b).await.map_err(js_error)?;
+        let channels: Vec<u32> = plan.batch(b).map_err(js_error)?.iter().map(|&k| k as u32).collect();
+        let out = js_sys::Object::new();
+        let _ = Reflect::set(&out, &"channels".into(), &js_sys::Uint32Array::from(&channels[..]).into());
+        let _ = Reflect::set(&out, &"scores".into(), &Float32Array::from(&scores[..]).into());
+        Ok(out.into())
+    }
+
+    /// The map the scores so far give (`size x size`, in [0, 1]), as `explain` reports it.
+    #[wasm_bindgen(js_name = partialMap)]
+    pub fn partial_map(&self, request: JsValue, scores: &[f32]) -> Result<Vec<f32>, JsValue> {
+        let explainer = self.explainer(request)?;
+        explainer.partial_map(&Self::plan(&explainer)?, scores).map_err(js_error)
+    }
+
+    /// The explanation once every batch is scored: what `explain` resolves to, stats included.
+    #[wasm_bindgen(js_name = finishScores)]
+    pub async fn finish_scores(&self, request: JsValue, scores: Vec<f32>) -> Result<JsValue, JsValue> {
+        let explainer = self.explainer(request)?;
+        let (e, summary) = explainer.finish_scored(&Self::plan(&explainer)?, scores).await.map_err(js_error)?;
+        Ok(with_map(to_js(&summary)?, &e.map))
+    }
+}
+
+impl WebSession {
+    /// The request checked (see `explain`) and bound to the current model and image.
+    fn explainer(&self, request: JsValue) -> Result<Explainer, JsValue> {
+        let request: ExplainRequest = if request.is_undefined() || request.is_null() {
+            ExplainRequest { method: "scorecam".into(), ..ExplainRequest::default() }
+        } else {
+            // serde-wasm-bindgen reads only the fields it knows: refuse the others here.
+            if let Some(key) = js_sys::Object::keys(request.unchecked_ref::<js_sys::Object>()).iter().filter_map(|k| k.as_string()).find(|k| !["class", "method", "options"].contains(&k.as_str())) {
+                return Err(invalid(format!("explain request: unknown field `{key}` (class, method, options)")));
+            }
+            serde_wasm_bindgen::from_value(request).map_err(|e| invalid(format!("explain request: {e}")))?
+        };
+        let spec = cam::registry::spec(&request.method).map_err(js_error)?;
+        if !spec.in_browser {
+            return Err(invalid(format!("{} takes thousands of forward passes and is not offered in the browser: use the command line (scorecam explain --method {})", spec.display_name, spec.name)));
+        }
+        self.session.borrow().explainer(&request).map_err(js_error)
+    }
+
+    fn plan(explainer: &Explainer) -> Result<ChannelScoring, JsValue> {
+        explainer.scoring().map_err(js_error)?.ok_or_else(|| invalid(format!("{} is not split into batches: use explain", explainer.method.display_name())))
+    }
+}
+
+#[derive(Serialize)]
+struct ScoringPlan {
+    batches: usize,
+    total: usize,
+    channels: usize,
 }
 
 /// The method registry, the one list the CLI reads too: `[{name, display_name, kind, in_browser,
@@ -296,6 +359,13 @@ pub fn validation_errors() -> usize {
 #[wasm_bindgen(js_name = lastPanic)]
 pub fn last_panic() -> Option<String> {
     LAST_PANIC.lock().ok().and_then(|s| s.clone())
+}
+
+/// The compiled `WebAssembly.Module` of this instance: the page posts it to its workers, which
+/// instantiate it without a second download or compile.
+#[wasm_bindgen(js_name = compiledModule)]
+pub fn wasm_module() -> JsValue {
+    wasm_bindgen::module()
 }
 
 #[wasm_bindgen]

@@ -66,6 +66,50 @@ fn batch_size_does_not_change_the_map() {
     assert_eq!(many.stats.batches, 2);
 }
 
+/// What the page's worker pool does: the batches of one plan, scored in another order by another
+/// copy of the model, then finished. The map and the stats are exactly one run's.
+#[test]
+fn batches_scored_in_any_order_on_another_copy_give_the_same_map() {
+    let (model, copy, input) = setup();
+    let (_, copy_b, _) = setup();
+    // Natively on the CPU the batches are also scored by several threads at once (lanes).
+    let lanes = |n: usize| f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &Backend { lanes: n, ..backend() }).1;
+    let (sequential, threaded) = (lanes(1), lanes(3));
+    for method in [
+        Method::ScoreCam(ScoreCamOptions { batch_size: 3, ..Default::default() }),
+        Method::ScoreCam(ScoreCamOptions { variant: ScoreCamVariant::GradCamLibrary, batch_size: 4, top_k: None }),
+        Method::ScoreCam(ScoreCamOptions { batch_size: 2, top_k: Some(5), ..Default::default() }),
+    ] {
+        let one = explain(&copy, &input, Some(5), &method);
+        let f = pollster::block_on(cam::forward_image(&copy, &input)).unwrap();
+        let f_b = pollster::block_on(cam::forward_image(&copy_b, &input)).unwrap();
+        let lead = cam::MethodInput { model: &copy, forwarded: &f, class: 5 };
+        let helper = cam::MethodInput { model: &copy_b, forwarded: &f_b, class: 5 };
+        let plan = method.channel_scoring(&lead).unwrap().unwrap();
+        let mut scores = vec![f32::NAN; plan.channels()];
+        for b in (0..plan.batch_count()).rev() {
+            let input = if b % 2 == 0 { &lead } else { &helper };
+            for (&k, v) in plan.batch(b).unwrap().iter().zip(pollster::block_on(plan.score(input, b)).unwrap()) {
+                scores[k] = v;
+            }
+        }
+        let output = pollster::block_on(plan.finish(&lead, scores)).unwrap();
+        let shared = cam::assemble(&copy, &f, 5, output);
+        assert_eq!(shared.map, one.map, "{method:?}");
+        assert_eq!(shared.channel_weights, one.channel_weights);
+        assert_eq!(shared.stats, one.stats);
+        for m in [&sequential, &threaded] {
+            let e = explain(m, &input, Some(5), &method);
+            assert_eq!((e.map, e.stats), (one.map.clone(), one.stats.clone()), "{} lanes", m.lanes);
+        }
+    }
+    let f = pollster::block_on(cam::forward_image(&model, &input)).unwrap();
+    let plan = Method::default().channel_scoring(&cam::MethodInput { model: &model, forwarded: &f, class: 5 }).unwrap().unwrap();
+    assert!(matches!(pollster::block_on(plan.finish(&cam::MethodInput { model: &model, forwarded: &f, class: 5 }, vec![f32::NAN; plan.channels()])), Err(Error::Invalid(_))), "unscored batches are refused");
+    assert!(plan.batch(plan.batch_count()).is_err());
+    assert!(Method::GradCam.channel_scoring(&cam::MethodInput { model: &model, forwarded: &f, class: 5 }).is_none());
+}
+
 #[test]
 fn int8_map_stays_close_to_f32() {
     let (f32_model, int8_model, input) = setup();

@@ -29,7 +29,7 @@ pub use perturbation::MeaningfulPerturbationOptions;
 pub use progress::{Partial, Progress, ProgressFn, Reporter, Stats, YieldFn};
 pub use registry::{Method, MethodKind, MethodSpec, OptionValues, METHODS};
 pub use rise::{MaskGenerator, RiseOptions};
-pub use scorecam::{ScoreCamOptions, ScoreCamVariant};
+pub use scorecam::{ChannelScoring, ScoreCamOptions, ScoreCamVariant};
 
 use crate::error::{Error, Result};
 use crate::models::Model;
@@ -81,13 +81,24 @@ pub async fn explain(model: &Model, image: &[f32], class: Option<usize>, method:
 
 /// [`explain`] for an input already forwarded (explaining another class reuses the pass).
 pub async fn explain_forwarded(model: &Model, f: &Forwarded, class: Option<usize>, method: &Method, reporter: &mut Reporter<'_>) -> Result<Explanation> {
-    let top5 = top_k(&f.probabilities, 5);
-    let class = class.unwrap_or(top5[0].0);
+    let class = resolve_class(f, class)?;
+    let output = method.run(&MethodInput { model, forwarded: f, class }, reporter).await?;
+    Ok(assemble(model, f, class, output))
+}
+
+/// The class to explain: `class`, or the top one; an error if the model has no such class.
+pub fn resolve_class(f: &Forwarded, class: Option<usize>) -> Result<usize> {
+    let class = class.unwrap_or_else(|| top_k(&f.probabilities, 1)[0].0);
     if class >= f.logits.len() {
         return Err(Error::Invalid(format!("class {class} out of range (the model has {} classes)", f.logits.len())));
     }
+    Ok(class)
+}
+
+/// The explanation a method's output gives: the CAM finish or the normalised pixel map, with the
+/// top-5 of the unmasked pass.
+pub fn assemble(model: &Model, f: &Forwarded, class: usize, output: MethodOutput) -> Explanation {
     let size = model.input_size();
-    let output = method.run(&MethodInput { model, forwarded: f, class }, reporter).await?;
     let (map, channel_weights) = match output.saliency {
         Saliency::Channels { weights, finish } => (saliency_from_weights(&f.maps, &weights, finish, size), weights),
         Saliency::Map(mut map) => {
@@ -95,14 +106,14 @@ pub async fn explain_forwarded(model: &Model, f: &Forwarded, class: Option<usize
             (map, Vec::new())
         }
     };
-    Ok(Explanation {
+    Explanation {
         class,
         class_probability: f.probabilities[class],
-        top5,
+        top5: top_k(&f.probabilities, 5),
         logits: f.logits.clone(),
         map,
         size,
         channel_weights,
         stats: output.stats,
-    })
+    }
 }

@@ -228,6 +228,15 @@ impl Method {
     }
 
     /// Runs the method: channel weights for a CAM method, a map for a pixel method.
+    /// Score-CAM's masked forwards as batches that a pool of workers can share; `None` for the
+    /// methods that are not split that way.
+    pub fn channel_scoring(&self, input: &MethodInput<'_>) -> Option<Result<scorecam::ChannelScoring>> {
+        match self {
+            Self::ScoreCam(o) => Some(scorecam::ChannelScoring::plan(o, input)),
+            _ => None,
+        }
+    }
+
     pub async fn run(&self, input: &MethodInput<'_>, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
         match self {
             Self::ScoreCam(o) => scorecam::run(o, input, reporter).await,

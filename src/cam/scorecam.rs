@@ -90,76 +90,194 @@ fn channels_to_score(f: &Forwarded, opts: &ScoreCamOptions) -> (Vec<usize>, Vec<
     (chosen, constant)
 }
 
-pub(super) async fn run(opts: &ScoreCamOptions, input: &MethodInput<'_>, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
-    let (model, f, class) = (input.model, input.forwarded, input.class);
-    if opts.batch_size == 0 {
-        return Err(Error::Invalid("batch size must be at least 1".into()));
+/// Score-CAM's masked forward passes as a plan of batches. One run scores them in order
+/// ([`run`]); the page's worker pool scores them anywhere, in any order, and hands the scores back
+/// to [`ChannelScoring::weights`] and [`ChannelScoring::finish`]. Either way a batch holds the
+/// same channels and is computed by the same code, so the scores, and the map, are the same.
+///
+/// Scores travel as one value per channel of the target layer, `NaN` where not (yet) scored.
+#[derive(Debug, Clone)]
+pub struct ChannelScoring {
+    variant: ScoreCamVariant,
+    /// The channels to score (see [`channels_to_score`]), cut into batches.
+    batches: Vec<Vec<usize>>,
+    constant: Vec<usize>,
+    top_k: bool,
+    channels: usize,
+}
+
+impl ChannelScoring {
+    pub fn plan(opts: &ScoreCamOptions, input: &MethodInput<'_>) -> Result<Self> {
+        if opts.batch_size == 0 {
+            return Err(Error::Invalid("batch size must be at least 1".into()));
+        }
+        let batch_size = opts.batch_size.min(input.model.max_batch());
+        let (chosen, constant) = channels_to_score(input.forwarded, opts);
+        Ok(Self {
+            variant: opts.variant,
+            batches: chosen.chunks(batch_size).map(<[usize]>::to_vec).collect(),
+            constant,
+            top_k: opts.top_k.is_some(),
+            channels: input.forwarded.maps.channels,
+        })
     }
-    let device = &model.device;
-    let size = model.input_size();
-    let batch_size = opts.batch_size.min(model.max_batch());
-    let maps = &f.maps;
-    let (h, w, n) = (maps.height, maps.width, maps.channels);
-    let (chosen, constant) = channels_to_score(f, opts);
-    let library = opts.variant == ScoreCamVariant::GradCamLibrary;
 
-    // Upsampling as two matmuls: [B*h, w] x [w, size], then [B*size, h] x [h, size].
-    // The official code uses F.interpolate (align_corners=False); pytorch-grad-cam uses
-    // nn.UpsamplingBilinear2d, which aligns corners.
-    let rw_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(w, size, library), size, w), [w, size]), device);
-    let rh_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(h, size, library), size, h), [h, size]), device);
-    let maps_dev = f.activations.clone().reshape([n, h, w]);
+    pub fn batch_count(&self) -> usize {
+        self.batches.len()
+    }
 
-    let mut scores = vec![0f32; n];
-    let mut stats = Stats { skipped_constant: if library { 0 } else { constant.len() }, ..Stats::default() };
-    let eps = if library { 1e-8 } else { 0.0 };
-    let total = chosen.len();
-    for (b, batch) in chosen.chunks(batch_size).enumerate() {
+    /// Masked inputs to score in all.
+    pub fn total(&self) -> usize {
+        self.batches.iter().map(Vec::len).sum()
+    }
+
+    /// Channels of the target layer.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// The channels of batch `b`.
+    pub fn batch(&self, b: usize) -> Result<&[usize]> {
+        self.batches.get(b).map(Vec::as_slice).ok_or_else(|| Error::Invalid(format!("batch {b} out of range (the plan has {})", self.batches.len())))
+    }
+
+    fn library(&self) -> bool {
+        self.variant == ScoreCamVariant::GradCamLibrary
+    }
+
+    /// Scores batch `b`: one forward pass of its masked inputs. Returns a score per channel of
+    /// [`Self::batch`], in its order.
+    pub async fn score(&self, input: &MethodInput<'_>, b: usize) -> Result<Vec<f32>> {
+        let batch = self.batch(b)?;
+        let (model, f, class) = (input.model, input.forwarded, input.class);
+        let device = &model.device;
+        let size = model.input_size();
+        let (h, w, n) = (f.maps.height, f.maps.width, f.maps.channels);
+        let library = self.library();
+        // Upsampling as two matmuls: [B*h, w] x [w, size], then [B*size, h] x [h, size].
+        // The official code uses F.interpolate (align_corners=False); pytorch-grad-cam uses
+        // nn.UpsamplingBilinear2d, which aligns corners.
+        let rw_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(w, size, library), size, w), [w, size]), device);
+        let rh_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(h, size, library), size, h), [h, size]), device);
+        let eps = if library { 1e-8 } else { 0.0 };
         let bsz = batch.len();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(batch.iter().map(|&k| k as i64).collect::<Vec<_>>(), [bsz]), device);
-        let a = maps_dev.clone().select(0, idx).reshape([bsz * h, w]);
-        let up = a.matmul(rw_t.clone()).reshape([bsz, h, size]).swap_dims(1, 2).reshape([bsz * size, h]);
-        let up = up.matmul(rh_t.clone()).reshape([bsz, size, size]).swap_dims(1, 2);
+        let a = f.activations.clone().reshape([n, h, w]).select(0, idx).reshape([bsz * h, w]);
+        let up = a.matmul(rw_t).reshape([bsz, h, size]).swap_dims(1, 2).reshape([bsz * size, h]);
+        let up = up.matmul(rh_t).reshape([bsz, size, size]).swap_dims(1, 2);
         let min = up.clone().min_dims(&[1, 2]);
         let max = up.clone().max_dims(&[1, 2]);
         let mask = (up - min.clone()) / (max - min + eps);
         let masked = f.input.clone() * mask.unsqueeze_dim::<4>(1);
         let logits = model.network.forward(masked);
         let scored = if library { logits } else { softmax_dim(logits, 1) };
-        let values = read_f32(scored.slice([0..bsz, class..class + 1])).await?;
-        for (&k, v) in batch.iter().zip(values) {
-            scores[k] = v;
-        }
-        stats.forwards += bsz;
-        stats.batches += 1;
-        let done = (b * batch_size + bsz).min(total);
-        // The partial weights are what the final weights would be if the rest scored zero.
-        let library_partial;
-        let (partial, finish) = if library {
-            library_partial = library_weights(&chosen[..done], &scores, n);
-            (&library_partial[..], Finish::NormaliseThenUpsample)
-        } else {
-            (&scores[..], Finish::UpsampleThenNormalise)
-        };
-        reporter.report(Progress { done, total, partial: Partial::Weights { weights: partial, finish } }).await?;
+        read_f32(scored.slice([0..bsz, class..class + 1])).await
     }
 
-    if !library {
-        return Ok(MethodOutput { saliency: Saliency::Channels { weights: scores, finish: Finish::UpsampleThenNormalise }, stats });
-    }
-    // Library variant: constant maps give an all-zero mask, so their score is the zero input's.
-    let mut scored: Vec<usize> = chosen.clone();
-    if !constant.is_empty() && opts.top_k.is_none() {
-        let zero = Tensor::<4>::zeros([1, 3, size, size], device);
-        let z = read_f32(model.network.forward(zero).slice([0..1, class..class + 1])).await?[0];
-        for &k in &constant {
-            scores[k] = z;
+    /// The channel weights the scores so far give, and how to finish them: what the final weights
+    /// would be if the channels not yet scored scored zero (official), or were left out of the
+    /// softmax (pytorch-grad-cam).
+    pub fn weights(&self, scores: &[f32]) -> (Vec<f32>, Finish) {
+        if self.library() {
+            // In the order one run has always used (scored channels, then constant ones): the
+            // softmax's sum, and so the last bits of the map, depend on it.
+            let scored: Vec<usize> = self.batches.iter().flatten().chain(&self.constant).copied().filter(|&k| !scores[k].is_nan()).collect();
+            (library_weights(&scored, scores, scores.len()), Finish::NormaliseThenUpsample)
+        } else {
+            (scores.iter().map(|v| if v.is_nan() { 0.0 } else { *v }).collect(), Finish::UpsampleThenNormalise)
         }
-        scored.extend(&constant);
-        stats.forwards += 1;
-        stats.batches += 1;
     }
-    Ok(MethodOutput { saliency: Saliency::Channels { weights: library_weights(&scored, &scores, n), finish: Finish::NormaliseThenUpsample }, stats })
+
+    /// The method's output once every batch is scored. pytorch-grad-cam's variant scores the
+    /// constant maps here: they give an all-zero mask, so their score is the zero input's.
+    pub async fn finish(&self, input: &MethodInput<'_>, mut scores: Vec<f32>) -> Result<MethodOutput> {
+        if scores.len() != self.channels {
+            return Err(Error::Invalid(format!("{} scores for {} channels", scores.len(), self.channels)));
+        }
+        if let Some(k) = self.batches.iter().flatten().find(|&&k| scores[k].is_nan()) {
+            return Err(Error::Invalid(format!("channel {k} was not scored")));
+        }
+        let mut stats = Stats { forwards: self.total(), batches: self.batch_count(), skipped_constant: 0 };
+        if !self.library() {
+            stats.skipped_constant = self.constant.len();
+            return Ok(MethodOutput { saliency: Saliency::Channels { weights: self.weights(&scores).0, finish: Finish::UpsampleThenNormalise }, stats });
+        }
+        if !self.constant.is_empty() && !self.top_k {
+            let (model, class) = (input.model, input.class);
+            let size = model.input_size();
+            let zero = Tensor::<4>::zeros([1, 3, size, size], &model.device);
+            let z = read_f32(model.network.forward(zero).slice([0..1, class..class + 1])).await?[0];
+            for &k in &self.constant {
+                scores[k] = z;
+            }
+            stats.forwards += 1;
+            stats.batches += 1;
+        }
+        Ok(MethodOutput { saliency: Saliency::Channels { weights: self.weights(&scores).0, finish: Finish::NormaliseThenUpsample }, stats })
+    }
+}
+
+/// Scores every batch in order, reporting the partial weights after each.
+pub(super) async fn run(opts: &ScoreCamOptions, input: &MethodInput<'_>, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
+    let plan = ChannelScoring::plan(opts, input)?;
+    let mut scores = vec![f32::NAN; plan.channels()];
+    let (total, mut done) = (plan.total(), 0);
+    #[cfg(not(target_arch = "wasm32"))]
+    if input.model.lanes > 1 && plan.batch_count() > 1 {
+        return score_in_lanes(&plan, input, input.model.lanes, reporter);
+    }
+    for b in 0..plan.batch_count() {
+        let values = plan.score(input, b).await?;
+        for (&k, v) in plan.batch(b)?.iter().zip(values) {
+            scores[k] = v;
+        }
+        done += plan.batch(b)?.len();
+        let (weights, finish) = plan.weights(&scores);
+        reporter.report(Progress { done, total, partial: Partial::Weights { weights: &weights, finish } }).await?;
+    }
+    plan.finish(input, scores).await
+}
+
+/// [`run`] with `lanes` threads each scoring the next batch (natively on the CPU): the scores,
+/// and so the map, are those of one run; progress is reported from the calling thread as batches
+/// come in, and a cancel or an error stops every lane at its next batch.
+#[cfg(not(target_arch = "wasm32"))]
+fn score_in_lanes(plan: &ChannelScoring, input: &MethodInput<'_>, lanes: usize, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let mut scores = vec![f32::NAN; plan.channels()];
+    let (total, mut done) = (plan.total(), 0);
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Vec<f32>>)>();
+        for _ in 0..lanes.min(plan.batch_count()) {
+            let (tx, next, stop) = (tx.clone(), &next, &stop);
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    if b >= plan.batch_count() || tx.send((b, pollster::block_on(plan.score(input, b)))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut collect = || -> Result<()> {
+            for (b, values) in &rx {
+                for (&k, v) in plan.batch(b)?.iter().zip(values?) {
+                    scores[k] = v;
+                }
+                done += plan.batch(b)?.len();
+                let (weights, finish) = plan.weights(&scores);
+                pollster::block_on(reporter.report(Progress { done, total, partial: Partial::Weights { weights: &weights, finish } }))?;
+            }
+            Ok(())
+        };
+        let result = collect();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })?;
+    pollster::block_on(plan.finish(input, scores))
 }
 
 /// pytorch-grad-cam's weights: softmax of the class logits across the scored channels.

@@ -154,6 +154,15 @@ impl Network {
         }
     }
 
+    /// Weights and biases, counted.
+    pub fn parameters(&self) -> usize {
+        use burn::module::Module;
+        match self {
+            Network::Vgg(n) => n.num_params(),
+            Network::EfficientNetLite0(n) => n.num_params(),
+        }
+    }
+
     /// Logits only. (The target activations are a free by-product of the same pass.)
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_with_target(x).1
@@ -170,6 +179,8 @@ pub struct Model {
     /// Largest buffer one activation may occupy, from the [`Backend`] the model was built on
     /// (`None` on the CPU, where no such limit exists).
     pub binding_limit: Option<usize>,
+    /// Batches to score at once, from the [`Backend`] too ([`Backend::lanes`]).
+    pub lanes: usize,
 }
 
 impl Model {
@@ -192,19 +203,19 @@ impl Model {
 
     /// Builds from f32 tensors with canonical names (an unquantised model, for comparisons).
     pub fn from_tensors(manifest: Manifest, tensors: NamedTensors, backend: &Backend) -> Result<Self> {
-        Self::build(manifest, tensors, &backend.device, backend.binding_limit)
+        Self::build(manifest, tensors, &backend.device, backend.binding_limit, backend.lanes)
     }
 
     /// The same architecture on the same device and under the same binding limit, with other f32
     /// weights (the unquantised source, or randomised layers).
     pub fn with_tensors(&self, tensors: NamedTensors) -> Result<Self> {
-        Self::build(self.manifest.clone(), tensors, &self.device, self.binding_limit)
+        Self::build(self.manifest.clone(), tensors, &self.device, self.binding_limit, self.lanes)
     }
 
-    fn build(manifest: Manifest, tensors: NamedTensors, device: &Device, binding_limit: Option<usize>) -> Result<Self> {
+    fn build(manifest: Manifest, tensors: NamedTensors, device: &Device, binding_limit: Option<usize>, lanes: usize) -> Result<Self> {
         let arch = Architecture::from_name(&manifest.arch)?;
         let network = Network::load(&arch, tensors, device)?;
-        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit })
+        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit, lanes: lanes.max(1) })
     }
 
     pub fn input_size(&self) -> usize {

@@ -23,12 +23,20 @@ pub struct ModelArgs {
     /// flex (the CPU) or wgpu (Vulkan/Metal/DX12; lavapipe without a GPU).
     #[arg(long, default_value = "flex")]
     pub backend: String,
+    /// Score-CAM batches scored at once on the CPU, one thread each (default: one per core; 1:
+    /// one after another)
+    #[arg(long)]
+    pub lanes: Option<usize>,
 }
 
 impl ModelArgs {
     /// A session with the model loaded.
     pub fn session(&self) -> Result<(Session, Arc<Model>)> {
-        let mut session = Session::new(Backend::start(&self.backend)?);
+        let mut backend = Backend::start(&self.backend)?;
+        if let Some(lanes) = self.lanes {
+            backend.lanes = lanes.max(1);
+        }
+        let mut session = Session::new(backend);
         let model = session.load_model_file(&self.model)?;
         Ok((session, model))
     }

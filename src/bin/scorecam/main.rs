@@ -29,6 +29,7 @@ enum Command {
 }
 
 fn main() {
+    keep_freed_memory();
     let result = match Cli::parse().command {
         Command::Convert(a) => convert::run(a),
         Command::Explain(a) => explain::run(a),
@@ -42,3 +43,29 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// glibc hands out every block above 32 MiB as a fresh `mmap` and unmaps it on free, and flex
+/// allocates its large zeroed buffers (im2col, NHWC copies, outputs) anew for every convolution:
+/// each forward page-faulted hundreds of MiB in again, a third of a Lite0 Score-CAM's time in the
+/// kernel. Freed memory now stays in one heap for the next batch (docs/benchmarks.md: 1.2x). Peak
+/// memory is unchanged; the process just keeps it until it exits.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    unsafe extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_MMAP_MAX: i32 = -4;
+    const M_ARENA_MAX: i32 = -8;
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
+    unsafe {
+        mallopt(M_MMAP_MAX, 0);
+        mallopt(M_TRIM_THRESHOLD, i32::MAX);
+        // One arena: Score-CAM's lanes (threads) allocate the same large blocks, which per-thread
+        // arenas (64 MiB heaps) could only serve by mapping.
+        mallopt(M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
