@@ -22,7 +22,7 @@ if [ "${SCORECAM_WASM_OPT:-1}" != 0 ]; then
   if [ ! -f "$cache/$key.wasm" ]; then
     mkdir -p "$cache"
     "$WASM_OPT" -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-      --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
       dist/scorecam_bg.wasm -o "$cache/$key.tmp"
     mv "$cache/$key.tmp" "$cache/$key.wasm"
     ls -t "$cache"/*.wasm | tail -n +4 | xargs -r rm -f # keep the three newest

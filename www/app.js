@@ -4,7 +4,8 @@
 // same code the command line runs.
 //
 //   store.js     the shared state, runs (cancellation) and the page state
-//   core.js      the wasm session, one call at a time; errors and notices
+//   core.js      the wasm core: started, one call at a time; errors and notices
+//   workers.js   the core in workers (worker.js): the lead, the CPU pool, the shared-out Score-CAM
 //   explain.js   forward pass and explanation of the current image
 //   model.js     the model list, the picker, switching (models.js: download and Cache Storage)
 //   inputs.js    drop, paste, file picker, samples, image URLs; decoding
@@ -14,7 +15,7 @@
 //   testapi.js   window.scorecam
 
 import { get, set } from './store.js';
-import { init as initCore, start, wasm, session, fail, showNotice, watchGpuDevice } from './core.js';
+import { init as initCore, start, wasm, session, fail, showNotice } from './core.js';
 import { init as initInputs, setImageUrl } from './inputs.js';
 import { init as initModel, listModels, defaultModel, selectModel } from './model.js';
 import { init as initShare, parseShareFragment, applySharedView, openShared } from './share.js';
@@ -24,7 +25,6 @@ import { expose } from './testapi.js';
 
 async function boot() {
   expose();
-  watchGpuDevice();
   initCore();
   initInputs();
   initModel();
@@ -33,7 +33,9 @@ async function boot() {
     navigator.serviceWorker.register('sw.js').catch((e) => console.warn('no offline shell:', e));
   }
   const params = new URLSearchParams(location.search);
-  const wasmMs = await start(params.get('backend') === 'cpu' ? 'cpu' : 'auto');
+  // ?workers=N: the CPU pool's size (1: one worker), instead of what the device allows.
+  const workers = Math.trunc(Number(params.get('workers'))) || null;
+  const wasmMs = await start(params.get('backend') === 'cpu' ? 'cpu' : 'auto', { workers });
   set({
     backend: session.backend(),
     methods: wasm.methods().filter((m) => m.in_browser),

@@ -2,35 +2,24 @@
 
 import { $ } from './dom.js';
 import { get, set, newRun } from './store.js';
+import { PooledSession } from './workers.js';
 
-export let wasm = null; // the module's exports (trunk puts them on window.wasmBindings)
-export let session = null; // the core's Session: backend, model, image
+export let wasm = null; // the page's own instance (trunk puts its exports on window.wasmBindings): registries, drawing
+export let session = null; // the core's Session in workers (www/workers.js): backend, model, image
 
-// The GPUDevice that wgpu requests, kept so the page learns when it is lost (GPUDevice.lost):
-// a driver reset, a GPU process crash, or device.destroy() in the tests.
-const gpu = { device: null, lost: null };
-
-/// Wraps GPUAdapter.requestDevice; must run before the session starts.
-export function watchGpuDevice() {
-  if (!globalThis.GPUAdapter?.prototype.requestDevice) return;
-  const request = GPUAdapter.prototype.requestDevice;
-  GPUAdapter.prototype.requestDevice = async function (...args) {
-    const device = await request.apply(this, args);
-    gpu.device = device;
-    device.lost.then((info) => {
-      gpu.lost = `${info.reason ?? 'unknown'}${info.message ? `: ${info.message}` : ''}`;
-      newRun(); // whatever runs is void
-      fail(new Error('device lost'));
-    });
-    return device;
-  };
+// A lost GPU device (a driver reset, a GPU process crash, device.destroy() in the tests) is
+// announced by the worker that holds it.
+const gpu = { lost: null };
+function onWorkerEvent(e) {
+  if (e.event !== 'device-lost') return;
+  gpu.lost = e.reason;
+  newRun(); // whatever runs is void
+  fail(new Error('device lost'));
 }
 
 /// Destroys the GPU device, as a driver reset would; false without one.
-export function loseDeviceForTesting() {
-  if (!gpu.device) return false;
-  gpu.device.destroy();
-  return true;
+export async function loseDeviceForTesting() {
+  return session ? session.call('loseDevice', []) : false;
 }
 
 // ---------------------------------------------------------------- start
@@ -54,15 +43,20 @@ function startError(err) {
   return new Error(`The app's WebAssembly core could not start: ${reason}. Try reloading; if it persists, your browser may be too old (WebAssembly with reference types is needed).`);
 }
 
-/// Loads the module and starts a session ('auto': WebGPU, else the CPU with a notice; 'cpu').
+/// Loads the module and starts a session in a worker ('auto': WebGPU, else the CPU with a notice;
+/// 'cpu'). The page's thread instantiates the module too (trunk's loader, for the registries and
+/// drawing); the workers get the same compiled module, so nothing is downloaded or compiled twice.
 /// The badge says where the network runs, or that the start failed. Returns the module's load time.
-export async function start(preference) {
+export async function start(preference, { workers = null } = {}) {
   const badge = $('backend-badge');
   const t0 = performance.now();
   try {
     wasm = await bindings();
     const wasmMs = performance.now() - t0;
-    session = await wasm.Session.start(preference);
+    const module = wasm.compiledModule?.();
+    if (!(module instanceof WebAssembly.Module)) throw startError(new Error('the compiled module is not available to hand to a worker'));
+    const glueUrl = document.querySelector('link[rel="modulepreload"][href*="scorecam"]')?.href ?? new URL('scorecam.js', document.baseURI).href;
+    session = await PooledSession.start({ glueUrl, module, preference, workers, onEvent: onWorkerEvent });
     const backend = session.backend();
     badge.textContent = backend.name === 'webgpu' ? `GPU: ${backend.adapter}` : 'CPU (no WebGPU)';
     badge.dataset.backend = backend.name;
@@ -87,7 +81,7 @@ export function serial(fn) {
 
 export function describe(err) {
   if (err instanceof WebAssembly.RuntimeError) {
-    const panic = wasm?.lastPanic?.();
+    const panic = err.panic ?? wasm?.lastPanic?.();
     return `Internal error in the wasm core${panic ? `: ${panic}` : ''}. Restart the page to continue.`;
   }
   return err?.message ? String(err.message) : String(err);

@@ -2,9 +2,14 @@
 // batch by batch. Writes the store; the views draw from it.
 
 import { get, set, newRun, isCurrent } from './store.js';
-import { wasm, session, serial, isAbort, clearError, showNotice, hasNotice } from './core.js';
+import { session, serial, isAbort, clearError, showNotice, hasNotice } from './core.js';
 
-const CPU_BATCH = 4; // on the CPU each batch blocks the page: short stretches between paints
+// On the CPU: small batches, so the first heatmap comes early and the pool's workers share the
+// work finely (www/workers.js).
+const CPU_BATCH = 4;
+// Partial heatmaps are drawn at most this often (the first at once): drawing is the page
+// thread's only work during a run, and the CPU pool reports a batch every few tens of ms.
+const PARTIAL_MS = 250;
 
 /// Whether the registry's method `name` takes the option `option` (e.g. 'top_k').
 export function methodHas(name, option) {
@@ -46,11 +51,16 @@ export async function explainClass(classIndex) {
   const request = { class: classIndex, method: options.method, options: methodOptions() };
   const t0 = performance.now();
   let firstMs = null;
+  let drawn = -Infinity;
   const onProgress = (p) => {
     if (!isCurrent(run)) return false; // superseded: cancel at this batch
-    firstMs ??= performance.now() - t0;
+    const now = performance.now();
+    firstMs ??= now - t0;
     const patch = { progress: { done: p.done, total: p.total } };
-    if (p.map) patch.result = { partial: true, map: p.map, size };
+    if (p.map && now - drawn >= PARTIAL_MS) {
+      patch.result = { partial: true, map: p.map, size };
+      drawn = now;
+    }
     set(patch);
     return true;
   };
@@ -62,7 +72,7 @@ export async function explainClass(classIndex) {
     throw err;
   }
   if (!result || !isCurrent(run)) return; // a stale result never overwrites a newer one
-  if (get().backend.name === 'webgpu' && wasm.validationErrors() > 0 && !hasNotice()) {
+  if (get().backend.name === 'webgpu' && (await session.call('validationErrors', [])) > 0 && !hasNotice()) {
     showNotice('This GPU rejected some compute kernels (see the console). If a heatmap looks wrong, compare with the CPU: add ?backend=cpu to the address.');
   }
   const explain = { firstHeatmapMs: firstMs, totalMs: performance.now() - t0, stats: result.stats };

@@ -3,7 +3,7 @@
 // to `error`, and the returned promise rejects with that message.
 
 import { get, whenSettled } from './store.js';
-import { wasm, act, loseDeviceForTesting } from './core.js';
+import { wasm, session, act, loseDeviceForTesting } from './core.js';
 import { explainClass } from './explain.js';
 import { selectModel } from './model.js';
 import { setImageBlob, setImageUrl } from './inputs.js';
@@ -42,5 +42,9 @@ export function expose() {
     timings: () => structuredClone(get().timings),
     /** Destroys the GPU device, as a driver reset would (tests the recovery path). */
     loseDeviceForTesting,
+    /** The CPU worker pool: {size, ready, lost} (size 1: the lead worker alone). */
+    workers: () => session.pool(),
+    /** Terminates pool helper `i`, as a crash would; the pool replaces it. */
+    killWorkerForTesting: (i) => session.killHelperForTesting(i),
   };
 }

@@ -345,6 +345,84 @@ describe('on the CPU fallback', () => {
 
   it('explains another class from the top-5 list', () => checkClassSwitch(page, first));
 
+  it('spreads Score-CAM over a pool of workers with the map of one worker', async () => {
+    const pool = await page.evaluate(() => window.scorecam.workers());
+    assert.ok(pool.size >= 2, `a pool on this page (hardwareConcurrency ${await page.evaluate(() => navigator.hardwareConcurrency)})`);
+    // Another class of the dropped photo, once every helper holds it: a run shared by the pool.
+    const cls = first.top5[1].class;
+    const maps = {};
+    for (const workers of [1, 3, null]) {
+      const p = await openApp(ctx, `?model=${MODEL}${workers ? `&workers=${workers}` : ''}`);
+      assert.equal(await settled(p), 'ready', await alertText(p));
+      await dropFile(p, readFileSync(PHOTO), 'chelsea.jpg', 'image/jpeg');
+      assert.equal(await settled(p), 'done', await alertText(p));
+      const ready = await p.evaluate(() => window.scorecam.workers());
+      assert.equal(ready.size, workers ?? pool.size);
+      assert.equal(ready.ready, ready.size - 1, 'every helper holds the model and the photo');
+      maps[workers] = await p.evaluate((c) => window.scorecam.setClass(c).then((m) => ({ ...m, map: Array.from(m.map) })), cls);
+      const { lastRun } = await p.evaluate(() => window.scorecam.workers());
+      console.log(`  ${ready.size} worker(s): batches scored per worker ${JSON.stringify(lastRun)}`);
+      if (ready.size > 1) assert.ok(lastRun.slice(1).some((n) => n > 0), `helpers scored batches: ${JSON.stringify(lastRun)}`);
+      await p.close();
+    }
+    for (const workers of [3, null]) {
+      const m = maps[workers];
+      assert.equal(m.class, cls);
+      const diff = Math.max(...m.map.map((v, i) => Math.abs(v - maps[1].map[i])));
+      console.log(`  ${workers ?? pool.size} workers vs 1: max abs diff ${diff}`);
+      assert.ok(diff <= 1e-6, `max abs diff ${diff}`);
+    }
+  });
+
+  it('replaces a pool worker that dies, and the map is the same', async () => {
+    const p = await openApp(ctx, `?model=${MODEL}&workers=3`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    assert.equal(await p.evaluate(() => window.scorecam.killWorkerForTesting(0)), true);
+    await dropFile(p, readFileSync(PHOTO), 'chelsea.jpg', 'image/jpeg');
+    assert.equal(await settled(p), 'done', await alertText(p));
+    const m = await getMap(p);
+    const pool = await p.evaluate(() => window.scorecam.workers());
+    assert.equal(pool.lost, 1, JSON.stringify(pool));
+    assert.equal(pool.size, 3);
+    assert.equal(m.class, first.class);
+    const diff = Math.max(...m.map.map((v, i) => Math.abs(v - first.map[i])));
+    assert.ok(diff <= 1e-6, `max abs diff ${diff}`);
+    // the replacement works: the next explanation uses the whole pool again
+    await p.evaluate((c) => window.scorecam.setClass(c), first.top5[1].class);
+    assert.equal(await settled(p), 'done', await alertText(p));
+    assert.equal((await p.evaluate(() => window.scorecam.workers())).ready, 2);
+    await p.close();
+  });
+
+  it('keeps the page responsive while EfficientNet-Lite0 is explained', async () => {
+    const p = await openApp(ctx, '?model=efficientnet_lite0');
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    // A main-thread timer every 20 ms for 4 s of the explanation: how late does it fire?
+    const lateness = await p.evaluate(async () => {
+      window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg').catch(() => {});
+      await new Promise((ok) => {
+        const t = setInterval(() => {
+          if (document.getElementById('run-progress')?.value > 0) ok(clearInterval(t));
+        }, 10);
+      });
+      const late = [];
+      let last = performance.now();
+      await new Promise((ok) => {
+        const t = setInterval(() => {
+          const now = performance.now();
+          late.push(now - last - 20);
+          last = now;
+          if (late.length >= 200) ok(clearInterval(t));
+        }, 20);
+      });
+      return { max: Math.max(...late), state: document.body.dataset.state, done: document.getElementById('run-progress').value };
+    });
+    console.log(`  main-thread timer during the explanation: at most ${lateness.max.toFixed(1)} ms late (${lateness.done} masks scored)`);
+    assert.equal(lateness.state, 'explaining', 'measured during the explanation');
+    assert.ok(lateness.max <= 100, `a 20 ms timer fired up to ${lateness.max} ms late`);
+    await p.close();
+  });
+
   it('round-trips a share link to the same explanation', () => checkShareLink(ctx, page, first, 'cpu-shared-link'));
 
   it('opens a link written before method= (variant=official)', () =>

@@ -1,0 +1,89 @@
+// One wasm core in a dedicated worker, so the page's own thread never computes: not while a
+// model is built, not during an explanation. The page (www/workers.js) sends calls as messages
+// `{id, call, args}` and gets `{id, value}` or `{id, error}` back; an explanation's progress
+// comes as `{id, progress}` and the page cancels it with `{cancel: id}`, which the worker sees
+// between batches (the core yields to this worker's event loop after each). A lost GPU device is
+// announced with `{event: 'device-lost', reason}`.
+//
+// The module is compiled once, by trunk's loader in the page, and handed over on `init`: no
+// second download, no second compile.
+
+let bindings = null; // the module's exports
+let session = null; // the core's Session: backend, model, image
+let device = null; // the GPUDevice wgpu asked for, for loseDevice()
+const cancelled = new Set();
+
+/// Wraps GPUAdapter.requestDevice to learn when wgpu's device is lost (a driver reset, a GPU
+/// process crash, or loseDevice() in the tests); must run before the session starts.
+function watchGpuDevice() {
+  if (!globalThis.GPUAdapter?.prototype.requestDevice) return;
+  const request = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const d = await request.apply(this, args);
+    device = d;
+    d.lost.then((info) => {
+      const reason = `${info.reason ?? 'unknown'}${info.message ? `: ${info.message}` : ''}`;
+      self.postMessage({ event: 'device-lost', reason });
+    });
+    return d;
+  };
+}
+
+const calls = {
+  /// Instantiates the module the page compiled and starts a session ('auto' or 'cpu').
+  async init(glueUrl, module, preference) {
+    watchGpuDevice();
+    bindings = await import(glueUrl);
+    await bindings.default({ module_or_path: module });
+    session = await bindings.Session.start(preference);
+    return session.backend();
+  },
+  loadModel: (manifest, bytes) => session.loadModel(manifest, bytes),
+  model: () => session.model(),
+  setImage: (rgba, width, height) => session.setImage(rgba, width, height),
+  explain(request, id) {
+    return session.explain(request, (progress) => {
+      if (cancelled.has(id)) return false;
+      self.postMessage({ id, progress }, progress.map ? [progress.map.buffer] : []);
+      return true;
+    });
+  },
+  scoringPlan: (request) => session.scoringPlan(request),
+  scoreBatch: (request, batch) => session.scoreBatch(request, batch),
+  partialMap: (request, scores) => session.partialMap(request, scores),
+  finishScores: (request, scores) => session.finishScores(request, scores),
+  validationErrors: () => bindings.validationErrors(),
+  loseDevice() {
+    if (!device) return false;
+    device.destroy();
+    return true;
+  },
+};
+
+/// Typed arrays in a result travel without a copy.
+function transferables(value) {
+  if (!value || typeof value !== 'object') return [];
+  return Object.values(value).filter(ArrayBuffer.isView).map((v) => v.buffer);
+}
+
+self.onmessage = async ({ data }) => {
+  if ('cancel' in data) {
+    cancelled.add(data.cancel);
+    return;
+  }
+  const { id, call, args } = data;
+  try {
+    if (!(call in calls)) throw new Error(`unknown call ${call}`);
+    if (call !== 'init' && !session) throw new Error('the core has not started');
+    const value = await calls[call](...args, id);
+    self.postMessage({ id, value }, transferables(value));
+  } catch (err) {
+    const runtime = err instanceof WebAssembly.RuntimeError;
+    self.postMessage({
+      id,
+      error: { name: err?.name ?? 'Error', message: String(err?.message ?? err), runtime, panic: runtime ? (bindings?.lastPanic?.() ?? null) : null },
+    });
+  } finally {
+    cancelled.delete(id);
+  }
+};
