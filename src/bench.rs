@@ -25,12 +25,14 @@ pub struct Bench {
     pub scorecam_top_k: Option<usize>,
     pub scorecam_forwards: usize,
     pub skipped_constant: usize,
+    /// Score-CAM batches scored at once ([`Backend::lanes`]).
+    pub lanes: usize,
 }
 
 /// Times `model_path` on `backend`: forwards of ones (`runs` repetitions after a warm-up), then
 /// Score-CAM of `image` (a normalised input; zeros if `None`).
 pub fn run(model_path: &std::path::Path, backend: Backend, image: Option<&image::RgbImage>, batch_size: usize, runs: usize, top_k: Option<usize>) -> Result<Bench> {
-    let backend_name = backend.name;
+    let (backend_name, lanes) = (backend.name, backend.lanes);
     let mut session = Session::new(backend);
     let t_load = Instant::now();
     let model = session.load_model_file(model_path)?;
@@ -58,6 +60,7 @@ pub fn run(model_path: &std::path::Path, backend: Backend, image: Option<&image:
     Ok(Bench {
         model: model.manifest.name.clone(),
         backend: backend_name.to_string(),
+        lanes,
         load_s,
         forward_b1_s,
         forward_batch: batch_size,

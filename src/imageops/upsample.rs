@@ -26,12 +26,15 @@ pub fn bilinear_matrix(input: usize, output: usize, align_corners: bool) -> Vec<
 pub fn resize_map(map: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
     let rh = bilinear_matrix(h, out_h, false);
     let rw = bilinear_matrix(w, out_w, false);
-    // rows first: tmp[i][x] = sum_j map[i][j] * rw[x][j]
+    // rows first: tmp[i][x] = sum_j map[i][j] * rw[x][j], over the (at most two) non-zero taps
+    // in order: the same sum as the dense one (a zero term changes no finite sum), without the
+    // h * out_w * w multiplications that made drawing a 448 px heatmap take 70 ms in the page.
+    let taps: Vec<Vec<(usize, f32)>> = (0..out_w).map(|x| (0..w).filter_map(|j| Some((j, rw[x * w + j])).filter(|t| t.1 != 0.0)).collect()).collect();
     let mut tmp = vec![0f32; h * out_w];
     for i in 0..h {
-        for x in 0..out_w {
-            let row = &rw[x * w..(x + 1) * w];
-            tmp[i * out_w + x] = (0..w).map(|j| map[i * w + j] * row[j]).sum();
+        let row = &map[i * w..(i + 1) * w];
+        for (x, t) in taps.iter().enumerate() {
+            tmp[i * out_w + x] = t.iter().map(|&(j, weight)| row[j] * weight).sum();
         }
     }
     let mut out = vec![0f32; out_h * out_w];

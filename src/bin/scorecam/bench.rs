@@ -24,13 +24,20 @@ pub struct Args {
     /// Time Faster-Score-CAM with k channels instead of the full Score-CAM (for slow backends).
     #[arg(long)]
     top_k: Option<usize>,
+    /// Score-CAM batches scored at once on the CPU (default: one per core).
+    #[arg(long)]
+    lanes: Option<usize>,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let image = a.image.as_deref().map(scorecam::image_input::read).transpose()?;
-    let b = scorecam::bench::run(&a.model, Backend::start(&a.backend)?, image.as_ref(), a.batch_size, a.runs, a.top_k)?;
+    let mut backend = Backend::start(&a.backend)?;
+    if let Some(lanes) = a.lanes {
+        backend.lanes = lanes.max(1);
+    }
+    let b = scorecam::bench::run(&a.model, backend, image.as_ref(), a.batch_size, a.runs, a.top_k)?;
     if a.json {
         println!("{}", serde_json::to_string(&b)?);
     } else {
