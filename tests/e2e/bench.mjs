@@ -1,5 +1,8 @@
 // Browser numbers for docs/benchmarks.md, in headless Chromium here (not a test):
 //   node tests/e2e/bench.mjs [--model NAME] [--no-explain] [--dist DIR] [--onnx lite0.onnx] [--gpu-cap-s 600] [--backends cpu,webgpu] [--screenshot app.png]
+//                            [--query '&workers=1'] [--isolated]
+// --query: added to the page's address (e.g. the CPU pool's size); --isolated: serve the page
+// cross-origin isolated, so onnxruntime-web's wasm provider runs its threads (one per core).
 // Needs a built dist/ with EfficientNet-Lite0 installed. Prints one JSON object.
 //   - model load, cold (download + verify + build) and warm (Cache Storage), per backend
 //   - Lite0 forward (warm), time to the first heatmap and to the full Score-CAM, per backend
@@ -23,6 +26,8 @@ const GPU_CAP_S = Number(arg('--gpu-cap-s', '600'));
 const DIST = resolve(REPO, arg('--dist', 'dist'));
 const MODEL = arg('--model', 'efficientnet_lite0');
 const EXPLAIN = !process.argv.includes('--no-explain');
+const QUERY = arg('--query', '');
+const ISOLATED = process.argv.includes('--isolated');
 
 const site = join(mkdtempSync(join(tmpdir(), 'scorecam-bench-')), 'site');
 cpSync(DIST, site, { recursive: true });
@@ -31,7 +36,7 @@ if (ONNX) {
   cpSync(ortDir, join(site, 'ort'), { recursive: true });
   cpSync(ONNX, join(site, 'ort/model.onnx'));
 }
-const { server, url } = await serve(site, { host: 'localhost' });
+const { server, url } = await serve(site, { host: 'localhost', isolated: ISOLATED });
 const wasm = readFileSync(join(DIST, 'scorecam_bg.wasm'));
 const out = { wasm: { bytes: wasm.length, gzipBytes: gzipSync(wasm, { level: 9 }).length }, backends: {} };
 
@@ -46,7 +51,8 @@ async function ourForward(page) {
     const times = [];
     for (let i = 0; i < 4; i++) {
       const t = performance.now();
-      await session.setImage(rgba, 224, 224);
+      // The lead worker alone (a pooled session's setImage also forwards the image on the helpers).
+      await (session.call ? session.call('setImage', [rgba, 224, 224]) : session.setImage(rgba, 224, 224));
       times.push(performance.now() - t);
     }
     return times.slice(1).sort((a, b) => a - b)[1];
@@ -57,7 +63,8 @@ async function ortForward(page, provider) {
   return page.evaluate(async (provider) => {
     const ort = await import('./ort/ort.webgpu.min.mjs');
     ort.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
-    ort.env.wasm.numThreads = 1; // no cross-origin isolation here: single-threaded, like our wasm
+    // Threads only where the page is cross-origin isolated (--isolated): one per core.
+    ort.env.wasm.numThreads = self.crossOriginIsolated ? navigator.hardwareConcurrency : 1;
     const t0 = performance.now();
     const session = await ort.InferenceSession.create('./ort/model.onnx', { executionProviders: [provider] });
     const createMs = performance.now() - t0;
@@ -69,7 +76,7 @@ async function ortForward(page, provider) {
       await session.run({ [session.inputNames[0]]: input });
       times.push(performance.now() - t);
     }
-    return { createMs, firstMs: times[0], warmMs: times.slice(1).sort((a, b) => a - b)[1] };
+    return { threads: ort.env.wasm.numThreads, createMs, firstMs: times[0], warmMs: times.slice(1).sort((a, b) => a - b)[1] };
   }, provider);
 }
 
@@ -78,7 +85,7 @@ for (const backend of arg('--backends', 'cpu,webgpu').split(',')) {
   out.backends[backend] = r;
   const ctx = await launch({ webgpu: backend === 'webgpu' });
   const page = await ctx.newPage();
-  const query = `?model=${MODEL}${backend === 'cpu' ? '&backend=cpu' : ''}`;
+  const query = `?model=${MODEL}${backend === 'cpu' ? '&backend=cpu' : ''}${QUERY}`;
   await page.goto(url + query);
   await settled(page);
   r.adapter = (await page.evaluate(() => window.scorecam.backend())).adapter;
@@ -114,6 +121,7 @@ for (const backend of arg('--backends', 'cpu,webgpu').split(',')) {
   if (state === 'done') {
     const t = await run;
     r.explain = { forwardMs: t.forwardMs, firstHeatmapMs: t.explain.firstHeatmapMs, totalMs: t.explain.totalMs, stats: t.explain.stats, wallS: (Date.now() - t0) / 1000 };
+    r.workers = await page.evaluate(() => window.scorecam.workers?.() ?? null);
   } else {
     const progress = await page.evaluate(() => document.getElementById('run-status-text').textContent);
     r.explain = { unfinishedAfterS: cap, state, progress };

@@ -12,8 +12,10 @@ const TYPES = {
   '.txt': 'text/plain', '.md': 'text/markdown', '.mjs.map': 'application/json',
 };
 
-/// Serves `root`; `cors` adds Access-Control-Allow-Origin: * (a second origin for image URLs).
-export function serve(root, { port = 0, cors = false, host = '127.0.0.1' } = {}) {
+/// Serves `root`; `cors` adds Access-Control-Allow-Origin: * (a second origin for image URLs);
+/// `isolated` makes the pages cross-origin isolated (COOP + COEP), which onnxruntime-web's
+/// threads need (the benchmark's peer; our page needs no such headers).
+export function serve(root, { port = 0, cors = false, host = '127.0.0.1', isolated = false } = {}) {
   root = resolve(root);
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -27,6 +29,7 @@ export function serve(root, { port = 0, cors = false, host = '127.0.0.1' } = {})
       const size = statSync(file).size;
       const headers = { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': size, 'cache-control': 'no-cache' };
       if (cors) headers['access-control-allow-origin'] = '*';
+      if (isolated) Object.assign(headers, { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
       res.writeHead(200, headers);
       if (req.method === 'HEAD') res.end();
       else createReadStream(file).pipe(res);
