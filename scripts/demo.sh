@@ -7,5 +7,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}"
 scripts/setup.sh
 scripts/setup_web.sh
 scripts/build_web.sh
-echo "open http://localhost:${PORT:-8080}/ in a browser with WebGPU (Chrome/Edge 113+, Safari 26, Firefox 141+ on Windows)"
+echo "open http://localhost:${PORT:-8080}/ in a browser with WebGPU (Chrome/Edge 113+, Safari 26, Firefox 141+ on Windows);"
+echo "without WebGPU it runs on the CPU in workers (Chrome/Edge 91+, Firefox 114+, Safari 16.4+)"
 exec node tests/e2e/serve.mjs dist "${PORT:-8080}"

@@ -200,6 +200,9 @@ export class PooledSession {
     let stop = null; // why the run ends early: 'cancelled' or an error
     let drawing = null; // the partial map being made (one at a time)
     let stale = false; // scores came in while it was made
+    // The worker that returned a batch last makes the partial map: it is between batches, so it
+    // answers at once (every worker holds the same image and can).
+    let idle = this.lead;
     const progress = (map) => {
       if (stop) return;
       if (onProgress({ done, total: plan.total, map }) === false) stop ??= 'cancelled';
@@ -209,7 +212,7 @@ export class PooledSession {
         stale = true;
         return;
       }
-      drawing = this.lead.call('partialMap', [request, scores.slice()])
+      drawing = idle.call('partialMap', [request, scores.slice()])
         .then((map) => progress(map), () => progress(null))
         .finally(() => {
           drawing = null;
@@ -237,6 +240,7 @@ export class PooledSession {
         });
         done += r.channels.length;
         scored.set(worker, (scored.get(worker) ?? 0) + 1);
+        idle = worker;
         draw();
       }
     };
