@@ -93,7 +93,7 @@ fn cpu_backend(notice: Option<&str>) -> Backend {
     Backend { notice: notice.map(str::to_string), ..Backend::cpu("CPU (WebAssembly)") }
 }
 
-const CPU_ADVICE: &str = "so the network runs on the CPU: expect minutes, not seconds. The light model (EfficientNet-Lite0) is recommended.";
+const CPU_ADVICE: &str = "so the network runs on the CPU, in workers on every core: an explanation takes tens of seconds with the light model (EfficientNet-Lite0), many minutes with VGG16.";
 
 async fn start_webgpu() -> Backend {
     match Device::wgpu_options().init_with_setup_async().await {
