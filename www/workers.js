@@ -41,12 +41,12 @@ export class CoreWorker {
     this.die = die;
   }
 
-  call(name, args = [], { onProgress = null, transfer = [] } = {}) {
+  call(name, args = [], { onProgress = null } = {}) {
     if (this.dead) return Promise.reject(new Error(`The worker running the core stopped (${this.dead}).`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onProgress });
-      this.worker.postMessage({ id, call: name, args }, transfer);
+      this.worker.postMessage({ id, call: name, args });
     });
   }
 
@@ -69,7 +69,7 @@ function coreError({ name, message, runtime, panic }) {
 /// every worker holds; activations and the wasm heap's slack are counted as half as much again
 /// plus 64 MiB. EfficientNet-Lite0 (19 MB) gets every core; VGG16 (553 MB) gets 1 on 4 GiB, 2 on
 /// 8 GiB.
-export function poolSize({ cores = navigator.hardwareConcurrency, memoryGiB = navigator.deviceMemory, weightBytes }) {
+export function poolSize({ cores = globalThis.navigator?.hardwareConcurrency, memoryGiB = globalThis.navigator?.deviceMemory, weightBytes }) {
   const perCopy = weightBytes * 1.5 + 64 * 2 ** 20;
   const budget = ((memoryGiB || 4) * 2 ** 30) / 4;
   return Math.max(1, Math.min(cores || 1, 8, Math.floor(budget / perCopy)));
@@ -283,11 +283,5 @@ export class PooledSession {
     if (!h) return false;
     h.worker.terminate('killed by a test');
     return true;
-  }
-
-  terminate() {
-    this.lead.terminate();
-    for (const h of this.helpers) h.worker.terminate();
-    this.helpers = [];
   }
 }

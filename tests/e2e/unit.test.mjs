@@ -1,4 +1,5 @@
-// Unit tests of the page's pure code (no browser): the share-link format (www/share.js).
+// Unit tests of the page's pure code (no browser): the share-link format (www/share.js) and the
+// CPU worker pool's size (www/workers.js).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,8 @@ const copy = mkdtempSync(join(tmpdir(), 'scorecam-www-'));
 for (const f of readdirSync(WWW)) if (f.endsWith('.js')) copyFileSync(join(WWW, f), join(copy, f));
 writeFileSync(join(copy, 'package.json'), '{"type": "module"}');
 const { parseShareFragment, buildShareFragment, bytesToBase64Url, base64UrlToBytes, ShareLinkError, LIMITS } = await import(pathToFileURL(join(copy, 'share.js')).href);
-rmSync(copy, { recursive: true }); // loaded, with everything it imports
+const { poolSize } = await import(pathToFileURL(join(copy, 'workers.js')).href);
+rmSync(copy, { recursive: true }); // loaded, with everything they import
 
 // What the page passes: the registry's in-browser methods and the colormaps.
 const NAMES = { methods: ['scorecam', 'scorecam-gradcam-lib', 'gradcam', 'gradcampp'], colormaps: ['jet', 'turbo', 'viridis'] };
@@ -80,5 +82,18 @@ describe('share links', () => {
     const text = bytesToBase64Url(bytes);
     assert.match(text, /^[A-Za-z0-9_-]+$/);
     assert.deepEqual(base64UrlToBytes(text), bytes);
+  });
+});
+
+describe('the CPU worker pool', () => {
+  const LITE0 = 4_652_008 * 4; // f32 weight bytes, as ModelInfo.weight_bytes gives them
+  const VGG16 = 138_357_544 * 4;
+  it('takes one worker per core while a model copy each fits a quarter of the memory, at most 8', () => {
+    assert.equal(poolSize({ cores: 2, memoryGiB: 8, weightBytes: LITE0 }), 2);
+    assert.equal(poolSize({ cores: 16, memoryGiB: 8, weightBytes: LITE0 }), 8);
+    assert.equal(poolSize({ cores: 8, memoryGiB: 4, weightBytes: VGG16 }), 1);
+    assert.equal(poolSize({ cores: 8, memoryGiB: 8, weightBytes: VGG16 }), 2);
+    assert.equal(poolSize({ cores: 8, memoryGiB: undefined, weightBytes: VGG16 }), 1, '4 GiB assumed where the browser does not say');
+    assert.equal(poolSize({ cores: 4, memoryGiB: 0.5, weightBytes: VGG16 }), 1, 'never fewer than one');
   });
 });
