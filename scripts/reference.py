@@ -30,8 +30,9 @@ STD = (0.229, 0.224, 0.225)
 torch.set_num_threads(2)
 
 
-def official_scorecam(model, layer, x, cls):
-    """haofanwang/Score-CAM's ScoreCAM.forward, line for line (batch 1, one mask per forward)."""
+def official_scorecam(model, layer, x, cls, scores=None):
+    """haofanwang/Score-CAM's ScoreCAM.forward, line for line (batch 1, one mask per forward).
+    `scores`, a list, gets each channel's score (NaN for the constant maps it skips)."""
     acts = {}
     h = layer.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o.detach()))
     with torch.no_grad():
@@ -45,9 +46,13 @@ def official_scorecam(model, layer, x, cls):
         for i in range(k):
             s = F.interpolate(a[:, i:i + 1], size=(H, W), mode="bilinear", align_corners=False)
             if s.max() == s.min():
+                if scores is not None:
+                    scores.append(float("nan"))
                 continue
             n = (s - s.min()) / (s.max() - s.min())
             score = F.softmax(model(x * n), dim=1)[0][cls]
+            if scores is not None:
+                scores.append(float(score))
             cam += score * s
     cam = F.relu(cam)
     lo, hi = cam.min(), cam.max()
@@ -98,7 +103,10 @@ def fixture():
     np.save(os.path.join(out, "logits.npy"), logits.numpy())
     np.save(os.path.join(out, "activations.npy"), acts["a"].numpy())
     cls = int(logits.argmax())
-    np.save(os.path.join(out, "official_scorecam.npy"), official_scorecam(model, layer, x, cls))
+    scores = []
+    np.save(os.path.join(out, "official_scorecam.npy"), official_scorecam(model, layer, x, cls, scores))
+    # each channel's score, the step by step view's numbers (NaN: a constant map, skipped)
+    np.save(os.path.join(out, "official_channel_scores.npy"), np.array(scores, np.float32))
     cam = ScoreCAM(model=model, target_layers=[layer])
     cam.batch_size = 32
     np.save(os.path.join(out, "gradcamlib_scorecam.npy"), cam(input_tensor=x, targets=[ClassifierOutputTarget(cls)])[0].astype(np.float32))

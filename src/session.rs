@@ -7,11 +7,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::cam::{self, ChannelScoring, Explanation, Forwarded, Method, MethodInput, OptionValues, Reporter, Stats};
+use crate::cam::{self, ChannelRecord, ChannelScoring, Explanation, Forwarded, Method, MethodInput, OptionValues, Reporter, ScoreCamVariant, Stats};
+use crate::metrics::{self, CausalCurve, CausalMode, ModelScorer, Protocol, Scorer};
 use crate::error::{Error, Result};
 use crate::image_input;
 use crate::models::{Architecture, Model, MAX_BINDING_BYTES};
-use crate::weights::Manifest;
+use crate::weights::{Cascade, Manifest};
 
 /// A backend, at most one model on it, and at most one forwarded image.
 pub struct Session {
@@ -83,6 +84,38 @@ pub struct ExplanationSummary {
     pub stats: Stats,
     /// The map's side (the model's input size).
     pub size: usize,
+    /// One record per target-layer channel (CAM methods; absent for pixel methods): the step by
+    /// step view's data.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelRecord>,
+}
+
+/// One channel as Score-CAM uses it: its mask and the masked input the network scores.
+#[derive(Debug, Clone)]
+pub struct ChannelView {
+    /// `size x size`, in [0, 1].
+    pub mask: Vec<f32>,
+    /// The masked input as the network sees it (normalised image times mask), back in colours:
+    /// `size x size` RGB. Masked-out pixels show the normalisation's mean colour, the network's 0.
+    pub masked_rgb: Vec<u8>,
+}
+
+/// Average Drop and Increase of one map on the current image (see [`metrics::average_drop_increase`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct DropIncrease {
+    /// The class probability on the unmasked and on the masked image.
+    pub probability: f32,
+    pub masked_probability: f32,
+    pub drop: f64,
+    pub increase: f64,
+}
+
+/// A stage of the cascading randomisation (`scorecam sanity`): the layer groups from the top down,
+/// and how many of them are random in this stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct SanityStage {
+    pub groups: Vec<String>,
+    pub stage: usize,
 }
 
 impl Session {
@@ -230,7 +263,85 @@ impl Explainer {
         let output = plan.finish(&input, scores).await?;
         Ok(self.summarised(cam::assemble(&self.model, &self.image, input.class, output)))
     }
+
+    /// Channel `k` as Score-CAM masks with it (the official variant's masks unless the method is
+    /// pytorch-grad-cam's).
+    pub async fn channel_view(&self, k: usize) -> Result<ChannelView> {
+        let variant = match &self.method {
+            Method::ScoreCam(o) => o.variant,
+            _ => ScoreCamVariant::Official,
+        };
+        let mask = cam::channel_mask(&self.input()?, k, variant).await?;
+        let norm = &self.model.manifest.normalisation;
+        let plane = mask.len();
+        let image = &self.image.image;
+        let mut masked_rgb = vec![0u8; 3 * plane];
+        for (i, m) in mask.iter().enumerate() {
+            for c in 0..3 {
+                let v = image[c * plane + i] * m * norm.std[c] + norm.mean[c];
+                masked_rgb[3 * i + c] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            }
+        }
+        Ok(ChannelView { mask, masked_rgb })
+    }
+
+    fn check_map(&self, map: &[f32]) -> Result<()> {
+        let size = self.model.input_size();
+        if map.len() != size * size || map.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!("the map must be {size}x{size} finite values")));
+        }
+        Ok(())
+    }
+
+    /// The deletion or insertion curve of `map` for the request's class, as `scorecam eval`
+    /// computes it (RISE's step of [`metrics::Metric::CAUSAL_STEP`] pixels).
+    pub fn causal_curve(&self, map: &[f32], mode: CausalMode) -> Result<CausalCurve> {
+        self.check_map(map)?;
+        Ok(CausalCurve::new(&self.image.image, self.model.input_size(), map, mode, metrics::Metric::CAUSAL_STEP))
+    }
+
+    /// The probabilities at points `range` of `curve` (see [`Self::causal_curve`]).
+    pub async fn curve_points(&self, curve: &CausalCurve, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
+        let mut scorer = ModelScorer::new(&self.model, self.input()?.class, CURVE_BATCH);
+        curve.points(&self.image.image, range, &mut scorer).await
+    }
+
+    /// Average Drop and Increase of `map` for the request's class under `protocol`.
+    pub async fn drop_increase(&self, map: &[f32], protocol: Protocol) -> Result<DropIncrease> {
+        self.check_map(map)?;
+        let class = self.input()?.class;
+        let mut scorer = ModelScorer::new(&self.model, class, 1);
+        let masked = scorer.masked_probabilities(&self.image.image, None, protocol.mask(map), 1).await?[0];
+        let probability = self.image.probabilities[class];
+        let (drop, increase) = metrics::average_drop_increase(probability, masked);
+        Ok(DropIncrease { probability, masked_probability: masked, drop, increase })
+    }
+
+    /// The explanation by the same method and class after `stage` steps of the cascading
+    /// randomisation with `seed` (`scorecam sanity`'s weights for the same seed). `weights`: the
+    /// model's own int8 file (checked against its manifest). The class stays the one the intact
+    /// network is asked about.
+    pub async fn randomised(&self, weights: &[u8], stage: usize, seed: u64, reporter: &mut Reporter<'_>) -> Result<(SanityStage, Explanation, ExplanationSummary)> {
+        let (_, tensors) = Model::decode(&self.model.manifest, weights)?;
+        let mut cascade = Cascade::new(tensors, seed);
+        let groups = cascade.groups().to_vec();
+        if stage > groups.len() {
+            return Err(Error::Invalid(format!("stage {stage} out of range (the model has {} layer groups)", groups.len())));
+        }
+        while cascade.stage() < stage {
+            cascade.advance();
+        }
+        let model = self.model.with_tensors(cascade.into_tensors())?;
+        let class = self.input()?.class;
+        let forwarded = cam::forward_image(&model, &self.image.image).await?;
+        let e = cam::explain_forwarded(&model, &forwarded, Some(class), &self.method, reporter).await?;
+        let summary = summarise(&model, &self.method, &self.request.options, &e);
+        Ok((SanityStage { groups, stage }, e, summary))
+    }
 }
+
+/// Masked images per forward pass for the curves (capped by the model's binding limit).
+const CURVE_BATCH: usize = 16;
 
 /// The serde view of an explanation.
 pub fn summarise(model: &Model, method: &Method, options: &OptionValues, e: &Explanation) -> ExplanationSummary {
@@ -242,6 +353,7 @@ pub fn summarise(model: &Model, method: &Method, options: &OptionValues, e: &Exp
         top5: class_scores(model, &e.top5),
         stats: e.stats.clone(),
         size: e.size,
+        channels: e.channels.clone(),
     }
 }
 

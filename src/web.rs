@@ -31,7 +31,7 @@ use crate::image_input;
 use crate::models::MAX_BINDING_BYTES;
 use crate::render::{Colormap, COLORMAPS};
 use crate::cam::ChannelScoring;
-use crate::session::{ExplainRequest, Explainer, ModelInfo, PreparedImage, Session};
+use crate::session::{ExplainRequest, ExplanationSummary, Explainer, ModelInfo, PreparedImage, Session};
 use crate::weights::Manifest;
 
 #[wasm_bindgen]
@@ -79,9 +79,24 @@ fn to_js(value: &impl Serialize) -> Result<JsValue, JsValue> {
     value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| invalid(e.to_string()))
 }
 
-fn with_map(value: JsValue, map: &[f32]) -> JsValue {
+/// An explanation for JavaScript: the summary's serde value, with the map and the per-channel
+/// records as typed arrays beside it (`map`; `channel_scores` (NaN: not scored), `channel_weights`,
+/// `channel_constant` (1: constant), one value per target-layer channel). Serialising the records
+/// as objects through serde-wasm-bindgen took seconds for EfficientNet-Lite0's 1280 channels;
+/// www/workers.js turns the columns back into the same records `explain --json` prints.
+fn explanation_to_js(mut summary: ExplanationSummary, map: &[f32]) -> Result<JsValue, JsValue> {
+    let channels = std::mem::take(&mut summary.channels);
+    let value = to_js(&summary)?;
     let _ = Reflect::set(&value, &"map".into(), &Float32Array::from(map).into());
-    value
+    if !channels.is_empty() {
+        let scores: Vec<f32> = channels.iter().map(|c| c.score.unwrap_or(f32::NAN)).collect();
+        let weights: Vec<f32> = channels.iter().map(|c| c.weight).collect();
+        let constant: Vec<u8> = channels.iter().map(|c| u8::from(c.constant)).collect();
+        let _ = Reflect::set(&value, &"channel_scores".into(), &Float32Array::from(&scores[..]).into());
+        let _ = Reflect::set(&value, &"channel_weights".into(), &Float32Array::from(&weights[..]).into());
+        let _ = Reflect::set(&value, &"channel_constant".into(), &js_sys::Uint8Array::from(&constant[..]).into());
+    }
+    Ok(value)
 }
 
 fn browser_has_webgpu() -> bool {
@@ -206,7 +221,9 @@ impl WebSession {
     /// null: the top class; method: a name from `methods()`; options: that method's). `on_progress`
     /// gets `{done, total, map}` after every batch (`map`: the partial saliency, or null) and
     /// cancels the run by returning `false` (the promise then rejects with an `AbortError`).
-    /// Resolves to `{model, method, options, explained, top5, stats, size, map}`.
+    /// Resolves to `{model, method, options, explained, top5, stats, size, map}`, plus
+    /// `channel_scores`, `channel_weights` and `channel_constant` for CAM methods (see
+    /// [`explanation_to_js`]).
     pub async fn explain(&self, request: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
         let explainer = self.explainer(request)?;
         let size = explainer.model.input_size();
@@ -222,7 +239,7 @@ impl WebSession {
         };
         let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
         let (e, summary) = explainer.run(&mut reporter).await.map_err(js_error)?;
-        Ok(with_map(to_js(&summary)?, &e.map))
+        explanation_to_js(summary, &e.map)
     }
 
     // Sharing an explanation out (the page's worker pool, www/pool.js): every worker holds the
@@ -266,7 +283,97 @@ impl WebSession {
     pub async fn finish_scores(&self, request: JsValue, scores: Vec<f32>) -> Result<JsValue, JsValue> {
         let explainer = self.explainer(request)?;
         let (e, summary) = explainer.finish_scored(&Self::plan(&explainer)?, scores).await.map_err(js_error)?;
-        Ok(with_map(to_js(&summary)?, &e.map))
+        explanation_to_js(summary, &e.map)
+    }
+
+    // The teaching views (docs/web.md, "Teaching views"): what Score-CAM computes on the way, and
+    // the checks of a map, from the same core code as `explain` and `scorecam eval`.
+
+    /// The current image's target-layer activations: `{channels, height, width, data:
+    /// Float32Array [channels, height, width], constant: Uint8Array}` (1: a constant map,
+    /// which Score-CAM skips).
+    pub fn activations(&self) -> Result<JsValue, JsValue> {
+        let image = self.session.borrow().image().map_err(js_error)?;
+        let maps = &image.maps;
+        let constant: Vec<u8> = (0..maps.channels).map(|k| u8::from(maps.is_constant(k))).collect();
+        let out = js_sys::Object::new();
+        let _ = Reflect::set(&out, &"channels".into(), &(maps.channels as f64).into());
+        let _ = Reflect::set(&out, &"height".into(), &(maps.height as f64).into());
+        let _ = Reflect::set(&out, &"width".into(), &(maps.width as f64).into());
+        let _ = Reflect::set(&out, &"data".into(), &Float32Array::from(&maps.data[..]).into());
+        let _ = Reflect::set(&out, &"constant".into(), &js_sys::Uint8Array::from(&constant[..]).into());
+        Ok(out.into())
+    }
+
+    /// Channel `k` as the request's Score-CAM masks with it: `{mask: Float32Array (size x size),
+    /// masked: Uint8Array (RGBA, size x size, the masked input the network scores), size}`.
+    #[wasm_bindgen(js_name = channelView)]
+    pub async fn channel_view(&self, request: JsValue, k: usize) -> Result<JsValue, JsValue> {
+        let explainer = self.explainer(request)?;
+        let size = explainer.model.input_size();
+        let view = explainer.channel_view(k).await.map_err(js_error)?;
+        let rgba: Vec<u8> = view.masked_rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+        let out = js_sys::Object::new();
+        let _ = Reflect::set(&out, &"mask".into(), &Float32Array::from(&view.mask[..]).into());
+        let _ = Reflect::set(&out, &"masked".into(), &js_sys::Uint8Array::from(&rgba[..]).into());
+        let _ = Reflect::set(&out, &"size".into(), &(size as f64).into());
+        Ok(out.into())
+    }
+
+    /// How many points the deletion and insertion curves of a map have (`scorecam eval`'s step).
+    #[wasm_bindgen(js_name = curveLength)]
+    pub fn curve_length(&self) -> Result<usize, JsValue> {
+        let model = self.session.borrow().require_model().map_err(js_error)?;
+        let n = model.input_size() * model.input_size();
+        Ok(n.div_ceil(crate::metrics::Metric::CAUSAL_STEP) + 1)
+    }
+
+    /// Points `from..to` of `map`'s `"deletion"` or `"insertion"` curve for the request's class:
+    /// the class probability after each step, as `scorecam eval` computes them.
+    #[wasm_bindgen(js_name = curvePoints)]
+    pub async fn curve_points(&self, request: JsValue, map: Vec<f32>, kind: String, from: usize, to: usize) -> Result<Vec<f32>, JsValue> {
+        let mode = match kind.as_str() {
+            "deletion" => crate::metrics::CausalMode::Deletion,
+            "insertion" => crate::metrics::CausalMode::Insertion,
+            other => return Err(invalid(format!("unknown curve {other:?} (deletion, insertion)"))),
+        };
+        let explainer = self.explainer(request)?;
+        let curve = explainer.causal_curve(&map, mode).map_err(js_error)?;
+        drop(map);
+        explainer.curve_points(&curve, from..to).await.map_err(js_error)
+    }
+
+    /// Average Drop and Increase of `map` for the request's class: `{probability,
+    /// masked_probability, drop, increase}`; `protocol` is `"library"` (input times map) or
+    /// `"paper"` (the top half kept).
+    #[wasm_bindgen(js_name = dropIncrease)]
+    pub async fn drop_increase(&self, request: JsValue, map: Vec<f32>, protocol: String) -> Result<JsValue, JsValue> {
+        let protocol = match protocol.as_str() {
+            "library" => crate::metrics::Protocol::InputTimesMap,
+            "paper" => crate::metrics::Protocol::KeepTopHalf,
+            other => return Err(invalid(format!("unknown protocol {other:?} (library, paper)"))),
+        };
+        let explainer = self.explainer(request)?;
+        to_js(&explainer.drop_increase(&map, protocol).await.map_err(js_error)?)
+    }
+
+    /// The request's explanation after `stage` steps of the cascading randomisation (`scorecam
+    /// sanity --seed`): `{groups, stage, ...explain's result}`. `weights`: the model's int8 file.
+    pub async fn randomised(&self, request: JsValue, weights: Vec<u8>, stage: usize, seed: u32, on_progress: Function) -> Result<JsValue, JsValue> {
+        let explainer = self.explainer(request)?;
+        let mut callback = |p: &cam::Progress<'_>| {
+            let update = js_sys::Object::new();
+            let _ = Reflect::set(&update, &"done".into(), &(p.done as f64).into());
+            let _ = Reflect::set(&update, &"total".into(), &(p.total as f64).into());
+            on_progress.call1(&JsValue::NULL, &update).is_ok_and(|keep| keep != JsValue::FALSE)
+        };
+        let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
+        let (stage, e, summary) = explainer.randomised(&weights, stage, seed as u64, &mut reporter).await.map_err(js_error)?;
+        drop(weights);
+        let value = explanation_to_js(summary, &e.map)?;
+        let _ = Reflect::set(&value, &"groups".into(), &to_js(&stage.groups)?);
+        let _ = Reflect::set(&value, &"stage".into(), &(stage.stage as f64).into());
+        Ok(value)
     }
 }
 
@@ -346,6 +453,21 @@ pub fn resize_square_map(map: &[f32], size: usize, out: usize) -> Result<Vec<f32
         return Err(invalid("resizeMap: bad sizes"));
     }
     Ok(resize_map(map, size, size, out, out))
+}
+
+/// RISE's area under a curve, as `scorecam eval` reports it.
+#[wasm_bindgen]
+pub fn auc(curve: &[f32]) -> f64 {
+    crate::metrics::auc(curve)
+}
+
+/// Spearman's rank correlation of two maps of the same size (the sanity check's measure).
+#[wasm_bindgen]
+pub fn spearman(a: &[f32], b: &[f32]) -> Result<f64, JsValue> {
+    if a.len() != b.len() || a.is_empty() {
+        return Err(invalid("spearman: the maps differ in size"));
+    }
+    Ok(crate::metrics::spearman(a, b))
 }
 
 /// How many WebGPU validation errors the adapter raised so far. Non-zero means some kernel did not

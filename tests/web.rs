@@ -19,6 +19,8 @@ const OFFICIAL_NPY: &[u8] = include_bytes!("fixtures/vgg_tiny/official_scorecam.
 /// pytorch-grad-cam's Grad-CAM and Grad-CAM++ maps of the f32 model, all 10 classes.
 const GRADCAM_NPY: &[u8] = include_bytes!("fixtures/vgg_tiny/gradcam.npy");
 const GRADCAMPP_NPY: &[u8] = include_bytes!("fixtures/vgg_tiny/gradcampp.npy");
+/// Each channel's score in the official algorithm (NaN: constant, skipped).
+const CHANNEL_SCORES_NPY: &[u8] = include_bytes!("fixtures/vgg_tiny/official_channel_scores.npy");
 
 /// The f32 payload of a little-endian `<f4` .npy file.
 fn npy_f32(bytes: &[u8]) -> Vec<f32> {
@@ -100,6 +102,61 @@ async fn explains_like_pytorch() {
     // The resize the page uses for its 224x224 maps.
     let resized = web::resize_square_map(&map, 32, 224).unwrap();
     assert_eq!(resized.len(), 224 * 224);
+}
+
+/// The teaching views' data: channel records, activations, a channel's mask and masked input,
+/// curve points, and a randomised stage.
+#[wasm_bindgen_test]
+async fn the_teaching_views_data() {
+    let session = load().await;
+    set_input_image(&session).await;
+    let result = session.explain(Object::new().into(), Function::new_no_args("return true")).await.unwrap();
+    // the per-channel records as columns
+    let scores = js_sys::Float32Array::from(get(&result, "channel_scores")).to_vec();
+    let constant = js_sys::Uint8Array::from(get(&result, "channel_constant")).to_vec();
+    let weights = js_sys::Float32Array::from(get(&result, "channel_weights")).to_vec();
+    let reference = npy_f32(CHANNEL_SCORES_NPY);
+    assert_eq!((scores.len(), constant.len(), weights.len()), (reference.len(), reference.len(), reference.len()));
+    for ((s, c), r) in scores.iter().zip(&constant).zip(&reference) {
+        assert_eq!(*c == 1, r.is_nan());
+        assert_eq!(s.is_nan(), r.is_nan());
+        // int8 weights in wasm against the f32 model in PyTorch
+        if !s.is_nan() {
+            assert!((s - r).abs() < 0.02, "score {s} vs PyTorch {r}");
+        }
+    }
+    assert!(get(&result, "channels").is_undefined(), "no per-channel objects: they were slow");
+    let acts = session.activations().unwrap();
+    assert_eq!(get(&acts, "channels").as_f64(), Some(16.0));
+    assert_eq!(js_sys::Float32Array::from(get(&acts, "data")).length(), 16 * 8 * 8);
+    assert_eq!(js_sys::Uint8Array::from(get(&acts, "constant")).to_vec().iter().filter(|c| **c == 1).count(), 5);
+    let view = session.channel_view(JsValue::NULL, 2).await.unwrap();
+    assert_eq!(js_sys::Float32Array::from(get(&view, "mask")).length(), 32 * 32);
+    assert_eq!(js_sys::Uint8Array::from(get(&view, "masked")).length(), 4 * 32 * 32);
+    assert!(session.channel_view(JsValue::NULL, 99).await.is_err());
+
+    let map = js_sys::Float32Array::from(get(&result, "map")).to_vec();
+    let n = session.curve_length().unwrap();
+    assert_eq!(n, (32 * 32usize).div_ceil(224) + 1);
+    let whole = session.curve_points(JsValue::NULL, map.clone(), "deletion".into(), 0, n).await.unwrap();
+    let mut pieces = session.curve_points(JsValue::NULL, map.clone(), "deletion".into(), 0, 2).await.unwrap();
+    pieces.extend(session.curve_points(JsValue::NULL, map.clone(), "deletion".into(), 2, n).await.unwrap());
+    assert_eq!(whole, pieces);
+    assert_eq!(web::auc(&whole), scorecam::metrics::auc(&whole));
+    assert!(session.curve_points(JsValue::NULL, map.clone(), "sideways".into(), 0, 2).await.is_err());
+    assert!(session.curve_points(JsValue::NULL, map[1..].to_vec(), "deletion".into(), 0, 2).await.is_err());
+    let adi = session.drop_increase(JsValue::NULL, map.clone(), "paper".into()).await.unwrap();
+    assert!(get(&adi, "drop").as_f64().is_some());
+
+    let stage0 = session.randomised(JsValue::NULL, WEIGHTS.to_vec(), 0, 0, Function::new_no_args("return true")).await.unwrap();
+    assert_eq!(js_sys::Float32Array::from(get(&stage0, "map")).to_vec(), map, "stage 0 is the intact network");
+    let stage7 = session.randomised(JsValue::NULL, WEIGHTS.to_vec(), 7, 0, Function::new_no_args("return true")).await.unwrap();
+    assert_eq!(js_sys::Array::from(&get(&stage7, "groups")).length(), 7);
+    let r = web::spearman(&map, &js_sys::Float32Array::from(get(&stage7, "map")).to_vec()).unwrap();
+    // (the tiny model's channel scores are nearly equal, so its map survives a random classifier
+    // and changes only once the convolutions are random too)
+    assert!(r < 0.99, "every layer randomised, the map changed: {r}");
+    assert!(session.randomised(JsValue::NULL, WEIGHTS[1..].to_vec(), 1, 0, Function::new_no_args("return true")).await.is_err());
 }
 
 #[wasm_bindgen_test]

@@ -32,7 +32,7 @@ pub(super) async fn target_gradients(input: &MethodInput<'_>) -> Result<Vec<f32>
 
 /// The pipeline's finish for the gradient CAMs: pytorch-grad-cam's.
 pub(super) fn gradient_cam_output(weights: Vec<f32>) -> MethodOutput {
-    MethodOutput { saliency: Saliency::Channels { weights, finish: Finish::NormaliseThenUpsample }, stats: Stats { forwards: 1, batches: 1, ..Stats::default() } }
+    MethodOutput::new(Saliency::Channels { weights, finish: Finish::NormaliseThenUpsample }, Stats { forwards: 1, batches: 1, ..Stats::default() })
 }
 
 pub(super) async fn run(input: &MethodInput<'_>) -> Result<MethodOutput> {

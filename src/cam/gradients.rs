@@ -104,7 +104,7 @@ fn channel_abs_max(v: &[f32]) -> Vec<f32> {
 }
 
 fn pixel_output((map, stats): (Vec<f32>, Stats)) -> MethodOutput {
-    MethodOutput { saliency: Saliency::Map(map), stats }
+    MethodOutput::new(Saliency::Map(map), stats)
 }
 
 pub(super) async fn run_vanilla(input: &MethodInput<'_>) -> Result<MethodOutput> {

@@ -29,7 +29,7 @@ pub use perturbation::MeaningfulPerturbationOptions;
 pub use progress::{Partial, Progress, ProgressFn, Reporter, Stats, YieldFn};
 pub use registry::{Method, MethodKind, MethodSpec, OptionValues, METHODS};
 pub use rise::{MaskGenerator, RiseOptions};
-pub use scorecam::{ChannelScoring, ScoreCamOptions, ScoreCamVariant};
+pub use scorecam::{channel_mask, ChannelScoring, ScoreCamOptions, ScoreCamVariant};
 
 use crate::error::{Error, Result};
 use crate::models::Model;
@@ -55,6 +55,28 @@ pub enum Saliency {
 pub struct MethodOutput {
     pub saliency: Saliency,
     pub stats: Stats,
+    /// Score-CAM's score of each channel's masked input (`NaN`: not scored); empty for other
+    /// methods.
+    pub channel_scores: Vec<f32>,
+}
+
+impl MethodOutput {
+    pub fn new(saliency: Saliency, stats: Stats) -> Self {
+        Self { saliency, stats, channel_scores: Vec::new() }
+    }
+}
+
+/// One channel of the target layer in an explanation: what the teaching views and
+/// `explain --json` show. `score`: Score-CAM's class score on the input masked by this channel
+/// (the softmax probability for the official algorithm, the raw logit for pytorch-grad-cam's),
+/// `None` where the method scored no masked input (constant maps, channels left out by top-k,
+/// gradient methods); `weight`: the channel's weight in the map.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChannelRecord {
+    pub channel: usize,
+    pub constant: bool,
+    pub score: Option<f32>,
+    pub weight: f32,
 }
 
 /// The result of explaining one image.
@@ -70,6 +92,9 @@ pub struct Explanation {
     pub size: usize,
     /// Empty for methods that are not a weighted sum of channels.
     pub channel_weights: Vec<f32>,
+    /// One record per target-layer channel; empty for methods that are not a weighted sum of
+    /// channels.
+    pub channels: Vec<ChannelRecord>,
     pub stats: Stats,
 }
 
@@ -99,6 +124,7 @@ pub fn resolve_class(f: &Forwarded, class: Option<usize>) -> Result<usize> {
 /// top-5 of the unmasked pass.
 pub fn assemble(model: &Model, f: &Forwarded, class: usize, output: MethodOutput) -> Explanation {
     let size = model.input_size();
+    let scores = output.channel_scores;
     let (map, channel_weights) = match output.saliency {
         Saliency::Channels { weights, finish } => (saliency_from_weights(&f.maps, &weights, finish, size), weights),
         Saliency::Map(mut map) => {
@@ -106,6 +132,8 @@ pub fn assemble(model: &Model, f: &Forwarded, class: usize, output: MethodOutput
             (map, Vec::new())
         }
     };
+    let score = |k: usize| scores.get(k).copied().filter(|v| !v.is_nan());
+    let channels = channel_weights.iter().enumerate().map(|(k, &weight)| ChannelRecord { channel: k, constant: f.maps.is_constant(k), score: score(k), weight }).collect();
     Explanation {
         class,
         class_probability: f.probabilities[class],
@@ -114,6 +142,7 @@ pub fn assemble(model: &Model, f: &Forwarded, class: usize, output: MethodOutput
         map,
         size,
         channel_weights,
+        channels,
         stats: output.stats,
     }
 }

@@ -100,5 +100,5 @@ pub(super) async fn run(opts: &MeaningfulPerturbationOptions, input: &MethodInpu
         reporter.report(Progress { done: step, total: opts.iterations, partial: Partial::Nothing }).await?;
     }
     let upsampled = read_f32(upsample(Tensor::<2>::from_data(TensorData::new(mask, [k, k]), device))).await?;
-    Ok(MethodOutput { saliency: Saliency::Map(upsampled.into_iter().map(|v| 1.0 - v).collect()), stats })
+    Ok(MethodOutput::new(Saliency::Map(upsampled.into_iter().map(|v| 1.0 - v).collect()), stats))
 }

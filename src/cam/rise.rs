@@ -132,7 +132,7 @@ pub(super) async fn run(opts: &RiseOptions, input: &MethodInput<'_>, reporter: &
     }
     let scale = 1.0 / (opts.masks as f32 * opts.p);
     saliency.iter_mut().for_each(|s| *s *= scale);
-    Ok(MethodOutput { saliency: Saliency::Map(saliency), stats })
+    Ok(MethodOutput::new(Saliency::Map(saliency), stats))
 }
 
 #[cfg(test)]

@@ -150,28 +150,10 @@ impl ChannelScoring {
     pub async fn score(&self, input: &MethodInput<'_>, b: usize) -> Result<Vec<f32>> {
         let batch = self.batch(b)?;
         let (model, f, class) = (input.model, input.forwarded, input.class);
-        let device = &model.device;
-        let size = model.input_size();
-        let (h, w, n) = (f.maps.height, f.maps.width, f.maps.channels);
-        let library = self.library();
-        // Upsampling as two matmuls: [B*h, w] x [w, size], then [B*size, h] x [h, size].
-        // The official code uses F.interpolate (align_corners=False); pytorch-grad-cam uses
-        // nn.UpsamplingBilinear2d, which aligns corners.
-        let rw_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(w, size, library), size, w), [w, size]), device);
-        let rh_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(h, size, library), size, h), [h, size]), device);
-        let eps = if library { 1e-8 } else { 0.0 };
-        let bsz = batch.len();
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(batch.iter().map(|&k| k as i64).collect::<Vec<_>>(), [bsz]), device);
-        let a = f.activations.clone().reshape([n, h, w]).select(0, idx).reshape([bsz * h, w]);
-        let up = a.matmul(rw_t).reshape([bsz, h, size]).swap_dims(1, 2).reshape([bsz * size, h]);
-        let up = up.matmul(rh_t).reshape([bsz, size, size]).swap_dims(1, 2);
-        let min = up.clone().min_dims(&[1, 2]);
-        let max = up.clone().max_dims(&[1, 2]);
-        let mask = (up - min.clone()) / (max - min + eps);
-        let masked = f.input.clone() * mask.unsqueeze_dim::<4>(1);
+        let masked = f.input.clone() * channel_masks(input, batch, self.variant).unsqueeze_dim::<4>(1);
         let logits = model.network.forward(masked);
-        let scored = if library { logits } else { softmax_dim(logits, 1) };
-        read_f32(scored.slice([0..bsz, class..class + 1])).await
+        let scored = if self.library() { logits } else { softmax_dim(logits, 1) };
+        read_f32(scored.slice([0..batch.len(), class..class + 1])).await
     }
 
     /// The channel weights the scores so far give, and how to finish them: what the final weights
@@ -200,7 +182,8 @@ impl ChannelScoring {
         let mut stats = Stats { forwards: self.total(), batches: self.batch_count(), skipped_constant: 0 };
         if !self.library() {
             stats.skipped_constant = self.constant.len();
-            return Ok(MethodOutput { saliency: Saliency::Channels { weights: self.weights(&scores).0, finish: Finish::UpsampleThenNormalise }, stats });
+            let saliency = Saliency::Channels { weights: self.weights(&scores).0, finish: Finish::UpsampleThenNormalise };
+            return Ok(MethodOutput { saliency, stats, channel_scores: scores });
         }
         if !self.constant.is_empty() && !self.top_k {
             let (model, class) = (input.model, input.class);
@@ -213,7 +196,8 @@ impl ChannelScoring {
             stats.forwards += 1;
             stats.batches += 1;
         }
-        Ok(MethodOutput { saliency: Saliency::Channels { weights: self.weights(&scores).0, finish: Finish::NormaliseThenUpsample }, stats })
+        let saliency = Saliency::Channels { weights: self.weights(&scores).0, finish: Finish::NormaliseThenUpsample };
+        Ok(MethodOutput { saliency, stats, channel_scores: scores })
     }
 }
 
@@ -278,6 +262,45 @@ fn score_in_lanes(plan: &ChannelScoring, input: &MethodInput<'_>, lanes: usize, 
         result
     })?;
     pollster::block_on(plan.finish(input, scores))
+}
+
+/// The masks of `channels`, `[B, size, size]` on the device: each activation map upsampled to the
+/// input size and min-max normalised, as `variant` computes them.
+fn channel_masks(input: &MethodInput<'_>, channels: &[usize], variant: ScoreCamVariant) -> Tensor<3> {
+    let (model, f) = (input.model, input.forwarded);
+    let device = &model.device;
+    let size = model.input_size();
+    let (h, w, n) = (f.maps.height, f.maps.width, f.maps.channels);
+    let library = variant == ScoreCamVariant::GradCamLibrary;
+    // Upsampling as two matmuls: [B*h, w] x [w, size], then [B*size, h] x [h, size].
+    // The official code uses F.interpolate (align_corners=False); pytorch-grad-cam uses
+    // nn.UpsamplingBilinear2d, which aligns corners.
+    let rw_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(w, size, library), size, w), [w, size]), device);
+    let rh_t = Tensor::<2>::from_data(TensorData::new(transpose(&bilinear_matrix(h, size, library), size, h), [h, size]), device);
+    let eps = if library { 1e-8 } else { 0.0 };
+    let bsz = channels.len();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(channels.iter().map(|&k| k as i64).collect::<Vec<_>>(), [bsz]), device);
+    let a = f.activations.clone().reshape([n, h, w]).select(0, idx).reshape([bsz * h, w]);
+    let up = a.matmul(rw_t).reshape([bsz, h, size]).swap_dims(1, 2).reshape([bsz * size, h]);
+    let up = up.matmul(rh_t).reshape([bsz, size, size]).swap_dims(1, 2);
+    let min = up.clone().min_dims(&[1, 2]);
+    let max = up.clone().max_dims(&[1, 2]);
+    (up - min.clone()) / (max - min + eps)
+}
+
+/// Channel `k`'s mask (`size x size`, in [0, 1]): what Score-CAM multiplies the input by to score
+/// the channel, computed by the same code as the scoring. A constant map gives an all-zero mask
+/// (the official code skips it; pytorch-grad-cam's masks everything out).
+pub async fn channel_mask(input: &MethodInput<'_>, k: usize, variant: ScoreCamVariant) -> Result<Vec<f32>> {
+    let maps = &input.forwarded.maps;
+    if k >= maps.channels {
+        return Err(Error::Invalid(format!("channel {k} out of range (the target layer has {})", maps.channels)));
+    }
+    let size = input.model.input_size();
+    if maps.is_constant(k) {
+        return Ok(vec![0.0; size * size]);
+    }
+    read_f32(channel_masks(input, &[k], variant).reshape([size * size])).await
 }
 
 /// pytorch-grad-cam's weights: softmax of the class logits across the scored channels.

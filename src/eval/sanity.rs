@@ -8,8 +8,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use image::{imageops, RgbImage};
-use rand::SeedableRng;
-use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
 use crate::cam::{self, Method, Reporter};
@@ -17,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::metrics::spearman;
 use crate::models::Model;
 use crate::render::{self, Colormap};
-use crate::weights::{decode_int8, NamedTensors};
+use crate::weights::{decode_int8, Cascade};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SanityResult {
@@ -34,45 +32,6 @@ pub struct SanityResult {
     pub images: usize,
 }
 
-/// Position of a layer group in the forward order (stem first, classifier last).
-fn forward_rank(group: &str) -> (u8, usize, usize) {
-    let parts: Vec<&str> = group.split('.').collect();
-    let num = |i: usize| parts.get(i).and_then(|p| p.parse().ok()).unwrap_or(0);
-    match parts[0] {
-        "conv_stem" => (0, 0, 0),
-        "features" | "blocks" => (1, num(1), num(2)),
-        "conv_head" => (2, 0, 0),
-        _ => (3, num(1), 0),
-    }
-}
-
-/// The group a tensor belongs to: a whole block for EfficientNet (`blocks.s.j`), else its layer.
-fn group_of(name: &str) -> String {
-    let parts: Vec<&str> = name.split('.').collect();
-    if parts[0] == "blocks" && parts.len() > 3 { parts[..3].join(".") } else { parts[..parts.len() - 1].join(".") }
-}
-
-/// Layer groups from the top of the network down.
-pub fn groups_top_down(tensors: &NamedTensors) -> Vec<String> {
-    let mut groups: Vec<String> = tensors.tensors.keys().map(|n| group_of(n)).collect();
-    groups.sort_by_key(|g| std::cmp::Reverse(forward_rank(g)));
-    groups.dedup();
-    groups
-}
-
-/// Re-initialises every tensor of `group`: weights He-normal (std sqrt(2 / fan_in)), biases 0.
-fn randomise(tensors: &mut NamedTensors, group: &str, rng: &mut rand::rngs::StdRng) {
-    for (name, t) in tensors.tensors.iter_mut().filter(|(n, _)| group_of(n) == group) {
-        if name.ends_with("bias") {
-            t.data.iter_mut().for_each(|v| *v = 0.0);
-        } else {
-            let fan_in: usize = t.shape[1..].iter().product::<usize>().max(1);
-            let normal = Normal::new(0.0f32, (2.0 / fan_in as f32).sqrt()).expect("positive std");
-            t.data.iter_mut().for_each(|v| *v = normal.sample(rng));
-        }
-    }
-}
-
 /// Runs the test on normalised images with `model`'s weights (`weights`: its int8 file).
 pub async fn cascading_randomisation(
     model: &Model,
@@ -85,9 +44,9 @@ pub async fn cascading_randomisation(
     if images.is_empty() || methods.is_empty() {
         return Err(Error::Invalid("the sanity check needs at least one image and one method".into()));
     }
-    let (_, mut tensors) = decode_int8(weights, &model.manifest.weights.file)?;
-    let groups = groups_top_down(&tensors);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (_, tensors) = decode_int8(weights, &model.manifest.weights.file)?;
+    let mut cascade = Cascade::new(tensors, seed);
+    let groups = cascade.groups().to_vec();
     let mut stages = vec!["original".to_string()];
     let mut spearmans = vec![Vec::new(); methods.len()];
     let mut maps = vec![Vec::new(); methods.len()];
@@ -96,10 +55,9 @@ pub async fn cascading_randomisation(
     for stage in 0..=groups.len() {
         on_stage(stage, groups.len() + 1);
         if stage > 0 {
-            randomise(&mut tensors, &groups[stage - 1], &mut rng);
-            stages.push(groups[stage - 1].clone());
+            stages.push(cascade.advance().unwrap_or_default().to_string());
         }
-        let m = model.with_tensors(tensors.clone())?;
+        let m = model.with_tensors(cascade.tensors().clone())?;
         let mut sums = vec![0f64; methods.len()];
         for (i, image) in images.iter().enumerate() {
             let f = cam::forward_image(&m, image).await?;
@@ -171,23 +129,4 @@ pub fn write(out: &Path, r: &SanityResult, photo: &RgbImage) -> Result<Vec<PathB
     std::fs::write(&paths[1], serde_json::to_string_pretty(r).map_err(|e| Error::Invalid(e.to_string()))?).map_err(|e| Error::io(paths[1].display(), e))?;
     grid.save(&paths[2]).map_err(|e| Error::Invalid(format!("{}: {e}", paths[2].display())))?;
     Ok(paths.to_vec())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn groups_run_from_the_top_down() {
-        let mut t = NamedTensors::new("x");
-        for n in ["conv_stem.weight", "blocks.0.0.conv_dw.weight", "blocks.1.1.conv_pw.weight", "blocks.1.0.conv_pwl.bias", "conv_head.weight", "classifier.weight"] {
-            t.insert(n, crate::weights::HostTensor::new(vec![1], vec![0.0]));
-        }
-        assert_eq!(groups_top_down(&t), ["classifier", "conv_head", "blocks.1.1", "blocks.1.0", "blocks.0.0", "conv_stem"]);
-        let mut v = NamedTensors::new("v");
-        for n in ["features.0.weight", "features.28.weight", "features.5.bias", "classifier.0.weight", "classifier.6.bias"] {
-            v.insert(n, crate::weights::HostTensor::new(vec![1], vec![0.0]));
-        }
-        assert_eq!(groups_top_down(&v), ["classifier.6", "classifier.0", "features.28", "features.5", "features.0"]);
-    }
 }

@@ -69,24 +69,70 @@ pub enum CausalMode {
 /// `ceil(size^2 / step)` steps (so `steps + 1` values). Each step is a mask over the image (1:
 /// the image's pixel, 0: the substrate's), so the scorer can mask on the device.
 pub async fn causal_curve(image: &[f32], size: usize, map: &[f32], mode: CausalMode, step: usize, scorer: &mut impl Scorer) -> Result<Vec<f32>> {
-    let n = size * size;
-    let steps = n.div_ceil(step.max(1));
-    // Deletion: from the image to zeros; insertion: from the blurred image to the image.
-    let (substrate, mut mask, flip_to) = match mode {
-        CausalMode::Deletion => (None, vec![1f32; n], 0.0),
-        CausalMode::Insertion => (Some(rise_blur(image, size)), vec![0f32; n], 1.0),
-    };
-    let order = salient_order(map);
-    // Every step's mask at once (45 MB at 224x224): the scorer batches them and uploads the image
-    // and the substrate once per curve.
-    let mut masks: Vec<f32> = Vec::with_capacity((steps + 1) * n);
-    for i in 0..=steps {
-        masks.extend_from_slice(&mask);
-        for &p in &order[(i * step).min(n)..((i + 1) * step).min(n)] {
+    let curve = CausalCurve::new(image, size, map, mode, step);
+    curve.points(image, 0..curve.point_count(), scorer).await
+}
+
+/// One deletion or insertion curve, computable a range of points at a time (the page draws it
+/// as its points come in, and shares them out to its workers): the points of any split equal
+/// [`causal_curve`]'s.
+#[derive(Debug, Clone)]
+pub struct CausalCurve {
+    mode: CausalMode,
+    step: usize,
+    /// Pixels from most to least salient.
+    order: Vec<usize>,
+    /// What the removed pixels become: zeros (deletion) or the blurred image (insertion).
+    substrate: Option<Vec<f32>>,
+}
+
+impl CausalCurve {
+    pub fn new(image: &[f32], size: usize, map: &[f32], mode: CausalMode, step: usize) -> Self {
+        let substrate = match mode {
+            CausalMode::Deletion => None,
+            CausalMode::Insertion => Some(rise_blur(image, size)),
+        };
+        Self { mode, step: step.max(1), order: salient_order(map), substrate }
+    }
+
+    /// Points of the curve: `ceil(size^2 / step) + 1`.
+    pub fn point_count(&self) -> usize {
+        self.order.len().div_ceil(self.step) + 1
+    }
+
+    /// The masks of points `range` back to back (1: the image's pixel, 0: the substrate's).
+    /// Point `i` has its `i * step` most salient pixels deleted (or inserted).
+    pub fn masks(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        let n = self.order.len();
+        let (from, to) = (range.start.min(self.point_count()), range.end.min(self.point_count()));
+        let (start, flip_to) = match self.mode {
+            CausalMode::Deletion => (1f32, 0f32),
+            CausalMode::Insertion => (0.0, 1.0),
+        };
+        let mut mask = vec![start; n];
+        for &p in &self.order[..(from * self.step).min(n)] {
             mask[p] = flip_to;
         }
+        let mut masks = Vec::with_capacity((to.saturating_sub(from)) * n);
+        for i in from..to {
+            masks.extend_from_slice(&mask);
+            for &p in &self.order[(i * self.step).min(n)..((i + 1) * self.step).min(n)] {
+                mask[p] = flip_to;
+            }
+        }
+        masks
     }
-    scorer.masked_probabilities(image, substrate.as_deref(), masks, steps + 1).await
+
+    /// The class probabilities at points `range` (clamped to the curve).
+    pub async fn points(&self, image: &[f32], range: std::ops::Range<usize>, scorer: &mut impl Scorer) -> Result<Vec<f32>> {
+        let count = range.end.min(self.point_count()).saturating_sub(range.start);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        // Every point's mask at once (45 MB for a whole curve at 224x224): the scorer batches
+        // them and uploads the image and the substrate once.
+        scorer.masked_probabilities(image, self.substrate.as_deref(), self.masks(range), count).await
+    }
 }
 
 /// RISE's `auc`: the trapezoid rule on a curve over [0, 1] (`(sum - first/2 - last/2) / (len - 1)`).
@@ -154,6 +200,22 @@ mod tests {
         let ins = pollster::block_on(causal_curve(&image, size, &good, CausalMode::Insertion, 2, &mut scorer)).unwrap();
         assert_eq!(*ins.last().unwrap(), 1.0);
         assert!(auc(&ins) > 0.95);
+    }
+
+    #[test]
+    fn a_curve_computed_in_pieces_equals_the_whole() {
+        let (image, mut scorer, size) = setup();
+        let map: Vec<f32> = (0..size * size).map(|i| ((i * 37) % 64) as f32 / 64.0).collect();
+        for mode in [CausalMode::Deletion, CausalMode::Insertion] {
+            let whole = pollster::block_on(causal_curve(&image, size, &map, mode, 3, &mut scorer)).unwrap();
+            let curve = CausalCurve::new(&image, size, &map, mode, 3);
+            assert_eq!(curve.point_count(), whole.len());
+            let mut pieces = Vec::new();
+            for (a, b) in [(0, 5), (5, 6), (6, 17), (17, 99)] {
+                pieces.extend(pollster::block_on(curve.points(&image, a..b, &mut scorer)).unwrap());
+            }
+            assert_eq!(pieces, whole, "{mode:?}");
+        }
     }
 
     #[test]

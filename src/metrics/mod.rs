@@ -14,7 +14,7 @@ use crate::models::Model;
 use burn::tensor::{Tensor, TensorData};
 
 pub use correlation::{pearson, spearman};
-pub use faithfulness::{auc, average_drop_increase, causal_curve, keep_top_fraction, CausalMode, Protocol};
+pub use faithfulness::{auc, average_drop_increase, causal_curve, keep_top_fraction, CausalCurve, CausalMode, Protocol};
 pub use localisation::{energy_in_box, BoundingBox};
 
 /// Softmax probabilities of one class for batches of normalised `[3, size, size]` images.

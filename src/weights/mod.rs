@@ -8,9 +8,11 @@
 mod format;
 mod manifest;
 mod quant;
+mod randomise;
 mod tensors;
 
 pub use format::{decode_int8, encode_int8, sha256_hex, FORMAT_ID};
 pub use manifest::{Manifest, Normalisation, WeightsRef};
 pub use quant::{dequantize_rows, quantize_rows, QuantizedRows};
+pub use randomise::{groups_top_down, Cascade};
 pub use tensors::{HostTensor, NamedTensors};
