@@ -11,7 +11,9 @@
 //   inputs.js    drop, paste, file picker, samples, image URLs; decoding
 //   draw.js      the canvas, the legend, the PNG download
 //   controls.js  top-5, class search, Method options, view controls, progress
-//   share.js     share links: format, building, opening; restart
+//   share.js     share links and lessons: format, building, opening; restart
+//   teach.js     the teaching views (views/*.js), their tabs and lesson state; teachdata.js
+//   plot.js      the views' small canvas drawings
 //   testapi.js   window.scorecam
 
 import { get, set } from './store.js';
@@ -21,6 +23,7 @@ import { init as initModel, listModels, defaultModel, selectModel } from './mode
 import { init as initShare, parseShareFragment, applySharedView, openShared } from './share.js';
 import { init as initControls } from './controls.js';
 import { init as initDraw } from './draw.js';
+import { init as initTeach } from './teach.js';
 import { expose } from './testapi.js';
 
 async function boot() {
@@ -44,6 +47,7 @@ async function boot() {
   });
   initControls();
   initDraw();
+  initTeach();
   let shared = null;
   let linkError = null;
   try {

@@ -78,7 +78,8 @@ function drawLegend(cmap) {
 async function downloadPng() {
   const { result, image, view } = get();
   if (!result || result.partial) return;
-  const photo = await createImageBitmap(image.blob, { imageOrientation: 'from-image' });
+  // (a live camera frame has no file yet: its canvas)
+  const photo = await createImageBitmap(image.blob ?? image.canvas, { imageOrientation: 'from-image' });
   const { width, height } = photo;
   const scale = Math.min(1, PNG_SIDE / Math.max(width, height));
   const w = Math.max(1, Math.round(width * scale));

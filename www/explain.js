@@ -16,17 +16,23 @@ export function methodHas(name, option) {
   return Boolean(get().methods.find((m) => m.name === name)?.options.some((o) => o.name === option));
 }
 
-/// The options sent: only those the chosen method has.
-function methodOptions() {
+/// The options sent for `method`: only those it has.
+function methodOptions(method) {
   const { options, backend } = get();
   const out = {};
-  if (options.topK !== null && methodHas(options.method, 'top_k')) out.top_k = options.topK;
-  if (backend.name === 'cpu' && methodHas(options.method, 'batch_size')) out.batch_size = CPU_BATCH;
+  if (options.topK !== null && methodHas(method, 'top_k')) out.top_k = options.topK;
+  if (backend.name === 'cpu' && methodHas(method, 'batch_size')) out.batch_size = CPU_BATCH;
   return out;
 }
 
-/// The unmasked forward pass of the current image (top-5), then its explanation.
-export async function analyseImage() {
+/// The request the core gets for explaining `classIndex` with `method` (default: the chosen one).
+export function explainRequest(classIndex, method = get().options.method) {
+  return { class: classIndex, method, options: methodOptions(method) };
+}
+
+/// The unmasked forward pass of the current image (top-5), then its explanation (`method`: instead
+/// of the chosen one, e.g. Grad-CAM for the live camera).
+export async function analyseImage({ method } = {}) {
   const { model, image } = get();
   if (!model || !image) return;
   const run = newRun();
@@ -37,18 +43,19 @@ export async function analyseImage() {
   const r = await serial(() => (isCurrent(run) ? session.setImage(new Uint8Array(rgba.buffer), width, height) : null));
   if (!r || !isCurrent(run)) return;
   set({ top5: r.top5, timings: { ...get().timings, forwardMs: performance.now() - t0 } });
-  await explainClass(get().classIndex);
+  await explainClass(get().classIndex, { method });
 }
 
-/// Explains `classIndex` (null: the top class) of the current image with the chosen method.
-export async function explainClass(classIndex) {
-  const { image, model, options } = get();
+/// Explains `classIndex` (null: the top class) of the current image with the chosen method (or
+/// `method`). The finished result keeps its `request`, which the teaching views reuse.
+export async function explainClass(classIndex, { method } = {}) {
+  const { image, model } = get();
   if (!image || !model) return;
   const run = newRun();
   clearError();
   set({ classIndex, page: 'explaining', progress: { done: 0, total: 1 } });
   const size = model.info.input_size;
-  const request = { class: classIndex, method: options.method, options: methodOptions() };
+  const request = explainRequest(classIndex, method);
   const t0 = performance.now();
   let firstMs = null;
   let drawn = -Infinity;
@@ -76,5 +83,6 @@ export async function explainClass(classIndex) {
     showNotice('This GPU rejected some compute kernels (see the console). If a heatmap looks wrong, compare with the CPU: add ?backend=cpu to the address.');
   }
   const explain = { firstHeatmapMs: firstMs, totalMs: performance.now() - t0, stats: result.stats };
+  result.request = { ...request, class: result.explained.class };
   set({ result, classIndex: result.explained.class, progress: null, timings: { ...get().timings, explain }, page: 'done' });
 }

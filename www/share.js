@@ -32,7 +32,18 @@ const PATTERNS = {
   view: /^(overlay|side)$/,
   img: /^[A-Za-z0-9_-]+$/,
   src: /^https?:\/\/[^\s]{1,2040}$/,
+  // Lessons (www/teach.js): the open view and its state, and the controls to hide.
+  tab: /^(steps|gradients|faithful|sanity|camera)$/,
+  ch: /^\d{1,5}$/,
+  sort: /^(score|contribution|channel)$/,
+  n: /^\d{1,5}$/,
+  curve: /^(deletion|insertion)$/,
+  t: /^\d{1,5}$/,
+  stage: /^\d{1,3}$/,
+  sm: /^[a-z0-9-]{1,64}$/,
+  hide: /^(input|classes|options|tabs)(,(input|classes|options|tabs)){0,3}$/,
 };
+const VIEW_FIELDS = ['ch', 'sort', 'n', 'curve', 't', 'stage', 'sm'];
 
 export class ShareLinkError extends Error {}
 
@@ -74,6 +85,26 @@ export function parseShareFragment(hash, { methods, colormaps }) {
     if (state.topk < 1) throw bad('topk must be at least 1');
   }
   if (out.opacity !== undefined) state.opacity = Number(out.opacity);
+  if (!out.tab && VIEW_FIELDS.some((k) => out[k] !== undefined)) throw bad('it sets a teaching view’s state but names no view (tab)');
+  if (out.tab) {
+    state.teach = { tab: out.tab };
+    if (out.ch !== undefined) state.teach.channel = Number(out.ch);
+    if (out.sort !== undefined) state.teach.sort = out.sort;
+    if (out.n !== undefined) state.teach.n = Number(out.n);
+    if (out.curve !== undefined) state.teach.curve = out.curve;
+    if (out.t !== undefined) state.teach.t = Number(out.t);
+    if (out.stage !== undefined) state.teach.stage = Number(out.stage);
+    if (out.sm !== undefined) {
+      if (!methods.includes(out.sm)) throw bad('its sanity check method is not one this page offers');
+      state.teach.sanityMethod = out.sm;
+    }
+    if (state.teach.n === 0) throw bad('n must be at least 1');
+  }
+  if (out.hide) {
+    const hide = out.hide.split(',');
+    if (new Set(hide).size !== hide.length) throw bad('“hide” names a control twice');
+    state.hide = hide;
+  }
   if (out.img) {
     if (out.img.length > Math.ceil((LIMITS.sharedImageBytes * 4) / 3)) throw bad('its image is too large');
     try {
@@ -97,11 +128,16 @@ export function parseShareFragment(hash, { methods, colormaps }) {
 /// `#v=1&…` for `state` (keys as parseShareFragment returns them).
 export function buildShareFragment(state) {
   const p = new URLSearchParams({ v: '1' });
-  for (const key of ['model', 'class', 'method', 'topk', 'opacity', 'cmap', 'view', 'src', 'img']) {
+  for (const key of ['model', 'class', 'method', 'topk', 'opacity', 'cmap', 'view']) {
     const value = state[key];
     if (value === undefined || value === null) continue;
     p.set(key, key === 'opacity' ? Number(value).toFixed(2) : String(value));
   }
+  const teach = state.teach ?? {};
+  const fields = { tab: teach.tab, ch: teach.channel, sort: teach.sort, n: teach.n, curve: teach.curve, t: teach.t, stage: teach.stage, sm: teach.sanityMethod };
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined && value !== null) p.set(key, String(value));
+  if (state.hide?.length) p.set('hide', state.hide.join(','));
+  for (const key of ['src', 'img']) if (state[key] !== undefined && state[key] !== null) p.set(key, String(state[key]));
   return `#${p.toString()}`;
 }
 
@@ -138,9 +174,17 @@ async function shareJpeg({ canvas, width, height }) {
   throw new Error('The image does not compress small enough for a link.');
 }
 
-/// A link to this page that opens the current image, class, method and view.
-export async function shareLink() {
-  const { image, model, result, classIndex, options, view } = get();
+/// The open teaching view's state, as a lesson link keeps it: only the fields of that view.
+function lessonState(teach) {
+  const keep = { steps: ['channel', 'sort', 'n'], gradients: ['channel'], faithful: ['curve', 't'], sanity: ['stage', 'sanityMethod'], camera: [] }[teach.tab];
+  if (!keep) return undefined;
+  return Object.fromEntries([['tab', teach.tab], ...keep.map((k) => [k, teach[k]])]);
+}
+
+/// A link to this page that opens the current image, class, method and view; with `lesson`, the
+/// open teaching view too, with the other controls hidden.
+export async function shareLink({ lesson = $('lesson-focus')?.checked ?? false } = {}) {
+  const { image, model, result, classIndex, options, view, teach } = get();
   if (!image || !model) throw new Error('Nothing to share yet.');
   const state = {
     model: model.entry.name,
@@ -150,6 +194,8 @@ export async function shareLink() {
     opacity: view.opacity,
     cmap: view.cmap,
     view: view.layout,
+    teach: lessonState(teach),
+    hide: lesson && teach.tab ? ['input', 'classes', 'options', 'tabs'] : get().hidden,
   };
   if (image.source.kind === 'url') state.src = image.source.url;
   else state.img = bytesToBase64Url(await shareJpeg(image));
@@ -176,6 +222,8 @@ export function applySharedView(s) {
   set({
     view: { layout: s.view ?? view.layout, cmap: s.cmap ?? view.cmap, opacity: s.opacity ?? view.opacity },
     options: { method: s.method ?? options.method, topK: s.topk ?? options.topK },
+    teach: { ...get().teach, ...(s.teach ?? {}) },
+    hidden: s.hide ?? [],
   });
 }
 

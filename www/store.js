@@ -16,6 +16,13 @@ const state = {
   progress: null, // {done, total} of the running explanation
   options: { method: 'scorecam', topK: null },
   view: { layout: 'overlay', cmap: 'jet', opacity: 0.5 },
+  // The teaching views (www/teach.js): the open tab (null: none) and each view's position.
+  // channel: the step by step view's channel; sort: 'score' | 'contribution' | 'channel';
+  // n: the build-up's channel count (null: all); curve: 'deletion' | 'insertion'; t: the curve
+  // scrubber's step; stage: the sanity stepper's stage; sanityMethod: its method (null: see
+  // views/sanity.js).
+  teach: { tab: null, channel: null, sort: 'score', n: null, curve: 'deletion', t: 0, stage: 0, sanityMethod: null },
+  hidden: [], // control groups a lesson link hides: 'input', 'classes', 'options', 'tabs'
   timings: {},
 };
 

@@ -2,12 +2,14 @@
 // through the same path as the page's own controls: a failure shows its message, sets the state
 // to `error`, and the returned promise rejects with that message.
 
-import { get, whenSettled } from './store.js';
+import { get, set, whenSettled } from './store.js';
 import { wasm, session, act, loseDeviceForTesting } from './core.js';
 import { explainClass } from './explain.js';
 import { selectModel } from './model.js';
 import { setImageBlob, setImageUrl } from './inputs.js';
 import { shareLink } from './share.js';
+import { channelRecords, curves, finished } from './teachdata.js';
+import { whenRendered } from './teach.js';
 
 const MAP_SIDE = 224;
 
@@ -44,6 +46,25 @@ export function expose() {
     loseDeviceForTesting,
     /** The CPU worker pool: {size, ready, lost} (size 1: the lead worker alone). */
     workers: () => session.pool(),
+    /** Score-CAM's channels for the finished explanation: [{channel, constant, score}] (score:
+     *  the class score of that channel's masked input, null where none was scored). */
+    channels: () => channelRecords(finished()).map(({ channel, constant, score }) => ({ channel, constant, score })),
+    /** The shown map's deletion and insertion curves, computed if needed: {deletion: {curve:
+     *  Float32Array, auc}, insertion: {…}}, as `scorecam eval` computes them. */
+    curves: () => act(() => {
+      const r = finished();
+      if (!r) throw new Error('Nothing is explained yet.');
+      return curves(r);
+    }),
+    /** The teaching views' state: {tab, channel, sort, n, curve, t, stage}. */
+    teach: () => structuredClone(get().teach),
+    /** Changes the teaching views' state (e.g. {tab: 'steps', channel: 3}); resolves once drawn. */
+    setTeach: (patch) => {
+      set({ teach: { ...get().teach, ...patch } });
+      return whenRendered();
+    },
+    /** Resolves once the open teaching view has drawn the current state. */
+    whenTeachRendered: whenRendered,
     /** Terminates pool helper `i`, as a crash would; the pool replaces it. */
     killWorkerForTesting: (i) => session.killHelperForTesting(i),
   };

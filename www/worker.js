@@ -52,6 +52,19 @@ const calls = {
   scoreBatch: (request, batch) => session.scoreBatch(request, batch),
   partialMap: (request, scores) => session.partialMap(request, scores),
   finishScores: (request, scores) => session.finishScores(request, scores),
+  // The teaching views (www/teach.js).
+  activations: () => session.activations(),
+  channelView: (request, channel) => session.channelView(request, channel),
+  curveLength: () => session.curveLength(),
+  curvePoints: (request, map, kind, from, to) => session.curvePoints(request, map, kind, from, to),
+  dropIncrease: (request, map, protocol) => session.dropIncrease(request, map, protocol),
+  randomised(request, weights, stage, seed, id) {
+    return session.randomised(request, weights, stage, seed, (progress) => {
+      if (cancelled.has(id)) return false;
+      self.postMessage({ id, progress });
+      return true;
+    });
+  },
   validationErrors: () => bindings.validationErrors(),
   loseDevice() {
     if (!device) return false;

@@ -26,7 +26,7 @@ export class CoreWorker {
       }
       this.pending.delete(data.id);
       if (data.error) p.reject(coreError(data.error));
-      else p.resolve(data.value);
+      else p.resolve(withChannelRecords(data.value));
     };
     const die = (why) => {
       this.dead ??= why;
@@ -54,6 +54,16 @@ export class CoreWorker {
     this.worker.terminate();
     this.die(why);
   }
+}
+
+/// An explanation's per-channel columns (src/web.rs, `explanation_to_js`) as the records
+/// `scorecam explain --json` prints: `channels: [{channel, constant, score, weight}]` (score null
+/// where nothing was scored).
+export function withChannelRecords(value) {
+  if (!(value?.channel_scores instanceof Float32Array)) return value;
+  const { channel_scores: scores, channel_weights: weights, channel_constant: constant } = value;
+  value.channels = Array.from(scores, (s, k) => ({ channel: k, constant: constant[k] === 1, score: Number.isNaN(s) ? null : s, weight: weights[k] }));
+  return value;
 }
 
 function coreError({ name, message, runtime, panic }) {
@@ -244,22 +254,7 @@ export class PooledSession {
         draw();
       }
     };
-    const helperRuns = this.helpers.map(async (h) => {
-      try {
-        if (!(await this.sync(h))) return;
-      } catch (err) {
-        this.replace(h, err);
-        return;
-      }
-      await score(h.worker, (err) => {
-        if (err instanceof WebAssembly.RuntimeError || h.worker.dead) {
-          this.replace(h, err);
-          return true; // the lead and the other helpers carry on
-        }
-        return false;
-      });
-    });
-    await Promise.all([score(this.lead, () => false), ...helperRuns]);
+    await this.onEveryWorker(score);
     // A helper that failed on the last batches handed them back after the lead had finished.
     while (queue.length && !stop) await score(this.lead, () => false);
     await drawing;
@@ -267,6 +262,61 @@ export class PooledSession {
     if (stop === 'cancelled') throw Object.assign(new Error('cancelled'), { name: 'AbortError' });
     if (stop) throw stop;
     return this.lead.call('finishScores', [request, scores]);
+  }
+
+  /// Runs `work(worker, onFail)` on the lead and on every helper that holds the current model and
+  /// image, and resolves when all have returned. `onFail(err)` tells a worker whether the run
+  /// carries on without it: a helper that crashed is replaced (in the background) and the lead
+  /// and the other helpers carry on; any other error is the run's.
+  async onEveryWorker(work) {
+    const helperRuns = this.helpers.map(async (h) => {
+      try {
+        if (!(await this.sync(h))) return;
+      } catch (err) {
+        this.replace(h, err);
+        return;
+      }
+      await work(h.worker, (err) => {
+        if (err instanceof WebAssembly.RuntimeError || h.worker.dead) {
+          this.replace(h, err);
+          return true;
+        }
+        return false;
+      });
+    });
+    await Promise.all([work(this.lead, () => false), ...helperRuns]);
+  }
+
+  /// Runs independent core calls `tasks` ([name, args] each) on every worker holding the current
+  /// model and image (the lead alone off the CPU): each worker takes the next task until none is
+  /// left; `onResult(i, value)` as each finishes, in any order. `shouldStop()` is asked between
+  /// tasks; a stop rejects with an AbortError. A helper that fails is replaced and its task retried.
+  async spread(tasks, onResult, shouldStop = () => false) {
+    const queue = tasks.map((t, i) => i);
+    let failure = null;
+    const work = async (worker, onFail) => {
+      while (queue.length && !failure && !shouldStop()) {
+        const i = queue.shift();
+        let value;
+        try {
+          value = await worker.call(tasks[i][0], tasks[i][1]);
+        } catch (err) {
+          queue.unshift(i);
+          if (!onFail(err)) failure ??= err;
+          return;
+        }
+        onResult(i, value);
+      }
+    };
+    await this.onEveryWorker(work);
+    while (queue.length && !failure && !shouldStop()) await work(this.lead, () => false);
+    if (failure) throw failure;
+    if (queue.length) throw Object.assign(new Error('cancelled'), { name: 'AbortError' });
+  }
+
+  /// The current model's manifest and int8 file, as loaded (the sanity stepper rebuilds it).
+  modelFile() {
+    return this.current.model?.args ?? null;
   }
 
   /// The pool as tests and benchmarks see it: `{size, ready, lost, lastRun}` (ready: helpers

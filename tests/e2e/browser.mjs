@@ -10,9 +10,13 @@ export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const BASE_FLAGS = ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'];
 const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader'];
 
-/// A persistent context in a fresh user-data-dir (Cache Storage and service workers need one).
-export async function launch({ webgpu = true } = {}) {
+/// Chromium's fake camera (a test pattern), allowed without asking: the live camera view's tests.
+export const FAKE_CAMERA_FLAGS = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
+
+/// A persistent context in a fresh user-data-dir (Cache Storage and service workers need one);
+/// `extra`: more flags.
+export async function launch({ webgpu = true, extra = [] } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'scorecam-chromium-'));
-  const args = [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : ['--disable-gpu'])];
+  const args = [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : ['--disable-gpu']), ...extra];
   return chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args, viewport: { width: 1280, height: 900 } });
 }

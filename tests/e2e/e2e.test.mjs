@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { launch } from './browser.mjs';
+import { FAKE_CAMERA_FLAGS, launch } from './browser.mjs';
 import { serve } from './serve.mjs';
 
 const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -548,6 +548,251 @@ describe('on the CPU fallback', () => {
     const png = readFileSync(await download.path());
     assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
     assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [1600, 1064], 'IHDR width and height');
+  });
+});
+
+// ------------------------------------------------------------------ teaching views
+
+describe('teaching views (CPU backend)', () => {
+  // The fixture's own 32x32 PNG: decoded exactly alike by the page and the CLI, so the numbers
+  // can be compared to the digit.
+  const INPUT = join(REPO, 'tests/fixtures/vgg_tiny/input.png');
+  let ctx;
+  let page;
+  let cli; // `scorecam explain --json` on INPUT
+  before(async () => {
+    ctx = await launch({ webgpu: false, extra: FAKE_CAMERA_FLAGS });
+    page = await openApp(ctx, `?model=${MODEL}`);
+    assert.equal(await settled(page), 'ready', await alertText(page));
+    await page.evaluate((b64) => window.scorecam.loadImageFromBytes(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))), readFileSync(INPUT).toString('base64'));
+    assert.equal(await settled(page), 'done', await alertText(page));
+    cli = cliMap(INPUT).report;
+  });
+  after(() => ctx?.close());
+
+  const teach = (patch) => page.evaluate((p) => window.scorecam.setTeach(p), patch);
+  /// Moves a range input as a user would (an input event), then waits for the view.
+  const slide = (p, id, value) => p.evaluate(({ id, value }) => {
+    const input = document.getElementById(id);
+    input.value = String(value);
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    return window.scorecam.whenTeachRendered();
+  }, { id, value });
+  const canvasPixels = (id) => page.evaluate((id) => {
+    const c = document.getElementById(id);
+    return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+  }, id);
+
+  it('shows every channel step by step, with the CLI\'s scores', async () => {
+    const t0 = Date.now();
+    await page.locator('#tab-steps').click();
+    await page.evaluate(() => window.scorecam.whenTeachRendered());
+    const firstViewMs = Date.now() - t0;
+    const ours = await page.evaluate(() => window.scorecam.channels());
+    const theirs = cli.channels;
+    assert.equal(ours.length, 16);
+    assert.equal(theirs.length, 16);
+    let worst = 0;
+    for (const [i, c] of ours.entries()) {
+      assert.equal(c.channel, i);
+      assert.equal(c.constant, theirs[i].constant, `channel ${i} constant`);
+      assert.equal(c.score === null, theirs[i].score === null, `channel ${i} scored`);
+      if (c.score !== null) worst = Math.max(worst, Math.abs(c.score - theirs[i].score));
+    }
+    console.log(`  channel scores vs the CLI: max abs diff ${worst.toExponential(2)}; view drawn ${firstViewMs} ms after the click`);
+    assert.ok(worst <= 1e-5, `channel scores differ from the CLI's by ${worst}`);
+    assert.equal(ours.filter((c) => c.constant).length, 5);
+    assert.match(await page.textContent('#steps-summary'), /16 activation maps of 8x8.*5 constant.*11 scored/);
+    // The grid is drawn; the keyboard moves the selection and the detail follows.
+    assert.ok(colourSpread(await canvasPixels('steps-grid')) > 10, 'thumbnails drawn');
+    const before = (await page.evaluate(() => window.scorecam.teach())).channel;
+    await page.locator('#steps-grid').focus();
+    await page.keyboard.press('ArrowRight');
+    await page.evaluate(() => window.scorecam.whenTeachRendered());
+    const after = (await page.evaluate(() => window.scorecam.teach())).channel;
+    assert.notEqual(after, before);
+    assert.match(await page.textContent('#steps-numbers'), new RegExp(`Channel${after} \\(2 of 16 by score\\)`));
+    const score = ours[after].score;
+    assert.match(await page.textContent('#steps-numbers'), new RegExp(score.toPrecision(4).replace('.', '\\.')));
+    assert.ok(colourSpread(await canvasPixels('steps-masked')) > 5, 'the masked input is drawn');
+    // The build-up: one channel's map differs from all of them.
+    const all = await canvasPixels('buildup-canvas');
+    await slide(page, 'buildup', 1);
+    assert.equal((await page.evaluate(() => window.scorecam.teach())).n, 1);
+    assert.ok(meanAbsDiff(all, await canvasPixels('buildup-canvas')) > 1, 'the map from one channel differs from the full map');
+    assert.match(await page.textContent('#buildup-n'), /^1 of 11$/);
+    await shot(page, 'teach-steps');
+    await teach({ n: null });
+  });
+
+  it('draws the deletion and insertion curves that scorecam eval computes', async () => {
+    const data = join(work, 'eval-data');
+    mkdirSync(data, { recursive: true });
+    cpSync(INPUT, join(data, 'input.png'));
+    writeFileSync(join(data, 'labels.csv'), `file,class_index,bboxes\ninput.png,${cli.explained.class},\n`);
+    const out = join(work, 'eval-out');
+    execFileSync(BIN, ['eval', '--model', join(work, 'site/www/models', `${MODEL}.json`), '--data', data, '--methods', 'scorecam', '--metrics', 'deletion,insertion,ad-ai-paper', '--out', out]);
+    const record = JSON.parse(readFileSync(join(out, 'records.jsonl'), 'utf8').trim().split('\n')[0]);
+    await page.locator('#tab-faithful').click();
+    const curves = await page.evaluate(async () => {
+      const c = await window.scorecam.curves();
+      return { deletion: { curve: Array.from(c.deletion.curve), auc: c.deletion.auc }, insertion: { curve: Array.from(c.insertion.curve), auc: c.insertion.auc } };
+    });
+    for (const kind of ['deletion', 'insertion']) {
+      const d = Math.abs(curves[kind].auc - record.scores[`${kind}_auc`]);
+      console.log(`  ${kind} AUC: page ${curves[kind].auc.toFixed(6)}, scorecam eval ${record.scores[`${kind}_auc`].toFixed(6)}`);
+      assert.ok(d <= 1e-4, `${kind} AUC differs by ${d}`);
+      assert.equal(curves[kind].curve.length, record.curves[kind].length);
+      curves[kind].curve.forEach((v, i) => assert.ok(Math.abs(v - record.curves[kind][i]) <= 1e-4, `${kind}[${i}]`));
+    }
+    await page.evaluate(() => window.scorecam.whenTeachRendered());
+    assert.match(await page.textContent('#faithful-summary'), new RegExp(`Deletion AUC ${curves.deletion.auc.toFixed(4)}.*Average Drop ${record.scores.ad_ai_paper_drop.toFixed(1)}%`));
+    await page.locator('#curve-kind').selectOption('insertion');
+    await slide(page, 'curve-step', 3);
+    assert.match(await page.textContent('#curve-caption'), new RegExp(`Step 3 of 5: .* inserted, p\\(class 5\\) = ${curves.insertion.curve[3].toFixed(3)}`));
+    await page.locator('#compare-curves').click();
+    await page.waitForFunction(() => document.getElementById('faithful-plot').dataset.compared === 'done', null, { timeout: SETTLE_MS });
+    await shot(page, 'teach-faithful');
+  });
+
+  it('sets Grad-CAM\'s weights beside Score-CAM\'s scores', async () => {
+    await page.locator('#tab-gradients').click();
+    await page.evaluate(() => window.scorecam.whenTeachRendered());
+    assert.match(await page.textContent('#gradients-summary'), /^11 channels\. Rank correlation between the two weightings: -?\d\.\d\d\./);
+    assert.ok(colourSpread(await canvasPixels('gradients-scatter')) > 5, 'the scatter plot is drawn');
+    for (const id of ['cmp-scorecam', 'cmp-gradcam', 'cmp-gradcampp']) assert.ok(colourSpread(await canvasPixels(id)) > 10, `${id} drawn`);
+    await shot(page, 'teach-gradients');
+  });
+
+  it('steps through the sanity check as scorecam sanity does', async () => {
+    const out = join(work, 'sanity-out');
+    execFileSync(BIN, ['sanity', '--model', join(work, 'site/www/models', `${MODEL}.json`), INPUT, '--methods', 'scorecam', '--out', out]);
+    const sanity = JSON.parse(readFileSync(join(out, 'sanity.json'), 'utf8'));
+    await page.locator('#tab-sanity').click();
+    await page.evaluate(() => window.scorecam.whenTeachRendered());
+    assert.equal(await page.inputValue('#sanity-method'), 'gradcam', 'Grad-CAM first on the CPU');
+    // (the tiny model's Grad-CAM of its top class is all zeros: compare Score-CAM)
+    await page.locator('#sanity-method').selectOption('scorecam');
+    await page.evaluate(() => window.scorecam.whenTeachRendered());
+    for (const stage of [1, 2, 3, 4, 5]) {
+      await page.locator('#sanity-next').click();
+      await page.evaluate(() => window.scorecam.whenTeachRendered());
+      assert.match(await page.textContent('#sanity-stage'), new RegExp(`Stage ${stage} of 7: randomised down to ${sanity.stages[stage].replace('.', '\\.')}`));
+      const rho = Number(/Spearman rank correlation with the original map: (-?[\d.]+)/.exec(await page.textContent('#sanity-rho'))[1]);
+      console.log(`  sanity stage ${stage} (${sanity.stages[stage]}): Spearman ${rho} (scorecam sanity ${sanity.spearman[0][stage].toFixed(3)})`);
+      assert.ok(Math.abs(rho - sanity.spearman[0][stage]) <= 2e-3);
+    }
+    // (the tiny model's channel scores are nearly equal: its map changes once the convolutions do)
+    assert.ok(sanity.spearman[0][5] < 0.99, `the map changed by stage 5 (${sanity.spearman[0][5]})`);
+    await shot(page, 'teach-sanity');
+  });
+
+  it('reopens a lesson link in the same view and state, controls hidden', async () => {
+    await teach({ tab: 'steps', channel: 9, sort: 'channel', n: 4 });
+    const link = await page.evaluate(() => window.scorecam.shareLink({ lesson: true }));
+    assert.match(new URL(link).hash, /&tab=steps&ch=9&sort=channel&n=4&hide=input%2Cclasses%2Coptions%2Ctabs&/);
+    const friend = await openApp(ctx, '', new URL(link).hash);
+    assert.equal(await settled(friend), 'done', await alertText(friend));
+    await friend.evaluate(() => window.scorecam.whenTeachRendered());
+    const state = await friend.evaluate(() => window.scorecam.teach());
+    assert.deepEqual([state.tab, state.channel, state.sort, state.n], ['steps', 9, 'channel', 4]);
+    assert.equal(await friend.isVisible('#input-panel'), false, 'the lesson hides the inputs');
+    assert.equal(await friend.isVisible('#teach-tabs'), false);
+    assert.equal(await friend.isVisible('#view-steps'), true);
+    assert.match(await friend.textContent('#steps-numbers'), /Channel9 \(10 of 16 by channel\)/);
+    assert.match(await friend.textContent('#buildup-n'), /^4 of 11$/);
+    await shot(friend, 'teach-lesson');
+    await friend.locator('#show-controls').click();
+    assert.equal(await friend.isVisible('#input-panel'), true);
+    await friend.close();
+  });
+
+  it('says what is wrong with a hostile lesson link', async () => {
+    const link = await page.evaluate(() => window.scorecam.shareLink({ lesson: false }));
+    const base = new URLSearchParams(new URL(link).hash.slice(1));
+    for (const k of ['tab', 'ch', 'sort', 'n', 'curve', 't', 'stage', 'sm', 'hide']) base.delete(k);
+    const lesson = (extra) => `#${base.toString()}&${extra}`;
+    const cases = [
+      ['#v=1&model=vgg_tiny&tab=evil', /shared link is malformed: the value of “tab”/],
+      ['#v=1&model=vgg_tiny&ch=3', /names no view/],
+      ['#v=1&model=vgg_tiny&tab=steps&hide=input,everything', /value of “hide”/],
+      ['#v=1&model=vgg_tiny&tab=sanity&sm=%3Cscript%3E', /value of “sm”/],
+      [lesson('tab=steps&ch=99999'), /names channel 99999, but the target layer has 16 channels/],
+      [lesson('tab=steps&n=12'), /builds the map from 12 channels, but this explanation scored 11/],
+      [lesson('tab=faithful&t=999'), /scrubs the curve to step 999, but the curves have 5 steps/],
+      [lesson('tab=sanity&stage=40'), /stage 40 out of range \(the model has 7 layer groups\)/],
+    ];
+    for (const [bad, message] of cases) {
+      const p = await openApp(ctx, '', bad);
+      await p.waitForFunction(() => !document.getElementById('alert').hidden, null, { timeout: SETTLE_MS });
+      assert.match(await alertText(p), message);
+      await p.close();
+    }
+  });
+
+  it('follows the camera live with Grad-CAM and explains a frozen frame', async () => {
+    await page.locator('#tab-camera').click();
+    await page.locator('#camera-start').click();
+    await page.waitForFunction(() => /frame [3-9]|frame \d\d/.test(document.getElementById('camera-status').textContent), null, { timeout: SETTLE_MS });
+    await page.locator('#camera-freeze').click();
+    await page.waitForFunction(() => /Frozen/.test(document.getElementById('camera-status').textContent), null, { timeout: SETTLE_MS });
+    assert.equal(await settled(page), 'done', await alertText(page));
+    const state = await page.evaluate(() => ({ method: document.getElementById('explained').textContent, result: window.scorecam.getMap() !== null }));
+    assert.ok(state.result);
+    const channels = await page.evaluate(() => window.scorecam.channels());
+    assert.equal(channels.length, 16, 'the frozen frame is explained with Score-CAM');
+    await shot(page, 'teach-camera');
+  });
+
+  it('fits a phone-sized screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      for (const tab of ['steps', 'gradients', 'faithful', 'sanity', 'camera']) {
+        await teach({ tab });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 1, `the ${tab} view is ${overflow} px wider than the screen`);
+      }
+      await teach({ tab: 'steps' });
+      await shot(page, 'teach-phone');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
+
+  it('gives EfficientNet-Lite0\'s channel scores as the CLI does, full size', async () => {
+    // ../shared's PNG of the reference photo: decoded alike by the browser and the CLI.
+    const png = join(REPO, '../shared/reference/inputs/chelsea.png');
+    const p = await openApp(ctx, '?model=efficientnet_lite0');
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    await p.evaluate((b64) => window.scorecam.loadImageFromBytes(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))), readFileSync(png).toString('base64'));
+    assert.equal(await settled(p), 'done', await alertText(p));
+    const ours = await p.evaluate(() => window.scorecam.channels());
+    const report = JSON.parse(execFileSync(BIN, ['explain', png, '--model', join(work, 'site/www/models/efficientnet_lite0.json'), '--out', join(work, 'lite0.png'), '--json'], { encoding: 'utf8' }));
+    assert.equal(ours.length, 1280);
+    let worst = 0;
+    for (const [i, c] of ours.entries()) {
+      const theirs = report.channels[i];
+      assert.equal(c.constant, theirs.constant, `channel ${i} constant`);
+      assert.equal(c.score === null, theirs.score === null, `channel ${i} scored`);
+      if (c.score !== null) worst = Math.max(worst, Math.abs(c.score - theirs.score));
+    }
+    console.log(`  EfficientNet-Lite0: ${ours.filter((c) => c.score !== null).length} channel scores vs the CLI: max abs diff ${worst.toExponential(2)}`);
+    assert.ok(worst <= 1e-4, `channel scores differ from the CLI's by ${worst}`);
+    await p.close();
+  });
+
+  it('says so when the camera is refused', async () => {
+    const plain = await launch({ webgpu: false });
+    try {
+      const p = await openApp(plain, `?model=${MODEL}`);
+      assert.equal(await settled(p), 'ready', await alertText(p));
+      await p.locator('#tab-camera').click();
+      await p.locator('#camera-start').click();
+      await p.waitForFunction(() => !document.getElementById('alert').hidden, null, { timeout: 60_000 });
+      assert.match(await alertText(p), /camera permission was refused|No camera was found/);
+    } finally {
+      await plain.close();
+    }
   });
 });
 

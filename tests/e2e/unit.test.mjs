@@ -77,6 +77,30 @@ describe('share links', () => {
     rejects(`#v=1&img=${'A'.repeat(LIMITS.fragmentChars)}`, /KB long/);
   });
 
+  it('carry a lesson: the open teaching view, its state and the hidden controls', () => {
+    const state = { model: 'vgg_tiny', class: 5, method: 'scorecam', teach: { tab: 'steps', channel: 9, sort: 'contribution', n: 4 }, hide: ['input', 'classes', 'options', 'tabs'], img: 'AAAA' };
+    const hash = buildShareFragment(state);
+    assert.match(hash, /^#v=1&model=vgg_tiny&class=5&method=scorecam&tab=steps&ch=9&sort=contribution&n=4&hide=input%2Cclasses%2Coptions%2Ctabs&img=AAAA$/);
+    assert.deepEqual(parse(hash), state);
+    for (const teach of [{ tab: 'faithful', curve: 'insertion', t: 120 }, { tab: 'sanity', stage: 3, sanityMethod: 'gradcampp' }, { tab: 'camera' }]) {
+      assert.deepEqual(parse(buildShareFragment({ teach })).teach, teach);
+    }
+  });
+
+  it('refuse malformed lesson fields', () => {
+    rejects('#v=1&tab=evil', /“tab” is not valid/);
+    rejects('#v=1&ch=3', /names no view/);
+    rejects('#v=1&tab=steps&ch=-1', /“ch” is not valid/);
+    rejects('#v=1&tab=steps&n=0', /n must be at least 1/);
+    rejects('#v=1&tab=steps&sort=random', /“sort” is not valid/);
+    rejects('#v=1&tab=faithful&curve=sideways', /“curve” is not valid/);
+    rejects('#v=1&tab=sanity&stage=1234', /“stage” is not valid/);
+    rejects('#v=1&tab=sanity&sm=rise', /sanity check method is not one this page offers/);
+    rejects('#v=1&hide=input,everything', /“hide” is not valid/);
+    rejects('#v=1&hide=input,input', /names a control twice/);
+    rejects('#v=1&tab=steps&tab=faithful', /“tab” appears 2 times/);
+  });
+
   it('carry any bytes as base64url', () => {
     const bytes = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 131) % 256);
     const text = bytesToBase64Url(bytes);
