@@ -136,8 +136,9 @@ export function scatter(canvas, points, { xLabel, yLabel }) {
 }
 
 /// Curves over [0, 1] (`series`: {values (NaN: not computed yet), colour, dashed, label}), with a
-/// vertical marker at `marker` (a share of the x axis) if given; `x1Text`: the right end's label.
-export function lines(canvas, series, { xLabel, yLabel, marker = null, x1Text = null }) {
+/// vertical marker at `marker` (a share of the x axis) if given; `x1Text`: the right end's label;
+/// `legendAt`: 'top' or 'bottom' (inside the plot, on the left).
+export function lines(canvas, series, { xLabel, yLabel, marker = null, x1Text = null, legendAt = 'top' }) {
   const { ctx, sx, sy } = frame(canvas, { xLabel, yLabel, x0: 0, x1: 1, y0: 0, y1: 1, x1Text });
   for (const s of series) {
     ctx.strokeStyle = s.colour;
@@ -178,6 +179,7 @@ export function lines(canvas, series, { xLabel, yLabel, marker = null, x1Text = 
   ctx.textAlign = 'left';
   series.forEach((s, i) => {
     ctx.fillStyle = s.colour;
-    ctx.fillText(s.label, PAD.left + 8, PAD.top + 14 + 13 * i);
+    const y = legendAt === 'top' ? PAD.top + 14 + 13 * i : canvas.height - PAD.bottom - 8 - 13 * (series.length - 1 - i);
+    ctx.fillText(s.label, PAD.left + 8, y);
   });
 }

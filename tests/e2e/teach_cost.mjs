@@ -75,7 +75,7 @@ row('… build-up slider, n = 10', buildMs, 0, 'a weighted sum in the core');
 await page.evaluate(() => window.scorecam.setTeach({ n: null }));
 
 ms = await open('gradients');
-row('Why not gradients', ms, '2 + 2 backward', 'Grad-CAM and Grad-CAM++');
+row('Why not gradients', ms, '0 (2 head passes and backward)', 'Grad-CAM and Grad-CAM++ from the stored activations');
 await shot('gradients');
 
 const faithful = await page.evaluate(async () => {
@@ -94,12 +94,12 @@ await page.evaluate(() => window.scorecam.setTeach({ t: 40 }));
 await shot('faithful');
 
 ms = await open('sanity', { stage: 1, sanityMethod: 'gradcam' });
-row('Sanity check, one stage (Grad-CAM)', ms, '2 + 2 backward', 'stage 0 and stage 1, the model rebuilt with random top layer');
+row('Sanity check, one stage (Grad-CAM)', ms, '2 (+ head backward)', 'stages 0 and 1: the model rebuilt from its int8 file, the top layer random');
 ms = await open('sanity', { stage: 2 });
-row('… next stage (Grad-CAM)', ms, '1 + 1 backward', '');
+row('… next stage (Grad-CAM)', ms, '1 (+ head backward)', '');
 if (opts['sanity-scorecam']) {
   ms = await open('sanity', { stage: 1, sanityMethod: 'scorecam' });
-  row('Sanity check, one stage (Score-CAM)', ms, `about 2 x ${scored}`, 'stage 0 and 1, each a full Score-CAM on the lead worker');
+  row('Sanity check, one stage (Score-CAM)', ms, `about 2 x ${scored}`, 'stages 0 and 1, each a full Score-CAM, on the lead worker alone');
 }
 await shot('sanity');
 
@@ -111,7 +111,7 @@ const f1 = Number(/frame (\d+)/.exec(await page.textContent('#camera-status'))[1
 await page.waitForTimeout(10_000);
 const f2 = Number(/frame (\d+)/.exec(await page.textContent('#camera-status'))[1]);
 const fps = (f2 - f1) / ((Date.now() - c0) / 1000);
-row('Live camera (Grad-CAM per frame)', 1000 / Math.max(fps, 1e-9), '2 + 1 backward per frame', `${fps.toFixed(2)} frames/s (Chromium's fake camera)`);
+row('Live camera (Grad-CAM per frame)', 1000 / Math.max(fps, 1e-9), '1 per frame (+ head backward)', `${fps.toFixed(2)} frames/s (Chromium's fake camera)`);
 await page.locator('#camera-freeze').click();
 await settled();
 

@@ -27,7 +27,7 @@ export function stepperMethod(result) {
 function drawPlot() {
   const n = shown.groups.length + 1;
   const values = Array.from({ length: n }, (_, s) => shown.rho.get(s) ?? NaN).map((v) => Math.max(0, v));
-  lines($('sanity-plot'), [{ values, colour: '#2455c3', dots: true, label: 'Spearman with the original map (stages computed so far)' }], { xLabel: 'stage: layers randomised, from the top', yLabel: 'Spearman', marker: get().teach.stage / Math.max(1, n - 1), x1Text: String(n - 1) });
+  lines($('sanity-plot'), [{ values, colour: '#2455c3', dots: true, label: 'Spearman with the original map (stages computed so far)' }], { xLabel: 'stage: layers randomised, from the top', yLabel: 'Spearman', marker: get().teach.stage / Math.max(1, n - 1), x1Text: String(n - 1), legendAt: 'bottom' });
 }
 
 export async function render() {
