@@ -279,6 +279,30 @@ describe('on WebGPU (SwiftShader)', () => {
 
   it('round-trips a share link to the same explanation', () => checkShareLink(ctx, page, first, 'webgpu-shared-link'));
 
+  it('shows the teaching views on the GPU too', async () => {
+    await page.evaluate(() => window.scorecam.setClass(null));
+    assert.equal(await settled(page), 'done', await alertText(page));
+    const cli = cliMap(PHOTO).report;
+    const ours = await page.evaluate(() => window.scorecam.channels());
+    const worst = Math.max(...ours.map((c, i) => (c.score === null ? 0 : Math.abs(c.score - cli.channels[i].score))));
+    assert.deepEqual(ours.map((c) => c.constant), cli.channels.map((c) => c.constant));
+    console.log(`  WebGPU channel scores vs the CLI (the JPEG decoded by each): max abs diff ${worst.toExponential(2)}`);
+    assert.ok(worst < 0.01, `channel scores differ from the CLI's by ${worst}`);
+    for (const tab of ['steps', 'gradients', 'faithful', 'sanity']) {
+      await page.evaluate((tab) => window.scorecam.setTeach({ tab, stage: tab === 'sanity' ? 2 : 0 }), tab);
+      assert.equal(await page.evaluate(() => document.getElementById('alert').hidden), true, `${tab}: ${await alertText(page)}`);
+    }
+    const curves = await page.evaluate(async () => {
+      const c = await window.scorecam.curves();
+      return { n: c.deletion.curve.length, auc: c.insertion.auc };
+    });
+    assert.equal(curves.n, 6);
+    assert.ok(curves.auc > 0 && curves.auc < 1);
+    assert.match(await page.textContent('#sanity-stage'), /^Stage 2 of 7/);
+    await shot(page, 'webgpu-teach-sanity');
+    await page.evaluate(() => window.scorecam.setTeach({ tab: null, stage: 0 }));
+  });
+
   it('recovers when the GPU device is lost', async () => {
     await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/coffee.jpg'));
     assert.equal(await settled(page), 'done');
