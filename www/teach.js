@@ -42,6 +42,7 @@ function syncTabs() {
     button.tabIndex = t.name === tab || (!tab && t === TABS[0]) ? 0 : -1;
     $(`view-${t.name}`).hidden = t.name !== tab;
   }
+  $('teach-hint').hidden = Boolean(tab);
 }
 
 function syncHidden() {
