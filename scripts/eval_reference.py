@@ -259,6 +259,26 @@ def export_inputs(data, out, limit):
     print(f"{len(rows)} inputs -> {out}")
 
 
+def parse_shard(spec, env, error):
+    """`scorecam eval --shard`'s rules (src/eval/dataset.rs, Shard::parse_with_env)."""
+    try:
+        if "/" in spec:
+            i, n = map(int, spec.split("/"))
+        else:
+            n = int(env["SLURM_ARRAY_TASK_COUNT"]) if spec == "auto" else int(spec)
+            if "SLURM_ARRAY_TASK_ID" in env:
+                i = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+            elif "JOB_COMPLETION_INDEX" in env:
+                i = int(env["JOB_COMPLETION_INDEX"])
+            else:
+                error(f"--shard {spec}: no shard index in the environment (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)")
+    except (KeyError, ValueError):
+        error("--shard is I/N, or N or auto with the index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")
+    if not 0 <= i < n:
+        error(f"--shard {i}/{n}: need 0 <= I < N")
+    return (i, n)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", required=True)
@@ -267,7 +287,9 @@ def main():
     ap.add_argument("--methods", default="gradcam,gradcampp,scorecam-gradcam-lib,scorecam")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--shard", metavar="I/N", help="only images whose index %% N == I (0 <= I < N), into "
-                    "records-I-of-N.jsonl, as `scorecam eval --shard`; the records of all shards are read as one")
+                    "records-I-of-N.jsonl, as `scorecam eval --shard`; the records of all shards are read as one. "
+                    "N alone (or auto: N from SLURM_ARRAY_TASK_COUNT) takes I from SLURM_ARRAY_TASK_ID "
+                    "(from SLURM_ARRAY_TASK_MIN) or JOB_COMPLETION_INDEX, as `scorecam eval` does")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0, help="SmoothGrad's noise and RISE's masks (another seed gives the "
@@ -298,9 +320,7 @@ def main():
     os.makedirs(os.path.join(args.out, "maps"), exist_ok=True)
     shard = None
     if args.shard:
-        shard = tuple(map(int, args.shard.split("/")))
-        if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
-            ap.error("--shard is I/N with 0 <= I < N")
+        shard = parse_shard(args.shard, os.environ, ap.error)
     path = os.path.join(args.out, f"records-{shard[0]}-of-{shard[1]}.jsonl" if shard else "records.jsonl")
     done = set()
     for name in os.listdir(args.out):

@@ -231,6 +231,14 @@ fn eval_writes_the_paper_tables_resumes_and_shards() {
     assert_eq!(part.len(), 3);
     assert!(part.iter().all(|r| r["image"] == "images/b.png"));
 
+    // The same shard as task 2 of a Slurm job array `--array=1-2`: the index from the scheduler.
+    let slurm = dir.join("slurm");
+    let mut a = args(&slurm);
+    a.extend(["--shard", "2"].map(String::from));
+    let o = Command::new(env!("CARGO_BIN_EXE_scorecam")).args(&a).env("SLURM_ARRAY_TASK_ID", "2").env("SLURM_ARRAY_TASK_MIN", "1").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(lines(&slurm.join("records-1-of-2.jsonl")).iter().map(|r| r["image"].clone()).collect::<Vec<_>>(), part.iter().map(|r| r["image"].clone()).collect::<Vec<_>>());
+
     // Against itself as the reference: every difference 0, every map identical.
     run(&["--report-only", "--reference", out.to_str().unwrap()], &out);
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
@@ -252,6 +260,9 @@ fn eval_rejects_unknown_methods_and_bad_shards() {
     assert!(!o.status.success() && stderr(&o).contains("unknown method"), "{}", stderr(&o));
     let o = scorecam(&[&base[..], &["--shard", "2/2"]].concat());
     assert!(!o.status.success() && stderr(&o).contains("shard"), "{}", stderr(&o));
+    // a count without an index from Slurm or Kubernetes
+    let o = Command::new(env!("CARGO_BIN_EXE_scorecam")).args([&base[..], &["--shard", "2"]].concat()).env_remove("SLURM_ARRAY_TASK_ID").env_remove("JOB_COMPLETION_INDEX").output().unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX"), "{}", stderr(&o));
     let o = scorecam(&["eval", "--model", weights.to_str().unwrap(), "--data", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("labels.csv"), "{}", stderr(&o));
 }

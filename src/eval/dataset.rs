@@ -83,15 +83,41 @@ pub struct Shard {
     pub count: usize,
 }
 
-impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (i, n) = s.split_once('/').ok_or("a shard is I/N, e.g. 0/4")?;
-        let (index, count) = (i.parse().map_err(|_| "bad shard index")?, n.parse().map_err(|_| "bad shard count")?);
+impl Shard {
+    /// `I/N`: shard I of N. Or `N` (or `auto`, N then being `SLURM_ARRAY_TASK_COUNT`) with I from
+    /// the batch scheduler, read through `env`: a Slurm job array's `SLURM_ARRAY_TASK_ID`
+    /// (counted from `SLURM_ARRAY_TASK_MIN`, so `--array=1-4` gives shards 0..3), else a
+    /// Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`.
+    pub fn parse_with_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<Self, String> {
+        let (index, count) = match s.split_once('/') {
+            Some((i, n)) => (i.parse().map_err(|_| format!("bad shard index {i:?}"))?, n.parse().map_err(|_| format!("bad shard count {n:?}"))?),
+            None => {
+                let number = |name: &str| -> std::result::Result<Option<usize>, String> {
+                    env(name).map(|v| v.trim().parse().map_err(|_| format!("{name}={v:?} is not a number"))).transpose()
+                };
+                let count = match s {
+                    "auto" => number("SLURM_ARRAY_TASK_COUNT")?.ok_or("--shard auto takes the shard count from SLURM_ARRAY_TASK_COUNT, which is not set: give it, --shard N")?,
+                    n => n.parse().map_err(|_| "a shard is I/N (e.g. 0/4), or N or auto with the index from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX".to_string())?,
+                };
+                let index = match (number("SLURM_ARRAY_TASK_ID")?, number("JOB_COMPLETION_INDEX")?) {
+                    (Some(id), _) => id.checked_sub(number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0)).ok_or("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?,
+                    (None, Some(index)) => index,
+                    (None, None) => return Err(format!("--shard {s}: no shard index in the environment (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX); give it, --shard I/{s}")),
+                };
+                (index, count)
+            }
+        };
         if count == 0 || index >= count {
             return Err(format!("shard {index}/{count}: need 0 <= I < N"));
         }
         Ok(Self { index, count })
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::parse_with_env(s, &|name| std::env::var(name).ok())
     }
 }
 
@@ -130,5 +156,24 @@ mod tests {
         assert!(parse_boxes("1 2 3").is_err());
         assert_eq!("1/4".parse::<Shard>().unwrap(), Shard { index: 1, count: 4 });
         assert!("4/4".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn a_shard_index_comes_from_slurm_or_kubernetes() {
+        let with = |vars: &'static [(&'static str, &'static str)]| move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        let parse = |s: &str, vars: &'static [(&'static str, &'static str)]| Shard::parse_with_env(s, &with(vars));
+        // a Slurm job array, --array=1-4: task 3 is shard 2 of 4
+        let slurm: &[(&str, &str)] = &[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_MIN", "1"), ("SLURM_ARRAY_TASK_COUNT", "4")];
+        assert_eq!(parse("4", slurm).unwrap(), Shard { index: 2, count: 4 });
+        assert_eq!(parse("auto", slurm).unwrap(), Shard { index: 2, count: 4 });
+        // a Kubernetes Indexed Job with completions: 8
+        assert_eq!(parse("8", &[("JOB_COMPLETION_INDEX", "5")]).unwrap(), Shard { index: 5, count: 8 });
+        // I/N on the command line wins over the environment
+        assert_eq!(parse("0/2", slurm).unwrap(), Shard { index: 0, count: 2 });
+        // nothing to read, or something wrong: a message that says what
+        assert!(parse("4", &[]).unwrap_err().contains("SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX"));
+        assert!(parse("auto", &[("JOB_COMPLETION_INDEX", "1")]).unwrap_err().contains("SLURM_ARRAY_TASK_COUNT"));
+        assert!(parse("4", &[("JOB_COMPLETION_INDEX", "4")]).unwrap_err().contains("need 0 <= I < N"));
+        assert!(parse("4", &[("SLURM_ARRAY_TASK_ID", "x")]).unwrap_err().contains("not a number"));
     }
 }

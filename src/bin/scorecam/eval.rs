@@ -37,7 +37,9 @@ pub struct Args {
     /// Only the first N images of labels.csv.
     #[arg(long)]
     limit: Option<usize>,
-    /// I/N: only the images whose row index is I modulo N (records-I-of-N.jsonl).
+    /// I/N: only the images whose row index is I modulo N (records-I-of-N.jsonl). N alone (or
+    /// `auto`: N from SLURM_ARRAY_TASK_COUNT) takes I from a Slurm job array (SLURM_ARRAY_TASK_ID,
+    /// from SLURM_ARRAY_TASK_MIN) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX).
     #[arg(long)]
     shard: Option<eval::dataset::Shard>,
     #[command(flatten)]
