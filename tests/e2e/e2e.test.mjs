@@ -685,6 +685,14 @@ describe('teaching views (CPU backend)', () => {
     assert.match(await page.textContent('#gradients-summary'), /^11 channels\. Rank correlation between the two weightings: -?\d\.\d\d\./);
     assert.ok(colourSpread(await canvasPixels('gradients-scatter')) > 5, 'the scatter plot is drawn');
     for (const id of ['cmp-scorecam', 'cmp-gradcam', 'cmp-gradcampp']) assert.ok(colourSpread(await canvasPixels(id)) > 10, `${id} drawn`);
+    // The keyboard: Home selects Grad-CAM's strongest channel, ArrowRight the next one.
+    await page.locator('#gradients-scatter').focus();
+    await page.keyboard.press('Home');
+    await page.evaluate(() => window.scorecam.whenTeachRendered());
+    assert.match(await page.textContent('#gradients-selected'), /^Channel \d+: Grad-CAM weight .* \(#1\), Score-CAM score/);
+    await page.keyboard.press('ArrowRight');
+    await page.evaluate(() => window.scorecam.whenTeachRendered());
+    assert.match(await page.textContent('#gradients-selected'), /\(#2\), Score-CAM score/);
     await shot(page, 'teach-gradients');
   });
 

@@ -14,6 +14,7 @@ import { showBody } from './panel.js';
 const TOP = 10;
 
 let pick = null; // the scatter's hit test
+let byGradient = []; // the scored channels by Grad-CAM weight, largest first (the arrow keys' order)
 let token = 0;
 
 /// Channels among Grad-CAM's top TOP whose Score-CAM score is in the lower half of the scored
@@ -48,6 +49,12 @@ export async function render() {
   const scored = result.channels.filter((c) => c.score !== null);
   const selected = get().teach.channel;
   const points = scored.map((c) => ({ x: grad.channels[c.channel].weight, y: c.score, channel: c.channel, highlight: marked.has(c.channel), selected: c.channel === selected }));
+  byGradient = scored.map((c) => c.channel).sort((a, b) => grad.channels[b].weight - grad.channels[a].weight || a - b);
+  const rankOf = (order, k) => order.indexOf(k) + 1;
+  const byScore = scored.map((c) => c.channel).sort((a, b) => result.channels[b].score - result.channels[a].score || a - b);
+  $('gradients-selected').textContent = result.channels[selected]?.score != null
+    ? `Channel ${selected}: Grad-CAM weight ${grad.channels[selected].weight.toPrecision(3)} (#${rankOf(byGradient, selected)}), Score-CAM score ${result.channels[selected].score.toPrecision(3)} (#${rankOf(byScore, selected)} of ${scored.length}).`
+    : 'Choose a channel: click a dot, or focus the plot and use the arrow keys.';
   pick = scatter($('gradients-scatter'), points, { xLabel: 'Grad-CAM weight (mean gradient)', yLabel: result.method === 'scorecam' ? 'Score-CAM score (p)' : 'Score-CAM score (logit)' });
   const rho = wasm.spearman(Float32Array.from(scored, (c) => grad.channels[c.channel].weight), Float32Array.from(scored, (c) => c.score));
   $('gradients-summary').textContent = `${scored.length} channels. Rank correlation between the two weightings: ${rho.toFixed(2)}. ${fc.length} of Grad-CAM's top ${TOP} channels score in Score-CAM's lower half (red).`;
@@ -73,5 +80,14 @@ export function init() {
     const r = canvas.getBoundingClientRect();
     const p = pick(((e.clientX - r.left) * canvas.width) / r.width, ((e.clientY - r.top) * canvas.height) / r.height);
     if (p) set({ teach: { ...get().teach, channel: p.channel } });
+  });
+  // The keyboard goes through the channels by Grad-CAM weight, largest first.
+  canvas.addEventListener('keydown', (e) => {
+    const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, Home: -Infinity, End: Infinity }[e.key];
+    if (step === undefined || !byGradient.length) return;
+    e.preventDefault();
+    const i = byGradient.indexOf(get().teach.channel);
+    const next = Number.isFinite(step) ? Math.max(0, Math.min(byGradient.length - 1, (i < 0 ? -1 : i) + step)) : step < 0 ? 0 : byGradient.length - 1;
+    set({ teach: { ...get().teach, channel: byGradient[next] } });
   });
 }
