@@ -55,7 +55,8 @@ function drawPerturbed() {
   const photo = ctx.getImageData(0, 0, size, size);
   let base;
   if (teach.curve === 'deletion') {
-    const mean = normalisationMean().map((m) => Math.round(m * 255));
+    shown.mean ??= normalisationMean().map((m) => Math.round(m * 255));
+    const { mean } = shown;
     base = new ImageData(size, size);
     for (let i = 0; i < size * size; i++) base.data.set([...mean, 255], 4 * i);
   } else {

@@ -41,18 +41,17 @@ function buildUpOrder(result, contrib) {
   return result.channels.filter((c) => c.score !== null).map((c) => c.channel).sort((a, b) => contrib[b] - contrib[a] || a - b);
 }
 
-function drawGrid() {
+/// The thumbnails in the current order, drawn once per explanation and order (`shown.base`).
+function thumbnails() {
   const { result, acts, order, cols, cell } = shown;
-  const grid = $('steps-grid');
-  const rows = Math.ceil(order.length / cols);
-  grid.width = cols * cell;
-  grid.height = rows * cell;
-  const ctx = grid.getContext('2d');
+  const base = document.createElement('canvas');
+  base.width = cols * cell;
+  base.height = Math.ceil(order.length / cols) * cell;
+  const ctx = base.getContext('2d');
   ctx.imageSmoothingEnabled = false;
   ctx.fillStyle = '#fff';
-  ctx.fillRect(0, 0, grid.width, grid.height);
+  ctx.fillRect(0, 0, base.width, base.height);
   const plane = acts.height * acts.width;
-  const selected = get().teach.channel;
   order.forEach((k, i) => {
     const x = (i % cols) * cell;
     const y = Math.floor(i / cols) * cell;
@@ -71,13 +70,24 @@ function drawGrid() {
         ctx.fillRect(x, y, cell - 1, cell - 1);
       }
     }
-    if (k === selected) {
-      ctx.strokeStyle = '#2455c3';
-      ctx.lineWidth = 3;
-      ctx.strokeRect(x + 1.5, y + 1.5, cell - 4, cell - 4);
-      ctx.lineWidth = 1;
-    }
   });
+  return base;
+}
+
+/// The grid: the thumbnails, and the chosen channel outlined.
+function drawGrid() {
+  const { order, cols, cell } = shown;
+  shown.base ??= thumbnails();
+  const grid = $('steps-grid');
+  grid.width = shown.base.width;
+  grid.height = shown.base.height;
+  const ctx = grid.getContext('2d');
+  ctx.drawImage(shown.base, 0, 0);
+  const i = order.indexOf(get().teach.channel);
+  if (i < 0) return;
+  ctx.strokeStyle = '#2455c3';
+  ctx.lineWidth = 3;
+  ctx.strokeRect((i % cols) * cell + 1.5, Math.floor(i / cols) * cell + 1.5, cell - 4, cell - 4);
 }
 
 async function showChannel() {
@@ -159,7 +169,10 @@ export async function render(changed) {
   }
   const { teach } = get();
   $('steps-sort').value = teach.sort;
-  if (!changed || changed.sort) shown.order = sortedOrder(result, shown.contrib, teach.sort);
+  if (!changed || changed.sort) {
+    shown.order = sortedOrder(result, shown.contrib, teach.sort);
+    shown.base = null;
+  }
   if (!changed || changed.sort || changed.channel) {
     drawGrid();
     performance.mark('scorecam:thumbnails'); // the first thumbnails' time (tests/e2e/teach_cost.mjs)
