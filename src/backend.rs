@@ -5,8 +5,29 @@
 use burn::tensor::Device;
 use serde::Serialize;
 
-#[cfg(not(target_arch = "wasm32"))]
+use crate::models::DeviceWeights;
+
 use crate::error::{Error, Result};
+
+/// Which GPU kernels a native wgpu backend runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// Everything the adapter offers, autotuned (when the build autotunes).
+    #[default]
+    Native,
+    /// The page's set (WGSL, no subgroups or tensor cores, 128 MiB bindings, no autotune).
+    Browser,
+}
+
+impl Kernels {
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "native" => Ok(Self::Native),
+            "browser" => Ok(Self::Browser),
+            other => Err(Error::Invalid(format!("unknown kernel set {other:?} (native, browser)"))),
+        }
+    }
+}
 
 /// A started device and what the front-ends show about it.
 #[derive(Clone)]
@@ -28,12 +49,18 @@ pub struct Backend {
     /// docs/benchmarks.md); 1 on a GPU and in the browser, where the page's worker pool does
     /// this instead.
     pub lanes: usize,
+    /// Where models built on it keep their weights: int8 on a GPU (dequantised inside the
+    /// matmul: VGG16 takes 139 MB instead of 528 MB), f32 on the CPU (flex's quantized matmul
+    /// does not read per-block scales correctly, and memory is not the CPU's limit).
+    pub weights: DeviceWeights,
 }
 
 /// What the CLI's `--json` outputs and the wasm API's `backend()` say about a backend.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackendInfo {
     pub name: String,
+    /// "f32" or "int8": where models keep their weights on this device.
+    pub weights: &'static str,
     pub adapter: String,
     pub binding_limit: Option<usize>,
     pub notice: Option<String>,
@@ -53,22 +80,60 @@ fn cpu_lanes() -> usize {
 impl Backend {
     /// Burn's pure-Rust CPU backend (no binding limit).
     pub fn cpu(adapter: &str) -> Self {
-        Self { device: Device::flex(), name: "cpu", adapter: adapter.to_string(), binding_limit: None, notice: None, lanes: cpu_lanes() }
+        Self { device: Device::flex(), name: "cpu", adapter: adapter.to_string(), binding_limit: None, notice: None, lanes: cpu_lanes(), weights: DeviceWeights::F32 }
     }
 
     pub fn info(&self) -> BackendInfo {
-        BackendInfo { name: self.name.to_string(), adapter: self.adapter.clone(), binding_limit: self.binding_limit, notice: self.notice.clone() }
+        BackendInfo { name: self.name.to_string(), weights: self.weights.name(), adapter: self.adapter.clone(), binding_limit: self.binding_limit, notice: self.notice.clone() }
     }
 
     /// `flex` (pure-Rust CPU; also accepted as `cpu` and `ndarray`, which it replaces) or `wgpu`
     /// (Vulkan/Metal/DX12, or lavapipe on a machine without a GPU).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn start(name: &str) -> Result<Self> {
-        match name {
-            "flex" | "cpu" | "ndarray" => Ok(Self::cpu("CPU (flex)")),
-            "wgpu" => Self::wgpu(),
-            other => Err(Error::Invalid(format!("unknown backend {other:?} (flex, wgpu)"))),
+        Self::start_with(name, Kernels::Native)
+    }
+
+    /// [`Self::start`] with a kernel set: `Browser` is wgpu as WebGPU gives it to the page.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn start_with(name: &str, kernels: Kernels) -> Result<Self> {
+        match (name, kernels) {
+            ("flex" | "cpu" | "ndarray", Kernels::Native) => Ok(Self::cpu("CPU (flex)")),
+            ("wgpu", Kernels::Native) => Self::wgpu(),
+            ("wgpu", Kernels::Browser) => Self::wgpu_browser(),
+            ("flex" | "cpu" | "ndarray", Kernels::Browser) => Err(Error::Invalid("--kernels browser is a GPU kernel set: use it with --backend wgpu".into())),
+            (other, _) => Err(Error::Invalid(format!("unknown backend {other:?} (flex, wgpu)"))),
         }
+    }
+
+    /// wgpu with exactly the page's kernel set: WGSL, no optional features (so no subgroup
+    /// kernels: wgpu's web backend never enables them), WebGPU's default limits (128 MiB
+    /// bindings), and no autotune, which a native build only drops at compile time
+    /// (`--no-default-features --features cli`).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn wgpu_browser() -> Result<Self> {
+        use burn::tensor::wgpu::{wgpu, WgpuSetup};
+        if cfg!(feature = "autotune") {
+            return Err(Error::Invalid(
+                "this build autotunes, which the page never does: build the browser kernel set with `cargo build --release --no-default-features --features cli` (scripts/gpu.sh does)".into(),
+            ));
+        }
+        let fail = |what: &str, e: String| Error::Device(format!("wgpu could not start with the browser's kernel set ({what}): {e}"));
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: wgpu::Backends::all(), ..wgpu::InstanceDescriptor::new_without_display_handle() });
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() }))
+            .map_err(|e| fail("no adapter", e.to_string()))?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("scorecam browser kernels"),
+            required_features: wgpu::Features::empty(),
+            required_limits: wgpu::Limits::default(),
+            ..Default::default()
+        }))
+        .map_err(|e| fail("no device", e.to_string()))?;
+        let info = adapter.get_info();
+        let limit = device.limits().max_storage_buffer_binding_size as usize;
+        let setup = WgpuSetup { instance, adapter, device, queue, backend: info.backend };
+        let device = Device::wgpu_options().setup(setup).init().map_err(|e| fail("setup", e.to_string()))?;
+        Ok(Backend { device, name: "wgpu", adapter: format!("{} (browser kernels)", info.name), binding_limit: Some(limit), notice: None, lanes: 1, weights: DeviceWeights::Int8 })
     }
 
     /// Starts wgpu once per process (Burn refuses a second start) and reads the adapter's binding
@@ -87,6 +152,7 @@ impl Backend {
                     binding_limit: Some(setup.device.limits().max_storage_buffer_binding_size as usize),
                     notice: None,
                     lanes: 1,
+                    weights: DeviceWeights::Int8,
                 })
                 .map_err(|e| e.to_string())
         });

@@ -215,7 +215,7 @@ pub fn convert(input: &Path, out: &Path, arch: Option<Architecture>) -> Result<C
     };
     let tensors = canonical_tensors(source, &arch)?;
     // Build once on the CPU: proves every tensor is present with the right shape before writing.
-    crate::models::Network::load(&arch, tensors.clone(), &burn::tensor::Device::flex())?;
+    crate::models::Network::load(&arch, tensors.clone(), Default::default(), &burn::tensor::Device::flex())?;
     let bytes = encode_int8(&tensors, arch.name())?;
     let file_name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let manifest = manifest_for(&arch, WeightsRef { file: file_name, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });

@@ -11,7 +11,7 @@ use crate::cam::{self, ChannelRecord, ChannelScoring, Explanation, Forwarded, Me
 use crate::metrics::{self, CausalCurve, CausalMode, ModelScorer, Protocol, Scorer};
 use crate::error::{Error, Result};
 use crate::image_input;
-use crate::models::{Architecture, Model, MAX_BINDING_BYTES};
+use crate::models::{ConvChoice, ConvProbe, Architecture, Model, MAX_BINDING_BYTES};
 use crate::weights::{Cascade, Manifest};
 
 /// A backend, at most one model on it, and at most one forwarded image.
@@ -42,6 +42,11 @@ pub struct ModelInfo {
     /// The weights in f32, as a backend holds them: what every copy of the model costs (the
     /// page sizes its CPU worker pool by it).
     pub weight_bytes: usize,
+    /// "f32" or "int8", and what the weights take on this device.
+    pub device_weights: String,
+    pub weight_bytes_on_device: usize,
+    /// Each convolution's kernel, summarised ("1 direct, 12 matmul (12 with int8 weights)").
+    pub conv_kernels: String,
 }
 
 /// The unmasked pass of a new image.
@@ -158,9 +163,42 @@ impl Session {
         }
         self.model = None;
         self.image = None;
-        let model = Arc::new(Model::from_tensors(manifest, tensors, &self.backend)?);
+        let model = Arc::new(Model::from_decoded(manifest, tensors, &self.backend)?);
         self.model = Some(model.clone());
         Ok(model)
+    }
+
+    /// Takes the current model out of the session to change it (its convolution kernels), which
+    /// needs it unshared; [`Self::restore_model`] puts it back. The image goes with it.
+    pub fn take_model(&mut self) -> Result<Model> {
+        let model = self.model.take().ok_or_else(|| Error::Invalid("no model loaded".into()))?;
+        self.image = None;
+        Arc::try_unwrap(model).map_err(|shared| {
+            self.model = Some(shared);
+            Error::Invalid("the model is in use; choose its kernels right after loading it".into())
+        })
+    }
+
+    pub fn restore_model(&mut self, model: Model) -> Arc<Model> {
+        let model = Arc::new(model);
+        self.model = Some(model.clone());
+        model
+    }
+
+    /// Sets the current model's convolution kernels ([`ConvChoice`]), probing at the batch
+    /// Score-CAM will use where asked; returns the probe, for the caller to cache.
+    pub async fn choose_conv_kernels(&mut self, choice: ConvChoice, batch: usize) -> Result<Option<ConvProbe>> {
+        let mut model = self.take_model()?;
+        let batch = batch.clamp(1, model.max_batch());
+        let result = model.choose_conv_kernels(choice, &self.backend.adapter, self.backend.name, batch).await;
+        self.restore_model(model);
+        result
+    }
+
+    /// The key a probe at `batch` is cached under ([`crate::models::probe::probe_key`]).
+    pub fn conv_probe_key(&self, batch: usize) -> Result<String> {
+        let model = self.require_model()?;
+        Ok(crate::models::probe::probe_key(&self.backend.adapter, self.backend.name, &model, batch.clamp(1, model.max_batch())))
     }
 
     /// Loads a model from its manifest (.json) or weight file (.safetensors, manifest beside it).
@@ -371,6 +409,9 @@ impl ModelInfo {
             class_names: model.manifest.class_names.clone(),
             max_batch: model.binding_limit.map(|_| model.max_batch()),
             weight_bytes: model.network.parameters() * 4,
+            device_weights: model.weights.name().to_string(),
+            weight_bytes_on_device: model.weight_bytes_on_device(),
+            conv_kernels: model.conv_kernel_summary(),
         }
     }
 }

@@ -266,3 +266,22 @@ fn eval_rejects_unknown_methods_and_bad_shards() {
     let o = scorecam(&["eval", "--model", weights.to_str().unwrap(), "--data", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("labels.csv"), "{}", stderr(&o));
 }
+
+/// `bench --json` reports where the weights live and the kernels; device options that cannot
+/// apply say why instead of being ignored.
+#[test]
+fn bench_reports_device_weights_and_refuses_what_cannot_apply() {
+    let model = repo().join("tests/fixtures/vgg_tiny/int8/vgg_tiny.json");
+    let m = model.to_str().unwrap();
+    let o = scorecam(&["bench", "-m", m, "--runs", "1", "--json", "--conv", "matmul"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(b["device_weights"], "f32");
+    assert_eq!(b["weight_bytes_on_device"].as_u64().unwrap(), 4 * 9498);
+    assert_eq!(b["conv_kernels"], "4 matmul");
+    assert!(b["gmacs_per_forward"].as_f64().unwrap() > 0.0);
+    let int8 = scorecam(&["bench", "-m", m, "--device-weights", "int8"]);
+    assert!(!int8.status.success() && stderr(&int8).contains("needs a GPU backend"), "{}", stderr(&int8));
+    let browser = scorecam(&["bench", "-m", m, "--kernels", "browser"]);
+    assert!(!browser.status.success() && stderr(&browser).contains("--backend wgpu"), "{}", stderr(&browser));
+}

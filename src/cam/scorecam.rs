@@ -104,6 +104,9 @@ pub struct ChannelScoring {
     constant: Vec<usize>,
     top_k: bool,
     channels: usize,
+    /// On a GPU, every forward runs at the full batch size (the last batch padded with zero
+    /// masks), so each kernel is compiled, and natively autotuned, for one shape only.
+    pad_to: Option<usize>,
 }
 
 impl ChannelScoring {
@@ -119,6 +122,7 @@ impl ChannelScoring {
             constant,
             top_k: opts.top_k.is_some(),
             channels: input.forwarded.maps.channels,
+            pad_to: input.model.binding_limit.map(|_| batch_size.min(chosen.len()).max(1)),
         })
     }
 
@@ -150,7 +154,12 @@ impl ChannelScoring {
     pub async fn score(&self, input: &MethodInput<'_>, b: usize) -> Result<Vec<f32>> {
         let batch = self.batch(b)?;
         let (model, f, class) = (input.model, input.forwarded, input.class);
-        let masked = f.input.clone() * channel_masks(input, batch, self.variant).unsqueeze_dim::<4>(1);
+        let mut masks = channel_masks(input, batch, self.variant);
+        if let Some(full) = self.pad_to.filter(|&full| full > batch.len()) {
+            let [_, h, w] = masks.dims();
+            masks = Tensor::cat(vec![masks, Tensor::zeros([full - batch.len(), h, w], &model.device)], 0);
+        }
+        let masked = f.input.clone() * masks.unsqueeze_dim::<4>(1);
         let logits = model.network.forward(masked);
         let scored = if self.library() { logits } else { softmax_dim(logits, 1) };
         read_f32(scored.slice([0..batch.len(), class..class + 1])).await

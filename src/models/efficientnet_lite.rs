@@ -3,11 +3,11 @@
 
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
-use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{conv2d, ConvSpec, SplitLinear};
+use super::conv::Conv;
+use super::layers::{conv2d, BuildOptions, ConvSpec, SplitLinear};
 use crate::error::Result;
 use crate::weights::NamedTensors;
 
@@ -50,8 +50,8 @@ pub fn lite0_convs() -> Vec<(String, usize, usize, usize, usize, usize)> {
 
 /// One block: its convs in order (the last has no activation) and whether it adds its input.
 #[derive(Module, Debug)]
-struct Block {
-    convs: Vec<Conv2d>,
+pub(crate) struct Block {
+    pub(crate) convs: Vec<Conv>,
     #[module(skip)]
     residual: bool,
 }
@@ -72,20 +72,23 @@ impl Block {
 
 #[derive(Module, Debug)]
 pub struct EfficientNetLite0 {
-    stem: Conv2d,
-    blocks: Vec<Block>,
-    head: Conv2d,
+    pub(crate) stem: Conv,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) head: Conv,
     pool: AdaptiveAvgPool2d,
-    classifier: SplitLinear,
+    pub(crate) classifier: SplitLinear,
 }
 
 impl EfficientNetLite0 {
-    pub fn load(t: &mut NamedTensors, device: &Device) -> Result<Self> {
+    pub fn load(input_size: usize, t: &mut NamedTensors, options: BuildOptions, device: &Device) -> Result<Self> {
         let mut convs = lite0_convs().into_iter();
-        let mut next = |t: &mut NamedTensors| -> Result<Conv2d> {
+        let mut size = input_size;
+        let mut next = |t: &mut NamedTensors| -> Result<Conv> {
             let (name, cin, cout, k, stride, groups) = convs.next().expect("conv list matches the stages");
-            // TF 'SAME': Burn's `Same` pads asymmetrically (extra at the end) exactly like TF.
-            conv2d(t, &name, ConvSpec { channels: [cin, cout], kernel: k, stride, groups, padding: PaddingConfig2d::Same }, device)
+            // TF 'SAME': padded asymmetrically (the odd zero at the end), as TF does.
+            let spec = ConvSpec { channels: [cin, cout], kernel: k, stride, groups, padding: PaddingConfig2d::Same, input: [size; 2] };
+            size = size.div_ceil(stride);
+            conv2d(t, &name, spec, options, device)
         };
         let stem = next(t)?;
         let mut blocks = Vec::new();
@@ -105,7 +108,7 @@ impl EfficientNetLite0 {
             blocks,
             head,
             pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            classifier: SplitLinear::load(t, "classifier", HEAD_CHANNELS, 1000, device)?,
+            classifier: SplitLinear::load(t, "classifier", HEAD_CHANNELS, 1000, options.weights, device)?,
         })
     }
 

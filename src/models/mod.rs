@@ -3,6 +3,8 @@
 //! backend in the device, not in a type parameter), so the same code runs on flex, wgpu and
 //! WebGPU.
 
+pub mod conv;
+pub mod probe;
 mod efficientnet_lite;
 mod layers;
 mod vgg;
@@ -10,7 +12,9 @@ mod vgg;
 use burn::tensor::{Device, Tensor};
 
 pub use efficientnet_lite::{lite0_convs, EfficientNetLite0, BN_EPS as LITE_BN_EPS, LITE0_STAGES};
-pub use layers::MAX_BINDING_BYTES;
+pub use conv::{Conv, ConvKernel, ConvShape, DeviceWeights};
+pub use layers::{BuildOptions, MAX_BINDING_BYTES};
+pub use probe::{ConvChoice, ConvProbe, ProbedLayer};
 pub use vgg::{Vgg, VggConfig};
 
 use crate::backend::Backend;
@@ -119,11 +123,12 @@ pub enum Network {
 
 impl Network {
     /// Builds `arch` from f32 tensors with canonical names; every tensor must be used.
-    pub fn load(arch: &Architecture, mut tensors: NamedTensors, device: &Device) -> Result<Self> {
+    pub fn load(arch: &Architecture, mut tensors: NamedTensors, options: BuildOptions, device: &Device) -> Result<Self> {
+        let size = arch.input_size();
         let net = match arch {
-            Architecture::Vgg16 => Self::Vgg(Vgg::load(&VggConfig::vgg16(), &mut tensors, device)?),
-            Architecture::VggTiny => Self::Vgg(Vgg::load(&VggConfig::tiny(), &mut tensors, device)?),
-            Architecture::EfficientNetLite0 => Self::EfficientNetLite0(EfficientNetLite0::load(&mut tensors, device)?),
+            Architecture::Vgg16 => Self::Vgg(Vgg::load(&VggConfig::vgg16(), size, &mut tensors, options, device)?),
+            Architecture::VggTiny => Self::Vgg(Vgg::load(&VggConfig::tiny(), size, &mut tensors, options, device)?),
+            Architecture::EfficientNetLite0 => Self::EfficientNetLite0(EfficientNetLite0::load(size, &mut tensors, options, device)?),
         };
         tensors.expect_consumed()?;
         Ok(net)
@@ -163,6 +168,42 @@ impl Network {
         }
     }
 
+    /// Every convolution, in forward order.
+    pub fn convs(&self) -> Vec<&Conv> {
+        match self {
+            Self::Vgg(m) => m.convs.iter().collect(),
+            Self::EfficientNetLite0(m) => std::iter::once(&m.stem).chain(m.blocks.iter().flat_map(|b| b.convs.iter())).chain(std::iter::once(&m.head)).collect(),
+        }
+    }
+
+    pub fn convs_mut(&mut self) -> Vec<&mut Conv> {
+        match self {
+            Self::Vgg(m) => m.convs.iter_mut().collect(),
+            Self::EfficientNetLite0(m) => std::iter::once(&mut m.stem).chain(m.blocks.iter_mut().flat_map(|b| b.convs.iter_mut())).chain(std::iter::once(&mut m.head)).collect(),
+        }
+    }
+
+    /// Multiply-adds of one forward pass of one image at the model's input size: the
+    /// convolutions and the linear layers (pooling and activations are a rounding error).
+    pub fn macs_per_image(&self) -> usize {
+        let convs: usize = self.convs().iter().map(|c| c.shape.macs()).sum();
+        let linears = match self {
+            Self::Vgg(m) => [&m.fc6, &m.fc7, &m.fc8].iter().map(|l| l.macs()).sum(),
+            Self::EfficientNetLite0(m) => m.classifier.macs(),
+        };
+        convs + linears
+    }
+
+    /// Bytes the weights take on the device (int8 ones with their scales).
+    pub fn weight_bytes_on_device(&self) -> usize {
+        let convs: usize = self.convs().iter().map(|c| c.device_bytes()).sum();
+        let linears: usize = match self {
+            Self::Vgg(m) => [&m.fc6, &m.fc7, &m.fc8].iter().map(|l| l.device_bytes()).sum(),
+            Self::EfficientNetLite0(m) => m.classifier.device_bytes(),
+        };
+        convs + linears
+    }
+
     /// Logits only. (The target activations are a free by-product of the same pass.)
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_with_target(x).1
@@ -181,6 +222,8 @@ pub struct Model {
     pub binding_limit: Option<usize>,
     /// Batches to score at once, from the [`Backend`] too ([`Backend::lanes`]).
     pub lanes: usize,
+    /// Where the weights live on the device (from the [`Backend`]).
+    pub weights: DeviceWeights,
 }
 
 impl Model {
@@ -198,24 +241,78 @@ impl Model {
     /// Verifies, decodes and builds the model on `backend`'s device, under its binding limit.
     pub fn load(manifest: Manifest, bytes: &[u8], backend: &Backend) -> Result<Self> {
         let (_, tensors) = Self::decode(&manifest, bytes)?;
-        Self::from_tensors(manifest, tensors, backend)
+        Self::from_decoded(manifest, tensors, backend)
     }
 
-    /// Builds from f32 tensors with canonical names (an unquantised model, for comparisons).
+    /// Builds from the tensors [`Self::decode`] gave: int8 on the device where the backend keeps
+    /// weights so ([`Backend::weights`]), which gives back exactly the file's values.
+    pub fn from_decoded(manifest: Manifest, tensors: NamedTensors, backend: &Backend) -> Result<Self> {
+        Self::build(manifest, tensors, &backend.device, BuildOptions { weights: backend.weights, binding_limit: backend.binding_limit }, backend.lanes)
+    }
+
+    /// Builds from f32 tensors with canonical names (an unquantised model, for comparisons): f32
+    /// on the device whatever the backend's default.
     pub fn from_tensors(manifest: Manifest, tensors: NamedTensors, backend: &Backend) -> Result<Self> {
-        Self::build(manifest, tensors, &backend.device, backend.binding_limit, backend.lanes)
+        Self::build(manifest, tensors, &backend.device, BuildOptions { weights: DeviceWeights::F32, binding_limit: backend.binding_limit }, backend.lanes)
     }
 
     /// The same architecture on the same device and under the same binding limit, with other f32
-    /// weights (the unquantised source, or randomised layers).
+    /// weights (the unquantised source, or randomised layers), kept f32 on the device: they
+    /// did not come from the int8 file, so quantising them would change them.
     pub fn with_tensors(&self, tensors: NamedTensors) -> Result<Self> {
-        Self::build(self.manifest.clone(), tensors, &self.device, self.binding_limit, self.lanes)
+        let mut model = Self::build(self.manifest.clone(), tensors, &self.device, BuildOptions { weights: DeviceWeights::F32, binding_limit: self.binding_limit }, self.lanes)?;
+        // The kernels a probe chose carry over; an int8 layer's matmul was no choice.
+        let kernels: Vec<ConvKernel> = self.network.convs().iter().map(|c| if c.is_int8() { ConvKernel::Direct } else { c.kernel }).collect();
+        model.set_conv_kernels(&kernels);
+        Ok(model)
     }
 
-    fn build(manifest: Manifest, tensors: NamedTensors, device: &Device, binding_limit: Option<usize>, lanes: usize) -> Result<Self> {
+    fn build(manifest: Manifest, tensors: NamedTensors, device: &Device, options: BuildOptions, lanes: usize) -> Result<Self> {
         let arch = Architecture::from_name(&manifest.arch)?;
-        let network = Network::load(&arch, tensors, device)?;
-        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit, lanes: lanes.max(1) })
+        let network = Network::load(&arch, tensors, options, device)?;
+        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit: options.binding_limit, lanes: lanes.max(1), weights: options.weights })
+    }
+
+    /// Each convolution's kernel, in forward order.
+    pub fn conv_kernels(&self) -> Vec<ConvKernel> {
+        self.network.convs().iter().map(|c| c.kernel).collect()
+    }
+
+    /// Sets each convolution's kernel (in forward order) where the layer can run it.
+    pub fn set_conv_kernels(&mut self, kernels: &[ConvKernel]) {
+        for (conv, kernel) in self.network.convs_mut().into_iter().zip(kernels) {
+            conv.set_kernel(*kernel);
+        }
+    }
+
+    /// Sets every convolution that has the shape to `kernel`.
+    pub fn set_conv_kernel_for(&mut self, shape: &ConvShape, kernel: ConvKernel) {
+        for conv in self.network.convs_mut() {
+            if conv.shape == *shape {
+                conv.set_kernel(kernel);
+            }
+        }
+    }
+
+    /// Bytes the weights take on the device.
+    pub fn weight_bytes_on_device(&self) -> usize {
+        self.network.weight_bytes_on_device()
+    }
+
+    /// Each convolution's kernel, summarised: "13 direct", "1 direct, 12 matmul (12 with int8
+    /// weights)".
+    pub fn conv_kernel_summary(&self) -> String {
+        let convs = self.network.convs();
+        let parts: Vec<String> = [ConvKernel::Direct, ConvKernel::Matmul]
+            .into_iter()
+            .map(|k| (k, convs.iter().filter(|c| c.kernel == k).count()))
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{n} {}", k.name()))
+            .collect();
+        match convs.iter().filter(|c| c.is_int8()).count() {
+            0 => parts.join(", "),
+            int8 => format!("{} ({int8} with int8 weights)", parts.join(", ")),
+        }
     }
 
     pub fn input_size(&self) -> usize {

@@ -3,12 +3,12 @@
 
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{conv2d, ConvSpec, SplitLinear};
+use super::conv::Conv;
+use super::layers::{conv2d, BuildOptions, ConvSpec, SplitLinear};
 use crate::error::Result;
 use crate::weights::NamedTensors;
 
@@ -68,18 +68,19 @@ impl VggConfig {
 #[derive(Module, Debug)]
 pub struct Vgg {
     /// One entry per conv; `pool_after[i]` says whether a max pool follows conv i.
-    convs: Vec<Conv2d>,
+    pub(crate) convs: Vec<Conv>,
     #[module(skip)]
     pool_after: Vec<bool>,
     max_pool: MaxPool2d,
     avg_pool: AdaptiveAvgPool2d,
-    fc6: SplitLinear,
-    fc7: SplitLinear,
-    fc8: SplitLinear,
+    pub(crate) fc6: SplitLinear,
+    pub(crate) fc7: SplitLinear,
+    pub(crate) fc8: SplitLinear,
 }
 
 impl Vgg {
-    pub fn load(config: &VggConfig, t: &mut NamedTensors, device: &Device) -> Result<Self> {
+    pub fn load(config: &VggConfig, input_size: usize, t: &mut NamedTensors, options: BuildOptions, device: &Device) -> Result<Self> {
+        let mut size = input_size;
         let mut convs = Vec::new();
         let mut pool_after = Vec::new();
         let mut channels = 3;
@@ -88,12 +89,13 @@ impl Vgg {
             match layer {
                 Some(out) => {
                     let prefix = format!("features.{}", indices[convs.len()]);
-                    let spec = ConvSpec { channels: [channels, *out], kernel: 3, stride: 1, groups: 1, padding: PaddingConfig2d::Explicit(1, 1, 1, 1) };
-                    convs.push(conv2d(t, &prefix, spec, device)?);
+                    let spec = ConvSpec { channels: [channels, *out], kernel: 3, stride: 1, groups: 1, padding: PaddingConfig2d::Explicit(1, 1, 1, 1), input: [size; 2] };
+                    convs.push(conv2d(t, &prefix, spec, options, device)?);
                     pool_after.push(false);
                     channels = *out;
                 }
                 None => {
+                    size /= 2;
                     if let Some(last) = pool_after.last_mut() {
                         *last = true;
                     }
@@ -106,9 +108,9 @@ impl Vgg {
             pool_after,
             max_pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             avg_pool: AdaptiveAvgPool2dConfig::new([config.pool_size; 2]).init(),
-            fc6: SplitLinear::load(t, "classifier.0", flat, config.hidden, device)?,
-            fc7: SplitLinear::load(t, "classifier.3", config.hidden, config.hidden, device)?,
-            fc8: SplitLinear::load(t, "classifier.6", config.hidden, config.num_classes, device)?,
+            fc6: SplitLinear::load(t, "classifier.0", flat, config.hidden, options.weights, device)?,
+            fc7: SplitLinear::load(t, "classifier.3", config.hidden, config.hidden, options.weights, device)?,
+            fc8: SplitLinear::load(t, "classifier.6", config.hidden, config.num_classes, options.weights, device)?,
         })
     }
 

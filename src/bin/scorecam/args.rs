@@ -8,9 +8,9 @@ use anyhow::Result;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use scorecam::backend::Backend;
+use scorecam::backend::{Backend, Kernels};
 use scorecam::cam::{Method, MethodSpec, OptionValues, METHODS};
-use scorecam::models::Model;
+use scorecam::models::{ConvChoice, ConvProbe, DeviceWeights, Model};
 use scorecam::render::COLORMAPS;
 use scorecam::session::Session;
 
@@ -20,6 +20,20 @@ pub struct ModelArgs {
     /// The model's manifest (.json) or weight file (.safetensors, manifest beside it).
     #[arg(long, short)]
     pub model: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+impl ModelArgs {
+    /// A session with the model loaded and its convolution kernels chosen.
+    pub fn session(&self) -> Result<(Session, Arc<Model>)> {
+        self.device.session(&self.model)
+    }
+}
+
+/// The device, and how models run on it.
+#[derive(clap::Args)]
+pub struct DeviceArgs {
     /// flex (the CPU) or wgpu (Vulkan/Metal/DX12; lavapipe without a GPU).
     #[arg(long, default_value = "flex")]
     pub backend: String,
@@ -27,19 +41,86 @@ pub struct ModelArgs {
     /// one after another)
     #[arg(long)]
     pub lanes: Option<usize>,
+    /// Convolution kernels: auto (on a GPU, each layer shape timed both ways once per adapter and
+    /// cached in ~/.cache/scorecam/conv-probes.json; on the CPU flex's own), direct (Burn's
+    /// conv2d) or matmul (im2col + matmul)
+    #[arg(long, default_value = "auto", value_parser = ["auto", "direct", "matmul"])]
+    pub conv: String,
+    /// Where the weights live on the device: int8 (wgpu's default: dequantised inside the
+    /// matmul) or f32 (the CPU's only choice)
+    #[arg(long, value_parser = ["int8", "f32"])]
+    pub device_weights: Option<String>,
+    /// GPU kernel set: native (all the adapter offers, autotuned) or browser (the page's: WGSL,
+    /// no subgroups, 128 MiB bindings; needs a build without autotune, see docs/gpu.md)
+    #[arg(long, default_value = "native", value_parser = ["native", "browser"])]
+    pub kernels: String,
 }
 
-impl ModelArgs {
-    /// A session with the model loaded.
-    pub fn session(&self) -> Result<(Session, Arc<Model>)> {
-        let mut backend = Backend::start(&self.backend)?;
+impl DeviceArgs {
+    pub fn backend(&self) -> Result<Backend> {
+        let mut backend = Backend::start_with(&self.backend, Kernels::from_name(&self.kernels)?)?;
         if let Some(lanes) = self.lanes {
             backend.lanes = lanes.max(1);
         }
-        let mut session = Session::new(backend);
-        let model = session.load_model_file(&self.model)?;
+        match self.device_weights.as_deref() {
+            Some("int8") if backend.name == "cpu" => anyhow::bail!("--device-weights int8 needs a GPU backend (--backend wgpu): on the CPU the weights are f32"),
+            Some("int8") => backend.weights = DeviceWeights::Int8,
+            Some(_) => backend.weights = DeviceWeights::F32,
+            None => {}
+        }
+        Ok(backend)
+    }
+
+    /// A session with `model` loaded and its convolution kernels chosen (see `--conv`).
+    pub fn session(&self, model: &std::path::Path) -> Result<(Session, Arc<Model>)> {
+        let mut session = Session::new(self.backend()?);
+        session.load_model_file(model)?;
+        self.choose_conv_kernels(&mut session)?;
+        let model = session.require_model()?;
         Ok((session, model))
     }
+
+    /// Applies `--conv` to the session's model; `auto` on a GPU reuses or writes the probe cache.
+    pub fn choose_conv_kernels(&self, session: &mut Session) -> Result<()> {
+        let batch = MethodArgs::DEFAULT_BATCH;
+        let choice = match self.conv.as_str() {
+            "auto" if session.backend().name == "cpu" => ConvChoice::Direct,
+            "auto" => ConvChoice::Probe { cached: None },
+            other => ConvChoice::from_name(other)?,
+        };
+        let ConvChoice::Probe { .. } = choice else {
+            pollster::block_on(session.choose_conv_kernels(choice, batch))?;
+            return Ok(());
+        };
+        let cache = probe_cache_path();
+        let mut probes: Vec<ConvProbe> = cache.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let key = session.conv_probe_key(batch)?;
+        let cached = probes.iter().find(|p| p.key == key).cloned();
+        let probe = pollster::block_on(session.choose_conv_kernels(ConvChoice::Probe { cached: cached.clone() }, batch))?.expect("a probe was asked for");
+        if cached.as_ref() == Some(&probe) {
+            eprintln!("convolution kernels from the probe cache ({key})");
+            return Ok(());
+        }
+        eprintln!("convolution kernels probed: {}", probe.layers.iter().map(|l| format!("{}x{} {}->{} at {}: direct {:.2} ms, matmul {:.2} ms", l.shape.kernel, l.shape.kernel, l.shape.cin, l.shape.cout, l.shape.input[0], l.direct_ms, l.matmul_ms)).collect::<Vec<_>>().join("; "));
+        if let Some(path) = cache {
+            probes.retain(|p| p.key != probe.key);
+            probes.push(probe);
+            let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(&path, serde_json::to_string_pretty(&probes).unwrap_or_default()));
+            if let Err(e) = written {
+                eprintln!("warning: could not write the probe cache {}: {e}", path.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `$SCORECAM_CACHE_DIR`, `$XDG_CACHE_HOME/scorecam` or `~/.cache/scorecam`, + conv-probes.json.
+fn probe_cache_path() -> Option<PathBuf> {
+    let dir = std::env::var_os("SCORECAM_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("scorecam")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/scorecam")))?;
+    Some(dir.join("conv-probes.json"))
 }
 
 /// How each method runs: the shared batch size and Faster-Score-CAM's top-k as flags, anything
@@ -47,7 +128,7 @@ impl ModelArgs {
 #[derive(clap::Args)]
 pub struct MethodArgs {
     /// Inputs per forward pass, for the methods that batch (capped by the device's binding limit).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = MethodArgs::DEFAULT_BATCH)]
     pub batch_size: usize,
     /// Faster-Score-CAM: score only the k channels of largest variance (Score-CAM only).
     #[arg(long)]
@@ -58,6 +139,8 @@ pub struct MethodArgs {
 }
 
 impl MethodArgs {
+    pub const DEFAULT_BATCH: usize = 16;
+
     /// The method called `name` with these flags; a flag the method does not take is an error.
     pub fn method(&self, name: &str) -> Result<Method> {
         let spec = scorecam::cam::registry::spec(name)?;

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use scorecam::backend::Backend;
 
 /// Forward throughput at batch 1 and 16, and the time of one full Score-CAM.
 #[derive(clap::Args)]
@@ -13,8 +12,8 @@ pub struct Args {
     /// Image for the Score-CAM run (default: the mean colour, zeros after normalisation).
     #[arg(long)]
     image: Option<PathBuf>,
-    #[arg(long, default_value = "flex")]
-    backend: String,
+    #[command(flatten)]
+    device: crate::args::DeviceArgs,
     /// Batch for the throughput measurement and Score-CAM (capped by the model's binding limit).
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -24,27 +23,30 @@ pub struct Args {
     /// Time Faster-Score-CAM with k channels instead of the full Score-CAM (for slow backends).
     #[arg(long)]
     top_k: Option<usize>,
-    /// Score-CAM batches scored at once on the CPU (default: one per core).
+    /// Run the Score-CAM a second time, warm (every kernel compiled, and autotuned natively).
     #[arg(long)]
-    lanes: Option<usize>,
+    warm: bool,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let image = a.image.as_deref().map(scorecam::image_input::read).transpose()?;
-    let mut backend = Backend::start(&a.backend)?;
-    if let Some(lanes) = a.lanes {
-        backend.lanes = lanes.max(1);
-    }
-    let b = scorecam::bench::run(&a.model, backend, image.as_ref(), a.batch_size, a.runs, a.top_k)?;
+    let t = std::time::Instant::now();
+    let (session, _) = a.device.session(&a.model)?;
+    let b = scorecam::bench::run(session, t.elapsed().as_secs_f64(), image.as_ref(), a.batch_size, a.runs, a.top_k, a.warm)?;
     if a.json {
         println!("{}", serde_json::to_string(&b)?);
     } else {
-        println!("{} on {}: load {:.2} s", b.model, b.backend, b.load_s);
+        println!("{} on {} ({}): load {:.2} s, weights {} on the device ({:.1} MB)", b.model, b.backend, b.adapter, b.load_s, b.device_weights, b.weight_bytes_on_device as f64 / 1e6);
+        println!("convolution kernels: {}", b.conv_kernels);
         println!("forward batch 1: {:.3} s ({:.2} img/s)", b.forward_b1_s, 1.0 / b.forward_b1_s);
         println!("forward batch {}: {:.3} s ({:.2} img/s)", b.forward_batch, b.forward_bn_s, b.images_per_s_bn);
         println!("Score-CAM: {:.2} s, {} masked forwards, {} constant channels skipped", b.scorecam_s, b.scorecam_forwards, b.skipped_constant);
+        if let Some(w) = b.scorecam_warm_s {
+            println!("Score-CAM warm: {w:.2} s");
+        }
+        println!("{:.2} GMAC per forward: {:.2} TFLOP/s", b.gmacs_per_forward, b.scorecam_tflops);
     }
     Ok(())
 }

@@ -47,6 +47,10 @@ pub struct Args {
 struct Report<'a> {
     image: String,
     backend: String,
+    /// "f32" or "int8", the bytes the weights take on the device, and the convolutions' kernels.
+    device_weights: &'static str,
+    weight_bytes_on_device: usize,
+    conv_kernels: String,
     #[serde(flatten)]
     explanation: &'a ExplanationSummary,
     seconds: f64,
@@ -86,6 +90,9 @@ pub fn run(a: Args) -> Result<()> {
         let report = Report {
             image: a.image.display().to_string(),
             backend: session.backend().name.to_string(),
+            device_weights: model.weights.name(),
+            weight_bytes_on_device: model.weight_bytes_on_device(),
+            conv_kernels: model.conv_kernel_summary(),
             explanation: &summary,
             seconds,
             files: Files { overlay: a.out.display().to_string(), map: map_out.display().to_string() },

@@ -1,0 +1,269 @@
+//! Convolutions, computed one of two ways per layer:
+//! - `direct`: Burn's own `conv2d`. On WGSL with autotune off (every browser) that is CubeCL's
+//!   direct-convolution kernel; natively with autotune, whatever CubeCL's tuner picks.
+//! - `matmul`: im2col and one matrix product, `W[out, in*k*k] x cols[in*k*k, h*w]`, through
+//!   Burn's tiled matmul. GPUs without tensor cores run convolutions several times faster this
+//!   way (tfjs and onnxruntime-web both moved to it), and it is the only path that reads int8
+//!   weights on the device: CubeCL's matmul dequantises inside the kernel, its convolutions do
+//!   not take quantized weights at all.
+//!
+//! Which is faster depends on the device and the layer, so it is measured ([`super::probe`]).
+//! Both give the same numbers up to summation order (tests/conv.rs: max relative difference
+//! <= 1e-5 on every VGG16 and EfficientNet-Lite0 layer shape).
+
+use burn::module::{Module, Param};
+use burn::nn::conv::Conv2d;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::{Device, Slice, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::weights::quantize_rows;
+use crate::weights::HostTensor;
+
+/// How one convolution is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvKernel {
+    Direct,
+    Matmul,
+}
+
+impl ConvKernel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Matmul => "matmul",
+        }
+    }
+}
+
+/// Where a model's weights live on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceWeights {
+    /// f32, dequantised on the host at load (4 bytes per weight).
+    #[default]
+    F32,
+    /// The file's int8 values and per-row scales, dequantised inside the matmul (1 byte per
+    /// weight plus the scales) for every layer the matmul computes: all but depthwise
+    /// convolutions, which stay f32 (they are small).
+    Int8,
+}
+
+impl DeviceWeights {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Int8 => "int8",
+        }
+    }
+}
+
+/// A convolution's geometry at the model's input size: enough to time it alone and to tell
+/// layers apart in a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConvShape {
+    pub cin: usize,
+    pub cout: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub groups: usize,
+    /// (top, bottom, left, right) zeros around the input.
+    pub padding: [usize; 4],
+    /// The input's height and width.
+    pub input: [usize; 2],
+}
+
+impl ConvShape {
+    /// `padding` as Burn's `PaddingConfig2d` would give it: `Same` as TF does (the odd zero at the
+    /// end), `Explicit` as given.
+    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, padding: &PaddingConfig2d, input: [usize; 2]) -> Self {
+        let same = |size: usize| {
+            let out = size.div_ceil(stride);
+            let total = ((out - 1) * stride + kernel).saturating_sub(size);
+            (total / 2, total - total / 2)
+        };
+        let padding = match padding {
+            PaddingConfig2d::Valid => [0; 4],
+            PaddingConfig2d::Same => {
+                let (t, b) = same(input[0]);
+                let (l, r) = same(input[1]);
+                [t, b, l, r]
+            }
+            PaddingConfig2d::Explicit(top, left, bottom, right) => [*top, *bottom, *left, *right],
+        };
+        Self { cin, cout, kernel, stride, groups, padding, input }
+    }
+
+    pub fn output(&self) -> [usize; 2] {
+        let [t, b, l, r] = self.padding;
+        [(self.input[0] + t + b - self.kernel) / self.stride + 1, (self.input[1] + l + r - self.kernel) / self.stride + 1]
+    }
+
+    /// The matmul's inner dimension: one column of im2col.
+    pub fn depth(&self) -> usize {
+        self.cin / self.groups * self.kernel * self.kernel
+    }
+
+    /// Grouped (depthwise) convolutions are not one matrix product; they always run direct.
+    pub fn has_matmul(&self) -> bool {
+        self.groups == 1
+    }
+
+    /// Bytes of one image's im2col matrix (f32).
+    pub fn columns_bytes(&self) -> usize {
+        let [h, w] = self.output();
+        4 * self.depth() * h * w
+    }
+
+    /// Multiply-adds for one image.
+    pub fn macs(&self) -> usize {
+        let [h, w] = self.output();
+        self.cout * self.depth() * h * w
+    }
+}
+
+/// One convolution layer; its weights are f32 in Burn's layout, or int8 rows for the matmul.
+#[derive(Module, Debug)]
+pub struct Conv {
+    /// Burn's layer, with f32 weights: the direct kernel, and the matmul reads its weight as
+    /// [out, in*k*k] (a free reshape). `None` when the weights are int8 on the device.
+    float: Option<Conv2d>,
+    /// int8 weights [out, in*k*k] with the file's scale per row, and the f32 bias.
+    int8: Option<QuantizedConv>,
+    #[module(skip)]
+    pub shape: ConvShape,
+    #[module(skip)]
+    pub kernel: ConvKernel,
+    /// The largest buffer one im2col chunk may take (the binding limit), if any.
+    #[module(skip)]
+    binding_limit: Option<usize>,
+}
+
+#[derive(Module, Debug)]
+struct QuantizedConv {
+    weight: Param<Tensor<2>>,
+    bias: Param<Tensor<1>>,
+}
+
+/// The widest block of one scale that divides a row of `depth` values (CubeCL's block sizes are
+/// at most 255); every block of a row carries that row's scale, so the values are the file's.
+pub(crate) fn scale_block(depth: usize) -> Option<usize> {
+    [128, 64, 32, 16, 8, 4].into_iter().find(|b| depth.is_multiple_of(*b))
+}
+
+/// Uploads `rows` x `depth` f32 values (which came from int8 with one scale per row) as a
+/// quantized tensor whose blocks repeat each row's scale, or `None` where no block size fits.
+pub(crate) fn quantized_rows(data: &[f32], rows: usize, device: &Device) -> Option<Tensor<2>> {
+    use burn::tensor::quantization::{QuantScheme, QuantStore, QuantValue, ScaleDtype};
+    let depth = data.len() / rows;
+    let block = scale_block(depth)?;
+    let q = quantize_rows(data, rows);
+    let blocks_per_row = depth / block;
+    let scales: Vec<f32> = q.scales.iter().flat_map(|s| std::iter::repeat_n(*s, blocks_per_row)).collect();
+    let scheme = QuantScheme::default().with_value(QuantValue::Q8S).with_store(QuantStore::PackedU32(0)).per_block([block as u8], ScaleDtype::F32);
+    let data = TensorData::quantized(q.values, [rows, depth], scheme, &scales, None);
+    Some(Tensor::from_data(data, device))
+}
+
+impl Conv {
+    /// A layer from PyTorch-layout weights [out, in/groups, k, k] and bias, with f32 or int8
+    /// weights on the device. int8 needs the matmul; a layer that cannot run as one (grouped)
+    /// or whose rows fit no scale block keeps f32.
+    pub fn new(weight: HostTensor, bias: HostTensor, shape: ConvShape, weights: DeviceWeights, binding_limit: Option<usize>, device: &Device) -> Self {
+        let bias_t = super::layers::tensor::<1>(bias, device);
+        let int8 = match weights {
+            DeviceWeights::Int8 if shape.has_matmul() => quantized_rows(&weight.data, shape.cout, device),
+            _ => None,
+        };
+        if let Some(w) = int8 {
+            return Self { float: None, int8: Some(QuantizedConv { weight: Param::from_tensor(w), bias: Param::from_tensor(bias_t) }), shape, kernel: ConvKernel::Matmul, binding_limit };
+        }
+        let [t, b, l, r] = shape.padding;
+        let conv = Conv2d {
+            weight: Param::from_tensor(super::layers::tensor(weight, device)),
+            bias: Some(Param::from_tensor(bias_t)),
+            stride: [shape.stride; 2],
+            kernel_size: [shape.kernel; 2],
+            dilation: [1, 1],
+            groups: shape.groups,
+            padding: PaddingConfig2d::Explicit(t, l, b, r),
+        };
+        Self { float: Some(conv), int8: None, shape, kernel: ConvKernel::Direct, binding_limit }
+    }
+
+    /// Whether the weights on the device are int8.
+    pub fn is_int8(&self) -> bool {
+        self.int8.is_some()
+    }
+
+    /// Sets the kernel, where this layer can run it (int8 layers stay matmul, grouped direct).
+    pub fn set_kernel(&mut self, kernel: ConvKernel) {
+        if self.int8.is_none() && (kernel == ConvKernel::Direct || self.shape.has_matmul()) {
+            self.kernel = kernel;
+        }
+    }
+
+    /// Bytes the weights and bias take on the device.
+    pub fn device_bytes(&self) -> usize {
+        let s = &self.shape;
+        let weights = s.cout * s.depth();
+        match &self.int8 {
+            Some(_) => weights + 4 * (weights / scale_block(s.depth()).unwrap_or(1)) + 4 * s.cout,
+            None => 4 * (weights + s.cout),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match (&self.int8, &self.float) {
+            (Some(q), _) => self.forward_matmul(x, q.weight.val(), q.bias.val()),
+            (None, Some(conv)) if self.kernel == ConvKernel::Matmul => {
+                let w = conv.weight.val().reshape([self.shape.cout, self.shape.depth()]);
+                let b = conv.bias.as_ref().expect("every conv here has a bias").val();
+                self.forward_matmul(x, w, b)
+            }
+            (None, Some(conv)) => conv.forward(x),
+            (None, None) => unreachable!("a conv has f32 or int8 weights"),
+        }
+    }
+
+    /// im2col, in chunks of images whose columns fit the binding limit, then `W x cols`.
+    fn forward_matmul(&self, x: Tensor<4>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<4> {
+        let s = self.shape;
+        let [n, c, _, _] = x.dims();
+        let [ho, wo] = s.output();
+        let [t, b, l, r] = s.padding;
+        let x = if t + b + l + r > 0 { x.pad([(t, b), (l, r)], 0.0) } else { x };
+        let per_chunk = self.binding_limit.map_or(n, |limit| (limit / s.columns_bytes().max(1)).clamp(1, n));
+        let weight = weight.unsqueeze::<3>();
+        let chunks: Vec<Tensor<3>> = (0..n)
+            .step_by(per_chunk)
+            .map(|start| {
+                let m = per_chunk.min(n - start);
+                let images = if m == n { x.clone() } else { x.clone().narrow(0, start, m) };
+                weight.clone().matmul(columns(images, s, [ho, wo]).reshape([m, c * s.kernel * s.kernel, ho * wo]))
+            })
+            .collect();
+        let out = if chunks.len() == 1 { chunks.into_iter().next().expect("one chunk") } else { Tensor::cat(chunks, 0) };
+        (out + bias.reshape([1, s.cout, 1])).reshape([n, s.cout, ho, wo])
+    }
+}
+
+/// im2col of padded images [m, c, h, w]: [m, c, k*k, ho, wo], ordered (channel, ky, kx) like a
+/// PyTorch weight's flattening, so the weight needs no permutation.
+fn columns(x: Tensor<4>, s: ConvShape, [ho, wo]: [usize; 2]) -> Tensor<5> {
+    let k = s.kernel;
+    if k == 1 && s.stride == 1 {
+        return x.unsqueeze_dim(2);
+    }
+    let step = s.stride as isize;
+    let shifted = (0..k * k)
+        .map(|i| {
+            let (ky, kx) = ((i / k) as isize, (i % k) as isize);
+            let rows = Slice { start: ky, end: Some(ky + step * (ho as isize - 1) + 1), step };
+            let cols = Slice { start: kx, end: Some(kx + step * (wo as isize - 1) + 1), step };
+            x.clone().slice([Slice::full(), Slice::full(), rows, cols])
+        })
+        .collect();
+    Tensor::stack(shifted, 2)
+}
