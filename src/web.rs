@@ -28,7 +28,7 @@ use crate::cam::{self, Reporter};
 use crate::imageops::upsample::resize_map;
 use crate::error::Error;
 use crate::image_input;
-use crate::models::MAX_BINDING_BYTES;
+use crate::models::{ConvChoice, ConvProbe, MAX_BINDING_BYTES};
 use crate::render::{Colormap, COLORMAPS};
 use crate::cam::ChannelScoring;
 use crate::session::{ExplainRequest, ExplanationSummary, Explainer, ModelInfo, PreparedImage, Session};
@@ -99,6 +99,14 @@ fn explanation_to_js(mut summary: ExplanationSummary, map: &[f32]) -> Result<JsV
     Ok(value)
 }
 
+/// What `chooseConvKernels` resolves to.
+#[derive(serde::Serialize)]
+struct ChosenKernels {
+    model: ModelInfo,
+    probe: Option<ConvProbe>,
+    from_cache: bool,
+}
+
 fn browser_has_webgpu() -> bool {
     let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
     !navigator.is_undefined() && Reflect::get(&navigator, &"gpu".into()).is_ok_and(|g| !g.is_undefined() && !g.is_null())
@@ -125,7 +133,7 @@ async fn start_webgpu() -> Backend {
             }));
             let info = setup.adapter.get_info();
             let adapter = if info.name.is_empty() { "WebGPU".to_string() } else { info.name };
-            Backend { device, name: "webgpu", adapter, binding_limit: Some(limit.min(MAX_BINDING_BYTES)), notice: None, lanes: 1 }
+            Backend { device, name: "webgpu", adapter, binding_limit: Some(limit.min(MAX_BINDING_BYTES)), notice: None, lanes: 1, weights: crate::models::DeviceWeights::Int8 }
         }
         Err(e) => {
             console_warn(&format!("WebGPU could not start: {e}"));
@@ -195,6 +203,33 @@ impl WebSession {
         let manifest = Manifest::from_json(manifest_json, "manifest").map_err(js_error)?;
         let model = self.session.borrow_mut().load_model(manifest, bytes).map_err(js_error)?;
         to_js(&ModelInfo::of(&model))
+    }
+
+    /// Chooses the loaded model's convolution kernels. On WebGPU each layer shape with a choice is
+    /// timed both ways at the Score-CAM batch (`batch`, capped by the binding limit), unless one
+    /// of `cached` (a JSON array of earlier probes, or null) was made for this adapter, model and
+    /// batch; on the CPU, flex's own convolution (itself im2col + gemm). Resolves to
+    /// `{model, probe, from_cache}`: `probe` is what to cache (null on the CPU), `model` the
+    /// model's info with its kernels. Call right after `loadModel`.
+    #[wasm_bindgen(js_name = chooseConvKernels)]
+    pub async fn choose_conv_kernels(&self, cached: Option<String>, batch: usize) -> Result<JsValue, JsValue> {
+        let gpu = self.session.borrow().backend().name != "cpu";
+        let cached: Vec<ConvProbe> = match cached {
+            Some(text) => serde_json::from_str(&text).map_err(|e| js_error(Error::Invalid(format!("the cached probes are not valid JSON: {e}"))))?,
+            None => Vec::new(),
+        };
+        let key = self.session.borrow().conv_probe_key(batch).map_err(js_error)?;
+        let found = cached.into_iter().find(|p| p.key == key);
+        let choice = if gpu { ConvChoice::Probe { cached: found.clone() } } else { ConvChoice::Direct };
+        // The model leaves the session while it is probed (awaits must not hold the RefCell).
+        let mut model = self.session.borrow_mut().take_model().map_err(js_error)?;
+        let (adapter, name) = { let s = self.session.borrow(); (s.backend().adapter.clone(), s.backend().name) };
+        let batch = batch.clamp(1, model.max_batch());
+        let result = model.choose_conv_kernels(choice, &adapter, name, batch).await;
+        let model = self.session.borrow_mut().restore_model(model);
+        let probe = result.map_err(js_error)?;
+        let from_cache = probe.is_some() && probe == found;
+        to_js(&ChosenKernels { model: ModelInfo::of(&model), probe, from_cache })
     }
 
     /// The loaded model's info, or `null`.

@@ -48,7 +48,13 @@ async function load(entry) {
       progress.value = received;
       text.textContent = `Downloading ${label}: ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
     });
-    const timing = { name: entry.name, fromCache, fetchMs: t1 - t0, buildMs: performance.now() - t1 };
+    // buildMs includes choosing the convolution kernels (the probe, unless it was cached).
+    const probe = session.info?.convProbe ?? null;
+    const timing = {
+      name: entry.name, fromCache, fetchMs: t1 - t0, buildMs: performance.now() - t1,
+      weightBytes: info.weight_bytes, deviceWeights: info.device_weights, weightBytesOnDevice: info.weight_bytes_on_device,
+      convKernels: info.conv_kernels, probe: probe && { fromCache: probe.fromCache, layers: probe.layers.length },
+    };
     set({ model: { entry, info }, timings: { ...get().timings, model: timing } });
   } finally {
     $('model-status').hidden = true;

@@ -2,8 +2,8 @@
 // falls back to the last copy cached here, so the page updates when online and opens offline.
 // Model weights are cached by the page itself (www/models.js), verified, keyed by SHA-256.
 
-const SHELL = 'scorecam-shell-v3';
-const MODULES = ['app', 'store', 'core', 'dom', 'explain', 'model', 'models', 'inputs', 'draw', 'controls', 'share', 'testapi', 'workers', 'worker', 'plot', 'teach', 'teachdata', 'views/steps', 'views/gradients', 'views/faithful', 'views/sanity', 'views/camera', 'views/panel'];
+const SHELL = 'scorecam-shell-v4';
+const MODULES = ['app', 'store', 'core', 'dom', 'explain', 'model', 'models', 'inputs', 'draw', 'controls', 'share', 'testapi', 'workers', 'worker', 'probecache', 'plot', 'teach', 'teachdata', 'views/steps', 'views/gradients', 'views/faithful', 'views/sanity', 'views/camera', 'views/panel'];
 const PRECACHE = [
   './', 'index.html', 'scorecam.js', 'scorecam_bg.wasm', 'initializer.js', 'www/style.css',
   ...MODULES.map((m) => `www/${m}.js`),

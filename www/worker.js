@@ -39,6 +39,7 @@ const calls = {
     return session.backend();
   },
   loadModel: (manifest, bytes) => session.loadModel(manifest, bytes),
+  chooseConvKernels: (cached, batch) => session.chooseConvKernels(cached, batch),
   model: () => session.model(),
   setImage: (rgba, width, height) => session.setImage(rgba, width, height),
   explain(request, id) {

@@ -8,6 +8,8 @@
 // the map equals one worker's. Other methods, and everything on WebGPU, run on the lead alone.
 // No SharedArrayBuffer: any static host works, no cross-origin isolation needed.
 
+import { cachedProbes, cacheProbe } from './probecache.js';
+
 /// A worker running www/worker.js, called like the core: `call(name, args)` resolves to the
 /// value or rejects with the core's error (a panic as a WebAssembly.RuntimeError).
 export class CoreWorker {
@@ -55,6 +57,10 @@ export class CoreWorker {
     this.die(why);
   }
 }
+
+/// The Score-CAM batch the kernels are timed at: the method's default (the core caps it by the
+/// device's binding limit, as it caps the explanation's).
+const PROBE_BATCH = 16;
 
 /// An explanation's per-channel columns (src/web.rs, `explanation_to_js`) as the records
 /// `scorecam explain --json` prints: `channels: [{channel, constant, score, weight}]` (score null
@@ -126,6 +132,11 @@ export class PooledSession {
   async loadModel(manifest, bytes) {
     try {
       this.info.model = await this.lead.call('loadModel', [manifest, bytes]);
+      // On WebGPU each layer shape's kernel is timed once per adapter and cached (www/probecache.js).
+      const chosen = await this.lead.call('chooseConvKernels', [JSON.stringify(await cachedProbes()), PROBE_BATCH]);
+      if (chosen.probe && !chosen.from_cache) await cacheProbe(chosen.probe);
+      this.info.model = chosen.model;
+      this.info.convProbe = chosen.probe ? { fromCache: chosen.from_cache, layers: chosen.probe.layers } : null;
     } catch (err) {
       this.info.model = await this.lead.call('model').catch(() => null); // kept, or gone
       throw err;

@@ -271,6 +271,21 @@ describe('on WebGPU (SwiftShader)', () => {
     await shot(page, 'webgpu-ready');
   });
 
+  it('keeps int8 weights on the GPU and reuses its kernel probe after a reload', async () => {
+    const first = await page.evaluate(() => window.scorecam.timings().model);
+    assert.equal(first.deviceWeights, 'int8');
+    assert.ok(first.weightBytesOnDevice < first.weightBytes / 2, JSON.stringify(first));
+    assert.match(first.convKernels, /matmul/);
+    assert.ok(first.probe && first.probe.layers >= 1, JSON.stringify(first));
+    console.log(`  WebGPU: weights ${first.deviceWeights}, ${first.weightBytesOnDevice} bytes; kernels ${first.convKernels}; probe ${JSON.stringify(first.probe)}`);
+    const again = await openApp(ctx, `?model=${MODEL}`);
+    assert.equal(await settled(again), 'ready', await alertText(again));
+    const second = await again.evaluate(() => window.scorecam.timings().model);
+    assert.equal(second.probe.fromCache, true, JSON.stringify(second));
+    assert.equal(second.convKernels, first.convKernels);
+    await again.close();
+  });
+
   it('explains a dropped photo where the CLI does', async () => {
     first = await checkDroppedPhoto(page, 'webgpu');
   });
