@@ -37,7 +37,8 @@ bench() { # BIN MODEL ARGS...: one `scorecam bench` line, or a note saying why n
   timeout 240 "$bin" bench --model "$model" --image "$image" --backend wgpu --batch-size 16 --runs 5 --warm --json "$@" 2>>"$OUT/stderr.log" \
     | sed "s/^{/{\"args\": \"$*\", /" | tee -a "$log" || note "failed: $model $*"
 }
-for model in "$vgg" "$lite0"; do
+# MODELS="tests/fixtures/vgg_tiny/int8/vgg_tiny.json" is a smoke test of this script without a GPU.
+for model in ${MODELS:-"$vgg" "$lite0"}; do
   # Native kernels (autotuned, subgroups and tensor cores where the GPU has them).
   bench "$native" "$model" --device-weights int8
   bench "$native" "$model" --device-weights f32 --conv direct

@@ -106,8 +106,8 @@ impl Backend {
         }
     }
 
-    /// wgpu with exactly the page's kernel set: WGSL, no optional features (so no subgroup
-    /// kernels: wgpu's web backend never enables them), WebGPU's default limits (128 MiB
+    /// wgpu with the page's kernel set: WGSL, no subgroups (wgpu's web backend never enables
+    /// them) and no cooperative matrices (tensor cores), WebGPU's default limits (128 MiB
     /// bindings), and no autotune, which a native build only drops at compile time
     /// (`--no-default-features --features cli`).
     #[cfg(not(target_arch = "wasm32"))]
@@ -124,7 +124,11 @@ impl Backend {
             .map_err(|e| fail("no adapter", e.to_string()))?;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("scorecam browser kernels"),
-            required_features: wgpu::Features::empty(),
+            // What the browser's WebGPU lacks: subgroups and cooperative matrices (tensor
+            // cores). The rest stays (CubeCL's native WGSL path uses 64-bit integers).
+            required_features: adapter.features().difference(
+                wgpu::Features::SUBGROUP | wgpu::Features::SUBGROUP_BARRIER | wgpu::Features::SUBGROUP_VERTEX | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::MAPPABLE_PRIMARY_BUFFERS,
+            ),
             required_limits: wgpu::Limits::default(),
             ..Default::default()
         }))
