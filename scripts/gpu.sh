@@ -16,7 +16,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}"
 native="${SCORECAM_BIN:-$CARGO_TARGET_DIR/release/scorecam}"
 browser="${SCORECAM_BIN_BROWSER:-$CARGO_TARGET_DIR/browser-kernels/release/scorecam}"
 note() { echo "{\"note\": \"$*\"}" | tee -a "$log"; }
-if command -v cargo >/dev/null; then
+# Built here unless given (binaries carried to a GPU machine without a Rust toolchain).
+if [ -z "${SCORECAM_BIN:-}${SCORECAM_BIN_BROWSER:-}" ] && command -v cargo >/dev/null; then
   cargo build --release --locked -q
   # The page's kernel set: no autotune (a compile-time feature), in its own target directory.
   cargo build --release --locked -q --no-default-features --features cli --target-dir "$CARGO_TARGET_DIR/browser-kernels"
