@@ -8,7 +8,7 @@
 // the map equals one worker's. Other methods, and everything on WebGPU, run on the lead alone.
 // No SharedArrayBuffer: any static host works, no cross-origin isolation needed.
 
-import { cachedProbes, cacheProbe } from './probecache.js';
+import { cachedProbes, cacheProbe, clearProbes } from './probecache.js';
 
 /// A worker running www/worker.js, called like the core: `call(name, args)` resolves to the
 /// value or rejects with the core's error (a panic as a WebAssembly.RuntimeError).
@@ -133,7 +133,13 @@ export class PooledSession {
     try {
       this.info.model = await this.lead.call('loadModel', [manifest, bytes]);
       // On WebGPU each layer shape's kernel is timed once per adapter and cached (www/probecache.js).
-      const chosen = await this.lead.call('chooseConvKernels', [JSON.stringify(await cachedProbes()), PROBE_BATCH]);
+      const choose = async (cached) => this.lead.call('chooseConvKernels', [cached, PROBE_BATCH]);
+      // A cache the core cannot read (another version's format) is dropped, not a failed load.
+      const chosen = await choose(JSON.stringify(await cachedProbes())).catch(async (err) => {
+        if (!/cached probes/.test(err.message)) throw err;
+        await clearProbes();
+        return choose(null);
+      });
       if (chosen.probe && !chosen.from_cache) await cacheProbe(chosen.probe);
       this.info.model = chosen.model;
       this.info.convProbe = chosen.probe ? { fromCache: chosen.from_cache, layers: chosen.probe.layers } : null;

@@ -283,6 +283,21 @@ describe('on WebGPU (SwiftShader)', () => {
     const second = await again.evaluate(() => window.scorecam.timings().model);
     assert.equal(second.probe.fromCache, true, JSON.stringify(second));
     assert.equal(second.convKernels, first.convKernels);
+    // A cached record the core cannot read is dropped and the probe runs again.
+    await again.evaluate(() => new Promise((resolve, reject) => {
+      const req = indexedDB.open('scorecam', 1);
+      req.onsuccess = () => {
+        const tx = req.result.transaction('conv-probes', 'readwrite');
+        tx.objectStore('conv-probes').put({ key: 'from another version' });
+        tx.oncomplete = () => { req.result.close(); resolve(); };
+        tx.onerror = () => reject(tx.error);
+      };
+      req.onerror = () => reject(req.error);
+    }));
+    await again.reload();
+    assert.equal(await settled(again), 'ready', await alertText(again));
+    const third = await again.evaluate(() => window.scorecam.timings().model);
+    assert.equal(third.probe.fromCache, false, JSON.stringify(third));
     await again.close();
   });
 
