@@ -220,7 +220,7 @@ impl WebSession {
         };
         let key = self.session.borrow().conv_probe_key(batch).map_err(js_error)?;
         let found = cached.into_iter().find(|p| p.key == key);
-        let choice = if gpu { ConvChoice::Probe { cached: found.clone() } } else { ConvChoice::Direct };
+        let choice = if gpu { ConvChoice::Probe { cached: found.clone() } } else { ConvChoice::Cpu };
         // The model leaves the session while it is probed (awaits must not hold the RefCell).
         let mut model = self.session.borrow_mut().take_model().map_err(js_error)?;
         let (adapter, name) = { let s = self.session.borrow(); (s.backend().adapter.clone(), s.backend().name) };

@@ -43,7 +43,7 @@ fn full_size_shapes() -> Vec<ConvShape> {
 
 fn layer(shape: ConvShape, weights: DeviceWeights, kernel: ConvKernel, w: &[f32], b: &[f32], device: &burn::tensor::Device) -> Conv {
     let wt = HostTensor::new(vec![shape.cout, shape.cin / shape.groups, shape.kernel, shape.kernel], w.to_vec());
-    let mut conv = Conv::new(wt, HostTensor::new(vec![shape.cout], b.to_vec()), shape, weights, Some(128 << 20), device);
+    let mut conv = Conv::new(wt, HostTensor::new(vec![shape.cout], b.to_vec()), shape, scorecam::models::Activation::None, weights, Some(128 << 20), device);
     conv.set_kernel(kernel);
     conv
 }
@@ -96,7 +96,7 @@ fn chunked_im2col_equals_one_image_at_a_time() {
     // 64*9*56*56*4 bytes = 7.2 MB of columns per image: a 16 MiB limit makes chunks of 2.
     assert_eq!((16 << 20) / shape.columns_bytes(), 2);
     let wt = HostTensor::new(vec![64, 64, 3, 3], w.clone());
-    let mut conv = Conv::new(wt, HostTensor::new(vec![64], b.clone()), shape, DeviceWeights::F32, Some(16 << 20), device);
+    let mut conv = Conv::new(wt, HostTensor::new(vec![64], b.clone()), shape, scorecam::models::Activation::None, DeviceWeights::F32, Some(16 << 20), device);
     conv.set_kernel(ConvKernel::Matmul);
     let images = pattern(5 * 64 * 56 * 56, 6);
     let x: Tensor<4> = Tensor::from_data(TensorData::new(images.clone(), [5, 64, 56, 56]), device);

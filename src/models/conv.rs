@@ -26,6 +26,10 @@ use crate::weights::HostTensor;
 pub enum ConvKernel {
     Direct,
     Matmul,
+    /// Ours on the CPU backend ([`super::cpu_conv`]): GEMMs on flex's NCHW buffers with the bias
+    /// and activation fused. Elsewhere (another device, or a tensor that autodiff tracks) the
+    /// layer runs `direct`.
+    Cpu,
 }
 
 impl ConvKernel {
@@ -33,6 +37,39 @@ impl ConvKernel {
         match self {
             Self::Direct => "direct",
             Self::Matmul => "matmul",
+            Self::Cpu => "cpu",
+        }
+    }
+}
+
+/// The activation that follows a convolution, applied by the layer itself so the CPU kernel
+/// can fuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Activation {
+    #[default]
+    None,
+    Relu,
+    /// min(max(x, 0), 6), EfficientNet-Lite's.
+    Relu6,
+}
+
+impl Activation {
+    /// In place, on host values.
+    #[inline]
+    pub fn apply(self, values: &mut [f32]) {
+        match self {
+            Self::None => {}
+            Self::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Self::Relu6 => values.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+        }
+    }
+
+    /// On a tensor, with Burn's ops.
+    pub fn tensor(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::None => x,
+            Self::Relu => burn::tensor::activation::relu(x),
+            Self::Relu6 => x.clamp(0.0, 6.0),
         }
     }
 }
@@ -135,6 +172,8 @@ pub struct Conv {
     pub shape: ConvShape,
     #[module(skip)]
     pub kernel: ConvKernel,
+    #[module(skip)]
+    pub activation: Activation,
     /// The largest buffer one im2col chunk may take (the binding limit), if any.
     #[module(skip)]
     binding_limit: Option<usize>,
@@ -170,14 +209,15 @@ impl Conv {
     /// A layer from PyTorch-layout weights [out, in/groups, k, k] and bias, with f32 or int8
     /// weights on the device. int8 needs the matmul; a layer that cannot run as one (grouped)
     /// or whose rows fit no scale block keeps f32.
-    pub fn new(weight: HostTensor, bias: HostTensor, shape: ConvShape, weights: DeviceWeights, binding_limit: Option<usize>, device: &Device) -> Self {
+    /// On the CPU backend the layer starts on our CPU kernel, elsewhere on Burn's direct one.
+    pub fn new(weight: HostTensor, bias: HostTensor, shape: ConvShape, activation: Activation, weights: DeviceWeights, binding_limit: Option<usize>, device: &Device) -> Self {
         let bias_t = super::layers::tensor::<1>(bias, device);
         let int8 = match weights {
             DeviceWeights::Int8 if shape.has_matmul() => quantized_rows(&weight.data, shape.cout, device),
             _ => None,
         };
         if let Some(w) = int8 {
-            return Self { float: None, int8: Some(QuantizedConv { weight: Param::from_tensor(w), bias: Param::from_tensor(bias_t) }), shape, kernel: ConvKernel::Matmul, binding_limit };
+            return Self { float: None, int8: Some(QuantizedConv { weight: Param::from_tensor(w), bias: Param::from_tensor(bias_t) }), shape, kernel: ConvKernel::Matmul, activation, binding_limit };
         }
         let [t, b, l, r] = shape.padding;
         let conv = Conv2d {
@@ -189,7 +229,8 @@ impl Conv {
             groups: shape.groups,
             padding: PaddingConfig2d::Explicit(t, l, b, r),
         };
-        Self { float: Some(conv), int8: None, shape, kernel: ConvKernel::Direct, binding_limit }
+        let kernel = if *device == Device::flex() { ConvKernel::Cpu } else { ConvKernel::Direct };
+        Self { float: Some(conv), int8: None, shape, kernel, activation, binding_limit }
     }
 
     /// Whether the weights on the device are int8.
@@ -197,9 +238,10 @@ impl Conv {
         self.int8.is_some()
     }
 
-    /// Sets the kernel, where this layer can run it (int8 layers stay matmul, grouped direct).
+    /// Sets the kernel, where this layer can run it (int8 layers stay matmul, grouped ones never
+    /// run as one).
     pub fn set_kernel(&mut self, kernel: ConvKernel) {
-        if self.int8.is_none() && (kernel == ConvKernel::Direct || self.shape.has_matmul()) {
+        if self.int8.is_none() && (kernel != ConvKernel::Matmul || self.shape.has_matmul()) {
             self.kernel = kernel;
         }
     }
@@ -214,17 +256,39 @@ impl Conv {
         }
     }
 
+    /// The convolution and its activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        match (&self.int8, &self.float) {
+        let out = match (&self.int8, &self.float) {
             (Some(q), _) => self.forward_matmul(x, q.weight.val(), q.bias.val()),
             (None, Some(conv)) if self.kernel == ConvKernel::Matmul => {
                 let w = conv.weight.val().reshape([self.shape.cout, self.shape.depth()]);
                 let b = conv.bias.as_ref().expect("every conv here has a bias").val();
                 self.forward_matmul(x, w, b)
             }
+            (None, Some(conv)) if self.kernel == ConvKernel::Cpu => match self.forward_cpu(&x, conv) {
+                Some(out) => return out,
+                None => conv.forward(x),
+            },
             (None, Some(conv)) => conv.forward(x),
             (None, None) => unreachable!("a conv has f32 or int8 weights"),
+        };
+        self.activation.tensor(out)
+    }
+
+    /// Our CPU kernel, activation included, on flex's buffers; `None` where it does not apply
+    /// (not on flex, tracked by autodiff, or not f32), and Burn's kernel runs instead.
+    fn forward_cpu(&self, x: &Tensor<4>, conv: &Conv2d) -> Option<Tensor<4>> {
+        let [n, c, h, w] = x.dims();
+        if [c, h, w] != [self.shape.cin, self.shape.input[0], self.shape.input[1]] {
+            return None;
         }
+        let input = host_f32(x.clone())?;
+        let weight = host_f32(conv.weight.val())?;
+        let bias = host_f32(conv.bias.as_ref()?.val())?;
+        let w_len = self.shape.cout * self.shape.depth();
+        let out = super::cpu_conv::conv2d(&self.shape, &weight.storage::<f32>()[..w_len], &bias.storage::<f32>()[..self.shape.cout], self.activation, &input.storage::<f32>()[..n * c * h * w], n);
+        let [oh, ow] = self.shape.output();
+        Some(Tensor::from_data(TensorData::new(out, [n, self.shape.cout, oh, ow]), &x.device()))
     }
 
     /// im2col, in chunks of images whose columns fit the binding limit, then `W x cols`.
@@ -246,6 +310,29 @@ impl Conv {
             .collect();
         let out = if chunks.len() == 1 { chunks.into_iter().next().expect("one chunk") } else { Tensor::cat(chunks, 0) };
         (out + bias.reshape([1, s.cout, 1])).reshape([n, s.cout, ho, wo])
+    }
+}
+
+/// A tensor's f32 values in flex's host memory, contiguous, if it lives on flex untracked by
+/// autodiff (borrowed: no copy unless it was a strided view).
+fn host_f32<const D: usize>(t: Tensor<D>) -> Option<burn::backend::flex::FlexTensor> {
+    if t.is_autodiff() || t.dtype() != burn::tensor::DType::F32 {
+        return None;
+    }
+    let t = t.try_into_primitive::<burn::backend::Flex>().ok()?;
+    Some(if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() })
+}
+
+/// VGG's 2x2 max pool with stride 2: ours on flex's buffers (Burn's flex pooling is a tenth of
+/// a VGG16 forward), Burn's elsewhere.
+pub fn max_pool_2x2(x: Tensor<4>, burn_pool: &burn::nn::pool::MaxPool2d) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    match host_f32(x.clone()) {
+        Some(host) => {
+            let out = super::cpu_conv::max_pool_2x2(&host.storage::<f32>()[..n * c * h * w], n * c, [h, w]);
+            Tensor::from_data(TensorData::new(out, [n, c, h / 2, w / 2]), &x.device())
+        }
+        None => burn_pool.forward(x),
     }
 }
 

@@ -6,7 +6,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Tensor};
 
-use super::conv::Conv;
+use super::conv::{Activation, Conv};
 use super::layers::{conv2d, BuildOptions, ConvSpec, SplitLinear};
 use crate::error::Result;
 use crate::weights::NamedTensors;
@@ -19,10 +19,6 @@ pub const HEAD_CHANNELS: usize = 1280;
 /// TF's batch-norm epsilon, used when folding.
 pub const BN_EPS: f32 = 1e-3;
 pub const TARGET_LAYER: &str = "conv_head+bn2+ReLU6";
-
-fn relu6(x: Tensor<4>) -> Tensor<4> {
-    x.clamp(0.0, 6.0)
-}
 
 /// Every (timm-named) conv of Lite0 with its geometry: (name, in, out, kernel, stride, groups).
 pub fn lite0_convs() -> Vec<(String, usize, usize, usize, usize, usize)> {
@@ -48,7 +44,7 @@ pub fn lite0_convs() -> Vec<(String, usize, usize, usize, usize, usize)> {
     out
 }
 
-/// One block: its convs in order (the last has no activation) and whether it adds its input.
+/// One block: its convs in order (each with its ReLU6 but the last) and whether it adds its input.
 #[derive(Module, Debug)]
 pub(crate) struct Block {
     pub(crate) convs: Vec<Conv>,
@@ -58,13 +54,9 @@ pub(crate) struct Block {
 
 impl Block {
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let last = self.convs.len() - 1;
         let mut x = input.clone();
-        for (i, conv) in self.convs.iter().enumerate() {
+        for conv in &self.convs {
             x = conv.forward(x);
-            if i < last {
-                x = relu6(x);
-            }
         }
         if self.residual { x + input } else { x }
     }
@@ -83,26 +75,26 @@ impl EfficientNetLite0 {
     pub fn load(input_size: usize, t: &mut NamedTensors, options: BuildOptions, device: &Device) -> Result<Self> {
         let mut convs = lite0_convs().into_iter();
         let mut size = input_size;
-        let mut next = |t: &mut NamedTensors| -> Result<Conv> {
+        let mut next = |t: &mut NamedTensors, activation: Activation| -> Result<Conv> {
             let (name, cin, cout, k, stride, groups) = convs.next().expect("conv list matches the stages");
             // TF 'SAME': padded asymmetrically (the odd zero at the end), as TF does.
-            let spec = ConvSpec { channels: [cin, cout], kernel: k, stride, groups, padding: PaddingConfig2d::Same, input: [size; 2] };
+            let spec = ConvSpec { channels: [cin, cout], kernel: k, stride, groups, padding: PaddingConfig2d::Same, input: [size; 2], activation };
             size = size.div_ceil(stride);
             conv2d(t, &name, spec, options, device)
         };
-        let stem = next(t)?;
+        let stem = next(t, Activation::Relu6)?;
         let mut blocks = Vec::new();
         let mut cin = STEM_CHANNELS;
         for &(repeats, _, stride, expand, cout) in &LITE0_STAGES {
             for j in 0..repeats {
                 let n = if expand == 1 { 2 } else { 3 };
-                let convs = (0..n).map(|_| next(t)).collect::<Result<Vec<_>>>()?;
+                let convs = (0..n).map(|i| next(t, if i + 1 < n { Activation::Relu6 } else { Activation::None })).collect::<Result<Vec<_>>>()?;
                 let stride = if j == 0 { stride } else { 1 };
                 blocks.push(Block { convs, residual: stride == 1 && cin == cout });
                 cin = cout;
             }
         }
-        let head = next(t)?;
+        let head = next(t, Activation::Relu6)?;
         Ok(Self {
             stem,
             blocks,
@@ -121,11 +113,11 @@ impl EfficientNetLite0 {
 
     /// Everything up to the target layer (conv_head + BN + ReLU6).
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu6(self.stem.forward(x));
+        let mut x = self.stem.forward(x);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        relu6(self.head.forward(x))
+        self.head.forward(x)
     }
 
     /// Global average pool and the classifier.

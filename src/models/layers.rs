@@ -4,7 +4,7 @@ use burn::module::Param;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::conv::{Conv, ConvShape, DeviceWeights};
+use super::conv::{Activation, Conv, ConvShape, DeviceWeights};
 use crate::error::Result;
 use crate::weights::{HostTensor, NamedTensors};
 
@@ -32,6 +32,8 @@ pub(crate) struct ConvSpec {
     pub groups: usize,
     pub padding: PaddingConfig2d,
     pub input: [usize; 2],
+    /// What follows the convolution (the layer applies it).
+    pub activation: Activation,
 }
 
 pub(crate) fn conv2d(t: &mut NamedTensors, prefix: &str, spec: ConvSpec, options: BuildOptions, device: &Device) -> Result<Conv> {
@@ -39,7 +41,7 @@ pub(crate) fn conv2d(t: &mut NamedTensors, prefix: &str, spec: ConvSpec, options
     let weight = t.take(&format!("{prefix}.weight"), &[cout, cin / spec.groups, spec.kernel, spec.kernel])?;
     let bias = t.take(&format!("{prefix}.bias"), &[cout])?;
     let shape = ConvShape::new(cin, cout, spec.kernel, spec.stride, spec.groups, &spec.padding, spec.input);
-    Ok(Conv::new(weight, bias, shape, options.weights, options.binding_limit, device))
+    Ok(Conv::new(weight, bias, shape, spec.activation, options.weights, options.binding_limit, device))
 }
 
 /// A linear layer stored PyTorch-style (`weight` [out, in]) as blocks of output rows, each under

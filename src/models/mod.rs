@@ -4,6 +4,7 @@
 //! WebGPU.
 
 pub mod conv;
+mod cpu_conv;
 pub mod probe;
 mod efficientnet_lite;
 mod layers;
@@ -12,7 +13,7 @@ mod vgg;
 use burn::tensor::{Device, Tensor};
 
 pub use efficientnet_lite::{lite0_convs, EfficientNetLite0, BN_EPS as LITE_BN_EPS, LITE0_STAGES};
-pub use conv::{Conv, ConvKernel, ConvShape, DeviceWeights};
+pub use conv::{Activation, Conv, ConvKernel, ConvShape, DeviceWeights};
 pub use layers::{BuildOptions, MAX_BINDING_BYTES};
 pub use probe::{ConvChoice, ConvProbe, ProbedLayer};
 pub use vgg::{Vgg, VggConfig};
@@ -303,7 +304,7 @@ impl Model {
     /// weights)".
     pub fn conv_kernel_summary(&self) -> String {
         let convs = self.network.convs();
-        let parts: Vec<String> = [ConvKernel::Direct, ConvKernel::Matmul]
+        let parts: Vec<String> = [ConvKernel::Direct, ConvKernel::Matmul, ConvKernel::Cpu]
             .into_iter()
             .map(|k| (k, convs.iter().filter(|c| c.kernel == k).count()))
             .filter(|(_, n)| *n > 0)

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use super::conv::{Conv, ConvKernel, ConvShape, DeviceWeights};
+use super::conv::{Activation, Conv, ConvKernel, ConvShape, DeviceWeights};
 use super::Model;
 use crate::cam::read_f32;
 use crate::error::{Error, Result};
@@ -44,18 +44,21 @@ pub enum ConvChoice {
     Direct,
     /// Every convolution that can, as a matmul.
     Matmul,
+    /// Every f32 convolution on our CPU kernel (the CPU backend's default).
+    Cpu,
     /// Timed on this device, or taken from a cached probe with the same key.
     Probe { cached: Option<ConvProbe> },
 }
 
 impl ConvChoice {
-    /// `direct`, `matmul` or `auto` (probe).
+    /// `direct`, `matmul`, `cpu` or `auto` (probe).
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "direct" => Ok(Self::Direct),
             "matmul" => Ok(Self::Matmul),
+            "cpu" => Ok(Self::Cpu),
             "auto" | "probe" => Ok(Self::Probe { cached: None }),
-            other => Err(Error::Invalid(format!("unknown convolution kernel {other:?} (auto, direct, matmul)"))),
+            other => Err(Error::Invalid(format!("unknown convolution kernel {other:?} (auto, direct, matmul, cpu)"))),
         }
     }
 }
@@ -114,7 +117,7 @@ fn synthetic(shape: ConvShape, kernel: ConvKernel, binding_limit: Option<usize>,
     let weights = shape.cout * shape.depth();
     let w = HostTensor::new(vec![shape.cout, shape.cin / shape.groups, shape.kernel, shape.kernel], pattern(weights, 1));
     let b = HostTensor::new(vec![shape.cout], pattern(shape.cout, 2));
-    let mut conv = Conv::new(w, b, shape, DeviceWeights::F32, binding_limit, device);
+    let mut conv = Conv::new(w, b, shape, Activation::None, DeviceWeights::F32, binding_limit, device);
     conv.set_kernel(kernel);
     conv
 }
@@ -138,6 +141,7 @@ impl Model {
         let fixed = match choice {
             ConvChoice::Direct => ConvKernel::Direct,
             ConvChoice::Matmul => ConvKernel::Matmul,
+            ConvChoice::Cpu => ConvKernel::Cpu,
             ConvChoice::Probe { cached } => {
                 let key = probe_key(adapter, backend, self, batch);
                 let probe = match cached {

@@ -4,10 +4,9 @@
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::conv::Conv;
+use super::conv::{Activation, Conv};
 use super::layers::{conv2d, BuildOptions, ConvSpec, SplitLinear};
 use crate::error::Result;
 use crate::weights::NamedTensors;
@@ -89,7 +88,7 @@ impl Vgg {
             match layer {
                 Some(out) => {
                     let prefix = format!("features.{}", indices[convs.len()]);
-                    let spec = ConvSpec { channels: [channels, *out], kernel: 3, stride: 1, groups: 1, padding: PaddingConfig2d::Explicit(1, 1, 1, 1), input: [size; 2] };
+                    let spec = ConvSpec { channels: [channels, *out], kernel: 3, stride: 1, groups: 1, padding: PaddingConfig2d::Explicit(1, 1, 1, 1), input: [size; 2], activation: Activation::Relu };
                     convs.push(conv2d(t, &prefix, spec, options, device)?);
                     pool_after.push(false);
                     channels = *out;
@@ -125,9 +124,9 @@ impl Vgg {
     pub fn features(&self, mut x: Tensor<4>) -> Tensor<4> {
         let last = self.convs.len() - 1;
         for (i, (conv, pool)) in self.convs.iter().zip(&self.pool_after).enumerate() {
-            x = relu(conv.forward(x));
+            x = conv.forward(x); // with its ReLU
             if *pool && i != last {
-                x = self.max_pool.forward(x);
+                x = super::conv::max_pool_2x2(x, &self.max_pool);
             }
         }
         x
@@ -135,15 +134,15 @@ impl Vgg {
 
     /// From the target layer to the logits: the last max pool, then the classifier head.
     pub fn from_target(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = if self.pool_after.last().copied().unwrap_or(false) { self.max_pool.forward(x) } else { x };
+        let x = if self.pool_after.last().copied().unwrap_or(false) { super::conv::max_pool_2x2(x, &self.max_pool) } else { x };
         self.head(x)
     }
 
     /// Classifier head: average pool, flatten, fc6-ReLU-fc7-ReLU-fc8 (dropout is off at inference).
     fn head(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.avg_pool.forward(x).flatten::<2>(1, 3);
-        let x = relu(self.fc6.forward(x));
-        let x = relu(self.fc7.forward(x));
+        let x = burn::tensor::activation::relu(self.fc6.forward(x));
+        let x = burn::tensor::activation::relu(self.fc7.forward(x));
         self.fc8.forward(x)
     }
 }

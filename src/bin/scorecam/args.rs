@@ -42,9 +42,10 @@ pub struct DeviceArgs {
     #[arg(long)]
     pub lanes: Option<usize>,
     /// Convolution kernels: auto (on a GPU, each layer shape timed both ways once per adapter and
-    /// cached in ~/.cache/scorecam/conv-probes.json; on the CPU flex's own), direct (Burn's
-    /// conv2d) or matmul (im2col + matmul)
-    #[arg(long, default_value = "auto", value_parser = ["auto", "direct", "matmul"])]
+    /// cached in ~/.cache/scorecam/conv-probes.json; on the CPU ours, `cpu`), direct (Burn's
+    /// conv2d), matmul (im2col + matmul) or cpu (ours on the CPU backend: GEMMs on NCHW with the
+    /// bias and activation fused)
+    #[arg(long, default_value = "auto", value_parser = ["auto", "direct", "matmul", "cpu"])]
     pub conv: String,
     /// Where the weights live on the device: int8 (wgpu's default: dequantised inside the
     /// matmul) or f32 (the CPU's only choice)
@@ -84,7 +85,8 @@ impl DeviceArgs {
     pub fn choose_conv_kernels(&self, session: &mut Session) -> Result<()> {
         let batch = MethodArgs::DEFAULT_BATCH;
         let choice = match self.conv.as_str() {
-            "auto" if session.backend().name == "cpu" => ConvChoice::Direct,
+            "auto" if session.backend().name == "cpu" => ConvChoice::Cpu,
+            "cpu" if session.backend().name != "cpu" => anyhow::bail!("--conv cpu runs on the CPU backend only (--backend flex)"),
             "auto" => ConvChoice::Probe { cached: None },
             other => ConvChoice::from_name(other)?,
         };

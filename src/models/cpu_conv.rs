@@ -1,0 +1,576 @@
+//! Convolutions on the CPU backend, computed straight on flex's host buffers (NCHW f32).
+//!
+//! Burn's flex `conv2d` spends most of a forward around its GEMM rather than in it: it converts
+//! every input to NHWC, gathers im2col tiles into fresh zeroed buffers, scatters the product back
+//! to NCHW with strided writes, then adds the bias and (as separate ops) applies the activation;
+//! its depthwise path walks each output plane once per kernel tap. Here:
+//! - **pointwise** (1x1, stride 1): one GEMM per block of pixels, `W[out, in] x x[in, pixels]`,
+//!   read and written in NCHW as they lie;
+//! - **general** (k x k, not grouped): im2col of a band of output rows straight from NCHW, in
+//!   the weight's own (channel, ky, kx) order, then one GEMM into the output band;
+//! - **depthwise**: one output row at a time in an accumulator that stays in L1, from a padded
+//!   copy of the input plane split into stride phases, so every tap is a contiguous
+//!   multiply-add the compiler vectorises (SIMD128 in the browser).
+//!
+//! The output starts as the bias and the GEMM accumulates into it; the activation is applied to
+//! each block while it is still in cache. Work is split into (image, block) tasks: rayon's pool
+//! natively, one thread per worker in the browser. GEMMs are the `gemm` crate's, the same
+//! microkernels flex uses.
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
+use super::conv::{Activation, ConvShape};
+
+/// Floats of Winograd-domain inputs and products one task holds (8 MiB).
+const WINOGRAD_BUDGET: usize = 1 << 21;
+/// Floats of im2col columns one task fills before its GEMM (2 MiB: stays in L2/L3).
+const COLUMNS_BUDGET: usize = 1 << 19;
+/// Output pixels per pointwise GEMM block: the block's output rows stay in cache for the
+/// activation pass.
+const POINTWISE_BLOCK: usize = 1024;
+
+/// `x` is `n` images [cin, h, w]; returns `n` images [cout, oh, ow], activation applied.
+/// `weight` is PyTorch's [cout, cin/groups, k, k], `bias` [cout].
+pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activation, x: &[f32], n: usize) -> Vec<f32> {
+    let [h, w] = shape.input;
+    let [oh, ow] = shape.output();
+    assert_eq!(x.len(), n * shape.cin * h * w, "input size does not match the layer");
+    assert_eq!(weight.len(), shape.cout * shape.depth(), "weight size does not match the layer");
+    assert_eq!(bias.len(), shape.cout, "bias size does not match the layer");
+    let per_image = shape.cout * oh * ow;
+    let mut out: Vec<f32> = Vec::with_capacity(n * per_image);
+    let dst = SharedOut(out.spare_capacity_mut().as_mut_ptr());
+    let layer = Layer { shape, weight, bias, activation };
+    if shape.groups == 1 && shape.kernel == 1 && shape.stride == 1 && shape.padding == [0; 4] {
+        let blocks = (oh * ow).div_ceil(POINTWISE_BLOCK);
+        for_each_task(n * blocks, |task| {
+            let (b, block) = (task / blocks, task % blocks);
+            let start = block * POINTWISE_BLOCK;
+            let pixels = POINTWISE_BLOCK.min(oh * ow - start);
+            // SAFETY: every task writes a distinct column block of one image.
+            unsafe { layer.pointwise(&x[b * shape.cin * h * w..], dst.at(b * per_image), start, pixels) }
+        });
+    } else if uses_winograd(shape) {
+        let u = winograd_filters(weight, shape.cout, shape.cin);
+        let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+        let rows = (WINOGRAD_BUDGET / (16 * (shape.cin + shape.cout) * tw)).clamp(1, th);
+        let blocks = th.div_ceil(rows);
+        for_each_task(n * blocks, |task| {
+            let (b, block) = (task / blocks, task % blocks);
+            let ty0 = block * rows;
+            // SAFETY: every task writes the output rows of distinct tile rows of one image.
+            unsafe { layer.winograd(&u, &x[b * shape.cin * h * w..(b + 1) * shape.cin * h * w], dst.at(b * per_image), ty0, rows.min(th - ty0)) }
+        });
+    } else if shape.groups == 1 {
+        let depth = shape.depth();
+        let rows = (COLUMNS_BUDGET / (depth * ow).max(1)).clamp(1, oh);
+        let bands = oh.div_ceil(rows);
+        for_each_task(n * bands, |task| {
+            let (b, band) = (task / bands, task % bands);
+            let y0 = band * rows;
+            // SAFETY: every task writes a distinct band of output rows of one image.
+            unsafe { layer.general(&x[b * shape.cin * h * w..(b + 1) * shape.cin * h * w], dst.at(b * per_image), y0, rows.min(oh - y0)) }
+        });
+    } else {
+        assert!(shape.groups == shape.cin && shape.cin == shape.cout, "grouped convolutions other than depthwise are not supported");
+        // Enough channels per task to amortise the scratch buffers, enough tasks to fill the cores.
+        let per_task = (1usize << 16).div_ceil(oh * ow).clamp(1, shape.cout);
+        let chunks = shape.cout.div_ceil(per_task);
+        for_each_task(n * chunks, |task| {
+            let (b, chunk) = (task / chunks, task % chunks);
+            let c0 = chunk * per_task;
+            let image = &x[b * shape.cin * h * w..(b + 1) * shape.cin * h * w];
+            // SAFETY: every task writes distinct channel planes of one image.
+            unsafe { layer.depthwise(image, dst.at(b * per_image), c0, per_task.min(shape.cout - c0)) }
+        });
+    }
+    // SAFETY: the tasks above wrote every element of every image.
+    unsafe { out.set_len(n * per_image) };
+    out
+}
+
+/// 2x2 max pooling with stride 2 (VGG's) of `planes` planes h x w (odd edges dropped, as
+/// PyTorch does).
+pub fn max_pool_2x2(x: &[f32], planes: usize, [h, w]: [usize; 2]) -> Vec<f32> {
+    let (oh, ow) = (h / 2, w / 2);
+    assert_eq!(x.len(), planes * h * w, "input size does not match the pool");
+    let mut out = vec![0f32; planes * oh * ow];
+    let per_task = (1usize << 16).div_ceil(oh * ow).clamp(1, planes.max(1));
+    let tasks = planes.div_ceil(per_task);
+    let dst = SharedOut(out.as_mut_ptr().cast());
+    for_each_task(tasks, |task| {
+        let p0 = task * per_task;
+        let count = per_task.min(planes - p0);
+        // SAFETY: every task writes distinct planes.
+        let out = unsafe { std::slice::from_raw_parts_mut(dst.at(p0 * oh * ow), count * oh * ow) };
+        for (plane, out) in x[p0 * h * w..(p0 + count) * h * w].chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
+            for (y, out_row) in out.chunks_exact_mut(ow).enumerate() {
+                let (r0, r1) = (&plane[2 * y * w..][..2 * ow], &plane[(2 * y + 1) * w..][..2 * ow]);
+                for ((o, a), b) in out_row.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+                    *o = a[0].max(a[1]).max(b[0].max(b[1]));
+                }
+            }
+        }
+    });
+    out
+}
+
+/// 3x3 stride-1 convolutions over enough channels run as Winograd F(2x2, 3x3) (VGG16's all but
+/// the first); the first layer's 3 channels cost more to transform than they save.
+fn uses_winograd(shape: &ConvShape) -> bool {
+    shape.groups == 1 && shape.kernel == 3 && shape.stride == 1 && shape.cin >= 8
+}
+
+/// U = G g G^T for every (out, in) filter g, stored [16][cout][cin] for the 16 GEMMs.
+fn winograd_filters(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    let mut u = vec![0f32; 16 * cout * cin];
+    for (f, g) in weight.chunks_exact(9).enumerate() {
+        // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+        let gcol = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+        let rows = [0, 1, 2].map(|j| gcol(g[j], g[3 + j], g[6 + j])); // (G g) by column j
+        for i in 0..4 {
+            let [a, b, c] = [rows[0][i], rows[1][i], rows[2][i]];
+            for (j, x) in gcol(a, b, c).into_iter().enumerate() {
+                u[(4 * i + j) * cout * cin + f] = x;
+            }
+        }
+    }
+    u
+}
+
+thread_local! {
+    /// Each thread's working buffer (im2col columns, Winograd tiles), kept between calls so a
+    /// forward does not allocate and zero it per layer.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `f` on a scratch slice of `len` floats (contents unspecified: `f` writes before it reads).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buffer = cell.take();
+        if buffer.len() < len {
+            buffer.resize(len, 0.0);
+        }
+        let result = f(&mut buffer[..len]);
+        cell.replace(buffer);
+        result
+    })
+}
+
+/// The output buffer, shared by tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut MaybeUninit<f32>);
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the allocation (offsets below n * per_image).
+        unsafe { self.0.add(offset).cast() }
+    }
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn for_each_task(tasks: usize, f: impl Fn(usize) + Sync + Send) {
+    use rayon::prelude::*;
+    (0..tasks).into_par_iter().for_each(f);
+}
+
+#[cfg(target_family = "wasm")]
+fn for_each_task(tasks: usize, f: impl Fn(usize)) {
+    (0..tasks).for_each(f);
+}
+
+struct Layer<'a> {
+    shape: &'a ConvShape,
+    weight: &'a [f32],
+    bias: &'a [f32],
+    activation: Activation,
+}
+
+impl Layer<'_> {
+    /// Output pixels `start..start + pixels` of one image: bias, then `W x x` into them, then
+    /// the activation. `dst` is the image's output [cout, oh*ow].
+    #[inline(never)]
+    unsafe fn pointwise(&self, image: &[f32], dst: *mut f32, start: usize, pixels: usize) {
+        let s = self.shape;
+        let hw = s.input[0] * s.input[1];
+        for (c, &b) in self.bias.iter().enumerate() {
+            unsafe { std::slice::from_raw_parts_mut(dst.add(c * hw + start), pixels) }.fill(b);
+        }
+        unsafe {
+            gemm::gemm(s.cout, pixels, s.cin, dst.add(start), 1, hw as isize, true, self.weight.as_ptr(), 1, s.cin as isize, image.as_ptr().add(start), 1, hw as isize, 1.0, 1.0, false, false, false, gemm::Parallelism::None);
+        }
+        for c in 0..s.cout {
+            self.activation.apply(unsafe { std::slice::from_raw_parts_mut(dst.add(c * hw + start), pixels) });
+        }
+    }
+
+    /// Output rows `y0..y0 + rows` of one image: im2col of the band, then one GEMM into it.
+    #[inline(never)]
+    unsafe fn general(&self, image: &[f32], dst: *mut f32, y0: usize, rows: usize) {
+        let s = self.shape;
+        let [h, w] = s.input;
+        let [oh, ow] = s.output();
+        let (k, stride) = (s.kernel, s.stride);
+        let [top, _, left, _] = s.padding;
+        let pixels = rows * ow;
+        let depth = s.depth();
+        with_scratch(depth * pixels, |cols| {
+        // Row (ci, ky, kx) of the columns holds, for every output pixel of the band, the input
+        // value under that tap (zero in the padding).
+        for (r, col) in cols.chunks_exact_mut(pixels).enumerate() {
+            let (ci, ky, kx) = (r / (k * k), r / k % k, r % k);
+            let plane = &image[ci * h * w..(ci + 1) * h * w];
+            // Output columns whose tap lands inside the input: left <= ox*stride + kx < w + left.
+            let first = left.saturating_sub(kx).div_ceil(stride).min(ow);
+            let end = (w + left).saturating_sub(kx).div_ceil(stride).clamp(first, ow);
+            for (dy, out_row) in col.chunks_exact_mut(ow).enumerate() {
+                let iy = ((y0 + dy) * stride + ky) as isize - top as isize;
+                if iy < 0 || iy >= h as isize {
+                    out_row.fill(0.0);
+                    continue;
+                }
+                let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                out_row[..first].fill(0.0);
+                out_row[end..].fill(0.0);
+                if first == end {
+                    continue;
+                }
+                let x0 = first * stride + kx - left;
+                if stride == 1 {
+                    out_row[first..end].copy_from_slice(&src[x0..x0 + end - first]);
+                } else {
+                    for (o, v) in out_row[first..end].iter_mut().zip(src[x0..].iter().step_by(stride)) {
+                        *o = *v;
+                    }
+                }
+            }
+        }
+        let plane = oh * ow;
+        let band = unsafe { dst.add(y0 * ow) };
+        for (c, &b) in self.bias.iter().enumerate() {
+            unsafe { std::slice::from_raw_parts_mut(band.add(c * plane), pixels) }.fill(b);
+        }
+        unsafe {
+            gemm::gemm(s.cout, pixels, depth, band, 1, plane as isize, true, self.weight.as_ptr(), 1, depth as isize, cols.as_ptr(), 1, pixels as isize, 1.0, 1.0, false, false, false, gemm::Parallelism::None);
+        }
+        for c in 0..s.cout {
+            self.activation.apply(unsafe { std::slice::from_raw_parts_mut(band.add(c * plane), pixels) });
+        }
+        });
+    }
+
+    /// Winograd F(2x2, 3x3) on tile rows `ty0..ty0 + rows` of one image (a tile is 2x2 output
+    /// pixels): each 4x4 input patch and each filter is transformed so that the 3x3 convolution
+    /// of a tile becomes 16 independent channel sums, computed as 16 GEMMs
+    /// `U[xi] (out x in) x V[xi] (in x tiles)`: 16 multiplies per 4 outputs instead of 36
+    /// (Lavin & Gray, 2016). `u` is the transformed filters, [16][cout][cin]. Both transforms
+    /// run on whole tile rows, so every step is a contiguous loop over the tiles of a row.
+    #[inline(never)]
+    unsafe fn winograd(&self, u: &[f32], image: &[f32], dst: *mut f32, ty0: usize, rows: usize) {
+        let s = self.shape;
+        let [h, w] = s.input;
+        let [oh, ow] = s.output();
+        let [top, _, left, _] = s.padding;
+        let (cin, cout) = (s.cin, s.cout);
+        let tw = ow.div_ceil(2);
+        let count = rows * tw;
+        with_scratch(16 * (cin + cout) * count + 26 * (tw + 1), |scratch| {
+            let (v, rest) = scratch.split_at_mut(16 * cin * count);
+            let (m, rest) = rest.split_at_mut(16 * cout * count);
+            // The 4 padded input rows of a tile row, split into even and odd columns
+            // (columns 2tx..2tx+3 of a patch are even[tx], odd[tx], even[tx+1], odd[tx+1]).
+            let (split, rest) = rest.split_at_mut(8 * (tw + 1));
+            let (pad_row, hrow) = rest.split_at_mut(2 * (tw + 1));
+            for ci in 0..cin {
+                let plane = &image[ci * h * w..(ci + 1) * h * w];
+                for dy in 0..rows {
+                    let ty = ty0 + dy;
+                    for (r, halves) in split.chunks_exact_mut(2 * (tw + 1)).enumerate() {
+                        let iy = (2 * ty + r) as isize - top as isize;
+                        let (even, odd) = halves.split_at_mut(tw + 1);
+                        if iy < 0 || iy >= h as isize {
+                            even.fill(0.0);
+                            odd.fill(0.0);
+                            continue;
+                        }
+                        // The padded row, then its even and odd columns.
+                        let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                        let padded = &mut pad_row[..2 * (tw + 1)];
+                        let end = (left + w).min(padded.len());
+                        padded[..left].fill(0.0);
+                        padded[left..end].copy_from_slice(&src[..end - left]);
+                        padded[end..].fill(0.0);
+                        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(padded.chunks_exact(2)) {
+                            *e = pair[0];
+                            *o = pair[1];
+                        }
+                    }
+                    // Rows times B: [a - c, b + c, c - b, b - e] of each patch row (a, b, c, e).
+                    for (r, halves) in split.chunks_exact(2 * (tw + 1)).enumerate() {
+                        let (even, odd) = halves.split_at(tw + 1);
+                        let (a, b, c, e) = (&even[..tw], &odd[..tw], &even[1..], &odd[1..]);
+                        let out = &mut hrow[4 * r * tw..4 * (r + 1) * tw];
+                        let (h0, out) = out.split_at_mut(tw);
+                        let (h1, out) = out.split_at_mut(tw);
+                        let (h2, h3) = out.split_at_mut(tw);
+                        for x in 0..tw {
+                            h0[x] = a[x] - c[x];
+                            h1[x] = b[x] + c[x];
+                            h2[x] = c[x] - b[x];
+                            h3[x] = b[x] - e[x];
+                        }
+                    }
+                    // B^T times that: the same combination of the four rows.
+                    let row = |r: usize, j: usize| &hrow[(4 * r + j) * tw..(4 * r + j + 1) * tw];
+                    for j in 0..4 {
+                        let (a, b, c, e) = (row(0, j), row(1, j), row(2, j), row(3, j));
+                        let at = |i: usize| ((4 * i + j) * cin + ci) * count + dy * tw;
+                        for (x, out) in v[at(0)..at(0) + tw].iter_mut().enumerate() {
+                            *out = a[x] - c[x];
+                        }
+                        for (x, out) in v[at(1)..at(1) + tw].iter_mut().enumerate() {
+                            *out = b[x] + c[x];
+                        }
+                        for (x, out) in v[at(2)..at(2) + tw].iter_mut().enumerate() {
+                            *out = c[x] - b[x];
+                        }
+                        for (x, out) in v[at(3)..at(3) + tw].iter_mut().enumerate() {
+                            *out = b[x] - e[x];
+                        }
+                    }
+                }
+            }
+            for xi in 0..16 {
+                unsafe {
+                    gemm::gemm(cout, count, cin, m.as_mut_ptr().add(xi * cout * count), 1, count as isize, false, u.as_ptr().add(xi * cout * cin), 1, cin as isize, v.as_ptr().add(xi * cin * count), 1, count as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+                }
+            }
+            // Y = A^T M A: rows (m0 + m1 + m2, m1 - m2 - m3) of the 4x4 products, then the same
+            // on their columns, giving each tile's 2x2 outputs; bias and activation on the rows.
+            let plane = oh * ow;
+            let (s_rows, pair) = hrow.split_at_mut(8 * tw);
+            let pair = &mut pair[..2 * tw];
+            for co in 0..cout {
+                let out = unsafe { std::slice::from_raw_parts_mut(dst.add(co * plane), plane) };
+                for dy in 0..rows {
+                    let mrow = |xi: usize| &m[(xi * cout + co) * count + dy * tw..][..tw];
+                    for j in 0..4 {
+                        let (m0, m1, m2, m3) = (mrow(j), mrow(4 + j), mrow(8 + j), mrow(12 + j));
+                        let (s0, s1) = s_rows[2 * j * tw..2 * (j + 1) * tw].split_at_mut(tw);
+                        for x in 0..tw {
+                            s0[x] = m0[x] + m1[x] + m2[x];
+                            s1[x] = m1[x] - m2[x] - m3[x];
+                        }
+                    }
+                    for a in 0..2 {
+                        let y = 2 * (ty0 + dy) + a;
+                        if y >= oh {
+                            break;
+                        }
+                        let srow = |j: usize| &s_rows[(2 * j + a) * tw..(2 * j + a + 1) * tw];
+                        let (t0, t1, t2, t3) = (srow(0), srow(1), srow(2), srow(3));
+                        let bias = self.bias[co];
+                        for x in 0..tw {
+                            pair[2 * x] = t0[x] + t1[x] + t2[x] + bias;
+                            pair[2 * x + 1] = t1[x] - t2[x] - t3[x] + bias;
+                        }
+                        let out_row = &mut out[y * ow..(y + 1) * ow];
+                        out_row.copy_from_slice(&pair[..ow]);
+                        self.activation.apply(out_row);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Channels `c0..c0 + count` of one image, each its own k x k filter.
+    ///
+    /// The padded input plane is split into stride x stride phases (phase (ry, rx) holds padded
+    /// pixels (i*stride + ry, j*stride + rx)), so tap (ky, kx) of every output pixel reads one
+    /// phase at a fixed offset. Outputs are computed on the phase grid, `phase_w` wide (the
+    /// columns past `ow` are discarded), which makes each tap a single contiguous multiply-add
+    /// over a block of output rows, however narrow the plane.
+    #[inline(never)]
+    unsafe fn depthwise(&self, image: &[f32], dst: *mut f32, c0: usize, count: usize) {
+        let s = self.shape;
+        let [h, w] = s.input;
+        let [oh, ow] = s.output();
+        let (k, stride) = (s.kernel, s.stride);
+        let [top, bottom, left, right] = s.padding;
+        let (phase_h, phase_w) = ((h + top + bottom).div_ceil(stride), (w + left + right).div_ceil(stride));
+        // The last tap of the last row runs up to (k - 1) / stride values past the phase.
+        let phase_len = phase_h * phase_w + k;
+        let mut phases = vec![0f32; stride * stride * phase_len];
+        // Output rows per block: the accumulator stays in L1.
+        let rows = (4096 / phase_w).clamp(1, oh);
+        let mut acc = vec![0f32; rows * phase_w];
+        let mut taps = vec![0usize; k * k];
+        for c in c0..c0 + count {
+            let plane = &image[c * h * w..(c + 1) * h * w];
+            for (y, src) in plane.chunks_exact(w).enumerate() {
+                let py = y + top;
+                for rx in 0..stride {
+                    // Padded columns rx, rx + stride, ... that hold input column x = px - left.
+                    let j0 = left.saturating_sub(rx).div_ceil(stride);
+                    let x0 = j0 * stride + rx - left;
+                    if x0 >= w {
+                        continue;
+                    }
+                    let phase = &mut phases[((py % stride) * stride + rx) * phase_len + (py / stride) * phase_w..][j0..phase_w];
+                    let src = &src[x0..];
+                    if stride == 1 {
+                        phase[..src.len()].copy_from_slice(src);
+                    } else {
+                        let mut runs = src.chunks_exact(stride);
+                        let mut j = 0;
+                        for (d, v) in phase.iter_mut().zip(&mut runs) {
+                            *d = v[0];
+                            j += 1;
+                        }
+                        if let (Some(d), Some(v)) = (phase.get_mut(j), runs.remainder().first()) {
+                            *d = *v;
+                        }
+                    }
+                }
+            }
+            let filter = &self.weight[c * k * k..(c + 1) * k * k];
+            let out = unsafe { std::slice::from_raw_parts_mut(dst.add(c * oh * ow), oh * ow) };
+            for y0 in (0..oh).step_by(rows) {
+                let n = rows.min(oh - y0) * phase_w;
+                // Where each tap's run starts in `phases`, for this block of rows.
+                for (t, start) in taps.iter_mut().enumerate() {
+                    let (ky, kx) = (t / k, t % k);
+                    *start = ((ky % stride) * stride + kx % stride) * phase_len + (y0 + ky / stride) * phase_w + kx / stride;
+                }
+                let acc = &mut acc[..n];
+                let done = taps_block::<32>(acc, 0, &phases, &taps, filter, self.bias[c]);
+                let done = taps_block::<8>(acc, done, &phases, &taps, filter, self.bias[c]);
+                taps_block::<1>(acc, done, &phases, &taps, filter, self.bias[c]);
+                for (row, out_row) in acc.chunks_exact_mut(phase_w).zip(out[y0 * ow..].chunks_exact_mut(ow)) {
+                    out_row.copy_from_slice(&row[..ow]);
+                    self.activation.apply(out_row);
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise outputs `from..` of `acc`, N at a time (N independent sums in registers across all
+/// taps; the multiply-adds vectorise), as far as whole blocks of N go. Returns where it stopped.
+#[inline(always)]
+fn taps_block<const N: usize>(acc: &mut [f32], from: usize, phases: &[f32], taps: &[usize], filter: &[f32], bias: f32) -> usize {
+    let len = acc.len();
+    let mut chunks = acc[from..].chunks_exact_mut(N);
+    for (i, sum) in (&mut chunks).enumerate() {
+        let at = from + i * N;
+        let mut lanes = [bias; N];
+        for (start, wv) in taps.iter().zip(filter) {
+            let src: &[f32; N] = phases[start + at..][..N].try_into().expect("N values");
+            for (l, v) in lanes.iter_mut().zip(src) {
+                *l += wv * v;
+            }
+        }
+        sum.copy_from_slice(&lanes);
+    }
+    len - chunks.into_remainder().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::PaddingConfig2d;
+
+    /// The definition, one output at a time.
+    fn reference(s: &ConvShape, weight: &[f32], bias: &[f32], act: Activation, x: &[f32], n: usize) -> Vec<f32> {
+        let [h, w] = s.input;
+        let [oh, ow] = s.output();
+        let [top, _, left, _] = s.padding;
+        let (cin_g, cout_g) = (s.cin / s.groups, s.cout / s.groups);
+        let mut out = vec![0f32; n * s.cout * oh * ow];
+        for b in 0..n {
+            for co in 0..s.cout {
+                let g = co / cout_g;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut sum = bias[co] as f64;
+                        for ci in 0..cin_g {
+                            for ky in 0..s.kernel {
+                                for kx in 0..s.kernel {
+                                    let iy = (oy * s.stride + ky) as isize - top as isize;
+                                    let ix = (ox * s.stride + kx) as isize - left as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((b * s.cin + g * cin_g + ci) * h + iy as usize) * w + ix as usize];
+                                    let wv = weight[((co * cin_g + ci) * s.kernel + ky) * s.kernel + kx];
+                                    sum += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        let mut v = [sum as f32];
+                        act.apply(&mut v);
+                        out[((b * s.cout + co) * oh + oy) * ow + ox] = v[0];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed.wrapping_mul(40503)) >> 8) as f32 / (1u32 << 24) as f32 - 0.5).collect()
+    }
+
+    #[test]
+    fn max_pool_takes_the_largest_of_each_2x2() {
+        let x = values(3 * 5 * 7, 1);
+        let got = max_pool_2x2(&x, 3, [5, 7]);
+        assert_eq!(got.len(), 3 * 2 * 3);
+        for p in 0..3 {
+            for y in 0..2 {
+                for xx in 0..3 {
+                    let at = |dy: usize, dx: usize| x[p * 35 + (2 * y + dy) * 7 + 2 * xx + dx];
+                    assert_eq!(got[(p * 2 + y) * 3 + xx], at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_path_matches_the_definition() {
+        let same = PaddingConfig2d::Same;
+        let one = PaddingConfig2d::Explicit(1, 1, 1, 1);
+        let none = PaddingConfig2d::Valid;
+        // (cin, cout, k, stride, groups, padding, input, activation)
+        let cases = [
+            (3, 8, 3, 1, 1, &one, [9, 7], Activation::Relu),
+            (5, 6, 3, 2, 1, &same, [11, 10], Activation::Relu6),
+            (3, 4, 3, 2, 1, &same, [224, 224], Activation::Relu6),
+            (64, 32, 3, 1, 1, &one, [40, 40], Activation::None),
+            (8, 5, 3, 1, 1, &one, [9, 7], Activation::Relu),
+            (16, 16, 3, 1, 1, &same, [7, 7], Activation::None),
+            (512, 24, 3, 1, 1, &one, [14, 14], Activation::Relu),
+            (7, 9, 1, 1, 1, &none, [33, 35], Activation::Relu6),
+            (16, 24, 1, 1, 1, &none, [1, 1], Activation::None),
+            (6, 6, 3, 1, 6, &same, [10, 9], Activation::Relu6),
+            (6, 6, 3, 2, 6, &same, [13, 12], Activation::Relu6),
+            (4, 4, 5, 2, 4, &same, [14, 14], Activation::None),
+            (4, 4, 5, 1, 4, &same, [7, 7], Activation::Relu),
+        ];
+        for (cin, cout, k, stride, groups, padding, input, act) in cases {
+            let s = ConvShape::new(cin, cout, k, stride, groups, padding, input);
+            let n = 2;
+            let x = values(n * cin * input[0] * input[1], 3);
+            let weight = values(cout * s.depth(), 5);
+            let bias = values(cout, 7);
+            let got = conv2d(&s, &weight, &bias, act, &x, n);
+            let want = reference(&s, &weight, &bias, act, &x, n);
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst <= 1e-5 * (s.depth() as f32).sqrt(), "{s:?} {act:?}: max abs diff {worst}");
+            assert_eq!(uses_winograd(&s), k == 3 && stride == 1 && groups == 1 && cin >= 8);
+        }
+    }
+}
