@@ -208,7 +208,7 @@ impl WebSession {
     /// Chooses the loaded model's convolution kernels. On WebGPU each layer shape with a choice is
     /// timed both ways at the Score-CAM batch (`batch`, capped by the binding limit), unless one
     /// of `cached` (a JSON array of earlier probes, or null) was made for this adapter, model and
-    /// batch; on the CPU, flex's own convolution (itself im2col + gemm). Resolves to
+    /// batch; on the CPU, our own CPU convolutions (`cpu`). Resolves to
     /// `{model, probe, from_cache}`: `probe` is what to cache (null on the CPU), `model` the
     /// model's info with its kernels. Call right after `loadModel`.
     #[wasm_bindgen(js_name = chooseConvKernels)]

@@ -64,6 +64,16 @@ impl Activation {
         }
     }
 
+    /// `activation(value + bias)`, in place.
+    #[inline]
+    pub fn apply_after_bias(self, values: &mut [f32], bias: f32) {
+        match self {
+            Self::None => values.iter_mut().for_each(|v| *v += bias),
+            Self::Relu => values.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+            Self::Relu6 => values.iter_mut().for_each(|v| *v = (*v + bias).clamp(0.0, 6.0)),
+        }
+    }
+
     /// On a tensor, with Burn's ops.
     pub fn tensor(self, x: Tensor<4>) -> Tensor<4> {
         match self {

@@ -12,8 +12,9 @@
 //!   copy of the input plane split into stride phases, so every tap is a contiguous
 //!   multiply-add the compiler vectorises (SIMD128 in the browser).
 //!
-//! The output starts as the bias and the GEMM accumulates into it; the activation is applied to
-//! each block while it is still in cache. Work is split into (image, block) tasks: rayon's pool
+//! The GEMM writes each block (without reading it: accumulating into a bias costs the
+//! microkernel a read and a multiply-add per output, a tenth of a Lite0 forward in wasm), then
+//! the bias and the activation are applied in one pass while the block is still in cache. Work is split into (image, block) tasks: rayon's pool
 //! natively, one thread per worker in the browser. GEMMs are the `gemm` crate's, the same
 //! microkernels flex uses.
 
@@ -190,20 +191,17 @@ struct Layer<'a> {
 }
 
 impl Layer<'_> {
-    /// Output pixels `start..start + pixels` of one image: bias, then `W x x` into them, then
-    /// the activation. `dst` is the image's output [cout, oh*ow].
+    /// Output pixels `start..start + pixels` of one image: `W x x` into them, then the bias
+    /// and the activation in one pass. `dst` is the image's output [cout, oh*ow].
     #[inline(never)]
     unsafe fn pointwise(&self, image: &[f32], dst: *mut f32, start: usize, pixels: usize) {
         let s = self.shape;
         let hw = s.input[0] * s.input[1];
-        for (c, &b) in self.bias.iter().enumerate() {
-            unsafe { std::slice::from_raw_parts_mut(dst.add(c * hw + start), pixels) }.fill(b);
-        }
         unsafe {
-            gemm::gemm(s.cout, pixels, s.cin, dst.add(start), 1, hw as isize, true, self.weight.as_ptr(), 1, s.cin as isize, image.as_ptr().add(start), 1, hw as isize, 1.0, 1.0, false, false, false, gemm::Parallelism::None);
+            gemm::gemm(s.cout, pixels, s.cin, dst.add(start), 1, hw as isize, false, self.weight.as_ptr(), 1, s.cin as isize, image.as_ptr().add(start), 1, hw as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
         }
-        for c in 0..s.cout {
-            self.activation.apply(unsafe { std::slice::from_raw_parts_mut(dst.add(c * hw + start), pixels) });
+        for (c, &b) in self.bias.iter().enumerate() {
+            self.activation.apply_after_bias(unsafe { std::slice::from_raw_parts_mut(dst.add(c * hw + start), pixels) }, b);
         }
     }
 
@@ -250,14 +248,11 @@ impl Layer<'_> {
         }
         let plane = oh * ow;
         let band = unsafe { dst.add(y0 * ow) };
-        for (c, &b) in self.bias.iter().enumerate() {
-            unsafe { std::slice::from_raw_parts_mut(band.add(c * plane), pixels) }.fill(b);
-        }
         unsafe {
-            gemm::gemm(s.cout, pixels, depth, band, 1, plane as isize, true, self.weight.as_ptr(), 1, depth as isize, cols.as_ptr(), 1, pixels as isize, 1.0, 1.0, false, false, false, gemm::Parallelism::None);
+            gemm::gemm(s.cout, pixels, depth, band, 1, plane as isize, false, self.weight.as_ptr(), 1, depth as isize, cols.as_ptr(), 1, pixels as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
         }
-        for c in 0..s.cout {
-            self.activation.apply(unsafe { std::slice::from_raw_parts_mut(band.add(c * plane), pixels) });
+        for (c, &b) in self.bias.iter().enumerate() {
+            self.activation.apply_after_bias(unsafe { std::slice::from_raw_parts_mut(band.add(c * plane), pixels) }, b);
         }
         });
     }
@@ -463,12 +458,16 @@ impl Layer<'_> {
 #[inline(always)]
 fn taps_block<const N: usize>(acc: &mut [f32], from: usize, phases: &[f32], taps: &[usize], filter: &[f32], bias: f32) -> usize {
     let len = acc.len();
+    // Every read below is at most at `start + len` for the largest start: checked once here
+    // instead of per tap (the bounds checks cost as much as the multiply-adds in wasm).
+    assert!(taps.iter().max().map_or(0, |m| m + len) <= phases.len(), "taps stay inside the phases");
     let mut chunks = acc[from..].chunks_exact_mut(N);
     for (i, sum) in (&mut chunks).enumerate() {
         let at = from + i * N;
         let mut lanes = [bias; N];
         for (start, wv) in taps.iter().zip(filter) {
-            let src: &[f32; N] = phases[start + at..][..N].try_into().expect("N values");
+            // SAFETY: start + at + N <= start + len <= phases.len() (asserted above).
+            let src: &[f32; N] = unsafe { &*phases.as_ptr().add(start + at).cast::<[f32; N]>() };
             for (l, v) in lanes.iter_mut().zip(src) {
                 *l += wv * v;
             }

@@ -506,6 +506,8 @@ describe('on the CPU fallback', () => {
     assert.equal(await settled(page), 'ready');
     const t = await page.evaluate(() => window.scorecam.timings());
     assert.equal(t.model.fromCache, true, JSON.stringify(t));
+    // Every convolution on our CPU kernels (src/models/cpu_conv.rs), none on flex's.
+    assert.match(t.model.convKernels, /^\d+ cpu$/, JSON.stringify(t.model));
   });
 
   it('takes images from the file picker, the clipboard and a URL parameter', async () => {
