@@ -6,17 +6,18 @@
 //! its depthwise path walks each output plane once per kernel tap. Here:
 //! - **pointwise** (1x1, stride 1): one GEMM per block of pixels, `W[out, in] x x[in, pixels]`,
 //!   read and written in NCHW as they lie;
-//! - **general** (k x k, not grouped): im2col of a band of output rows straight from NCHW, in
-//!   the weight's own (channel, ky, kx) order, then one GEMM into the output band;
-//! - **depthwise**: one output row at a time in an accumulator that stays in L1, from a padded
-//!   copy of the input plane split into stride phases, so every tap is a contiguous
-//!   multiply-add the compiler vectorises (SIMD128 in the browser).
+//! - **Winograd** (3x3, stride 1, 8+ channels: VGG16 after its first layer): F(2x2, 3x3), 16
+//!   GEMMs over transformed tiles, 16 multiplies per 4 outputs instead of 36;
+//! - **general** (other k x k, not grouped): im2col of a band of output rows straight from NCHW,
+//!   in the weight's own (channel, ky, kx) order, then one GEMM into the output band;
+//! - **depthwise**: the padded plane split into stride phases, so every tap is one contiguous
+//!   run, with 32 outputs summed in registers across all taps (SIMD128 in the browser).
 //!
-//! The GEMM writes each block (without reading it: accumulating into a bias costs the
-//! microkernel a read and a multiply-add per output, a tenth of a Lite0 forward in wasm), then
-//! the bias and the activation are applied in one pass while the block is still in cache. Work is split into (image, block) tasks: rayon's pool
+//! The GEMM writes each block without reading it (accumulating into a bias costs the microkernel
+//! a read and a multiply-add per output), then the bias and the activation are applied in one
+//! pass while the block is still in cache. Work is split into (image, block) tasks: rayon's pool
 //! natively, one thread per worker in the browser. GEMMs are the `gemm` crate's, the same
-//! microkernels flex uses.
+//! microkernels flex uses. The kernels are kept out of line so that profiles name them.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -53,6 +54,8 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
             unsafe { layer.pointwise(&x[b * shape.cin * h * w..], dst.at(b * per_image), start, pixels) }
         });
     } else if uses_winograd(shape) {
+        // Transformed per call, not kept: about 1% of a VGG16 forward, against 105 MB more per
+        // model copy (16/9 of the 3x3 weights), which the page's workers each hold.
         let u = winograd_filters(weight, shape.cout, shape.cin);
         let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
         let rows = (WINOGRAD_BUDGET / (16 * (shape.cin + shape.cout) * tw)).clamp(1, th);
@@ -216,44 +219,44 @@ impl Layer<'_> {
         let pixels = rows * ow;
         let depth = s.depth();
         with_scratch(depth * pixels, |cols| {
-        // Row (ci, ky, kx) of the columns holds, for every output pixel of the band, the input
-        // value under that tap (zero in the padding).
-        for (r, col) in cols.chunks_exact_mut(pixels).enumerate() {
-            let (ci, ky, kx) = (r / (k * k), r / k % k, r % k);
-            let plane = &image[ci * h * w..(ci + 1) * h * w];
-            // Output columns whose tap lands inside the input: left <= ox*stride + kx < w + left.
-            let first = left.saturating_sub(kx).div_ceil(stride).min(ow);
-            let end = (w + left).saturating_sub(kx).div_ceil(stride).clamp(first, ow);
-            for (dy, out_row) in col.chunks_exact_mut(ow).enumerate() {
-                let iy = ((y0 + dy) * stride + ky) as isize - top as isize;
-                if iy < 0 || iy >= h as isize {
-                    out_row.fill(0.0);
-                    continue;
-                }
-                let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-                out_row[..first].fill(0.0);
-                out_row[end..].fill(0.0);
-                if first == end {
-                    continue;
-                }
-                let x0 = first * stride + kx - left;
-                if stride == 1 {
-                    out_row[first..end].copy_from_slice(&src[x0..x0 + end - first]);
-                } else {
-                    for (o, v) in out_row[first..end].iter_mut().zip(src[x0..].iter().step_by(stride)) {
-                        *o = *v;
+            // Row (ci, ky, kx) of the columns holds, for every output pixel of the band, the input
+            // value under that tap (zero in the padding).
+            for (r, col) in cols.chunks_exact_mut(pixels).enumerate() {
+                let (ci, ky, kx) = (r / (k * k), r / k % k, r % k);
+                let plane = &image[ci * h * w..(ci + 1) * h * w];
+                // Output columns whose tap lands inside the input: left <= ox*stride + kx < w + left.
+                let first = left.saturating_sub(kx).div_ceil(stride).min(ow);
+                let end = (w + left).saturating_sub(kx).div_ceil(stride).clamp(first, ow);
+                for (dy, out_row) in col.chunks_exact_mut(ow).enumerate() {
+                    let iy = ((y0 + dy) * stride + ky) as isize - top as isize;
+                    if iy < 0 || iy >= h as isize {
+                        out_row.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                    out_row[..first].fill(0.0);
+                    out_row[end..].fill(0.0);
+                    if first == end {
+                        continue;
+                    }
+                    let x0 = first * stride + kx - left;
+                    if stride == 1 {
+                        out_row[first..end].copy_from_slice(&src[x0..x0 + end - first]);
+                    } else {
+                        for (o, v) in out_row[first..end].iter_mut().zip(src[x0..].iter().step_by(stride)) {
+                            *o = *v;
+                        }
                     }
                 }
             }
-        }
-        let plane = oh * ow;
-        let band = unsafe { dst.add(y0 * ow) };
-        unsafe {
-            gemm::gemm(s.cout, pixels, depth, band, 1, plane as isize, false, self.weight.as_ptr(), 1, depth as isize, cols.as_ptr(), 1, pixels as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
-        }
-        for (c, &b) in self.bias.iter().enumerate() {
-            self.activation.apply_after_bias(unsafe { std::slice::from_raw_parts_mut(band.add(c * plane), pixels) }, b);
-        }
+            let plane = oh * ow;
+            let band = unsafe { dst.add(y0 * ow) };
+            unsafe {
+                gemm::gemm(s.cout, pixels, depth, band, 1, plane as isize, false, self.weight.as_ptr(), 1, depth as isize, cols.as_ptr(), 1, pixels as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+            }
+            for (c, &b) in self.bias.iter().enumerate() {
+                self.activation.apply_after_bias(unsafe { std::slice::from_raw_parts_mut(band.add(c * plane), pixels) }, b);
+            }
         });
     }
 
@@ -419,14 +422,8 @@ impl Layer<'_> {
                     if stride == 1 {
                         phase[..src.len()].copy_from_slice(src);
                     } else {
-                        let mut runs = src.chunks_exact(stride);
-                        let mut j = 0;
-                        for (d, v) in phase.iter_mut().zip(&mut runs) {
+                        for (d, v) in phase.iter_mut().zip(src.chunks(stride)) {
                             *d = v[0];
-                            j += 1;
-                        }
-                        if let (Some(d), Some(v)) = (phase.get_mut(j), runs.remainder().first()) {
-                            *d = *v;
                         }
                     }
                 }
