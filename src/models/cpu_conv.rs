@@ -16,13 +16,15 @@
 //! The GEMM writes each block without reading it (accumulating into a bias costs the microkernel
 //! a read and a multiply-add per output), then the bias and the activation are applied in one
 //! pass while the block is still in cache. Work is split into (image, block) tasks: rayon's pool
-//! natively, one thread per worker in the browser. GEMMs are the `gemm` crate's, the same
-//! microkernels flex uses. The kernels are kept out of line so that profiles name them.
+//! natively, one thread per worker in the browser. The GEMMs are `cpu_gemm::matmul`: the `gemm`
+//! crate's (the microkernels flex uses) natively, our SIMD128 kernel in the browser. The kernels
+//! are kept out of line so that profiles name them.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 use super::conv::{Activation, ConvShape};
+use super::cpu_gemm::matmul;
 
 /// Floats of Winograd-domain inputs and products one task holds (8 MiB).
 const WINOGRAD_BUDGET: usize = 1 << 21;
@@ -201,7 +203,7 @@ impl Layer<'_> {
         let s = self.shape;
         let hw = s.input[0] * s.input[1];
         unsafe {
-            gemm::gemm(s.cout, pixels, s.cin, dst.add(start), 1, hw as isize, false, self.weight.as_ptr(), 1, s.cin as isize, image.as_ptr().add(start), 1, hw as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+            matmul(s.cout, pixels, s.cin, dst.add(start), hw, self.weight, image.as_ptr().add(start), hw);
         }
         for (c, &b) in self.bias.iter().enumerate() {
             self.activation.apply_after_bias(unsafe { std::slice::from_raw_parts_mut(dst.add(c * hw + start), pixels) }, b);
@@ -252,7 +254,7 @@ impl Layer<'_> {
             let plane = oh * ow;
             let band = unsafe { dst.add(y0 * ow) };
             unsafe {
-                gemm::gemm(s.cout, pixels, depth, band, 1, plane as isize, false, self.weight.as_ptr(), 1, depth as isize, cols.as_ptr(), 1, pixels as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+                matmul(s.cout, pixels, depth, band, plane, self.weight, cols.as_ptr(), pixels);
             }
             for (c, &b) in self.bias.iter().enumerate() {
                 self.activation.apply_after_bias(unsafe { std::slice::from_raw_parts_mut(band.add(c * plane), pixels) }, b);
@@ -343,7 +345,7 @@ impl Layer<'_> {
             }
             for xi in 0..16 {
                 unsafe {
-                    gemm::gemm(cout, count, cin, m.as_mut_ptr().add(xi * cout * count), 1, count as isize, false, u.as_ptr().add(xi * cout * cin), 1, cin as isize, v.as_ptr().add(xi * cin * count), 1, count as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+                    matmul(cout, count, cin, m.as_mut_ptr().add(xi * cout * count), count, &u[xi * cout * cin..], v.as_ptr().add(xi * cin * count), count);
                 }
             }
             // Y = A^T M A: rows (m0 + m1 + m2, m1 - m2 - m3) of the 4x4 products, then the same
@@ -401,15 +403,73 @@ impl Layer<'_> {
         let (phase_h, phase_w) = ((h + top + bottom).div_ceil(stride), (w + left + right).div_ceil(stride));
         // The last tap of the last row runs up to (k - 1) / stride values past the phase.
         let phase_len = phase_h * phase_w + k;
-        let mut phases = vec![0f32; stride * stride * phase_len];
+        // A block is summed in whole runs of 8 (no scalar tail): its last run reads up to 7
+        // values past the block, which land in the next phase or in this slack.
+        let mut phases = vec![0f32; stride * stride * phase_len + 8];
         // Output rows per block: the accumulator stays in L1.
         let rows = (4096 / phase_w).clamp(1, oh);
-        let mut acc = vec![0f32; rows * phase_w];
-        let mut taps = vec![0usize; k * k];
+        // (+ 8: the row copies below read whole runs of 8 from each row.)
+        let mut acc = vec![0f32; (rows * phase_w).next_multiple_of(8) + 8];
+        // For each block of rows, where each tap's run starts in `phases` (the same for every
+        // channel).
+        let blocks: Vec<(usize, Vec<usize>)> = (0..oh)
+            .step_by(rows)
+            .map(|y0| {
+                let taps = (0..k * k).map(|t| {
+                    let (ky, kx) = (t / k, t % k);
+                    ((ky % stride) * stride + kx % stride) * phase_len + (y0 + ky / stride) * phase_w + kx / stride
+                });
+                (y0, taps.collect())
+            })
+            .collect();
         for c in c0..c0 + count {
             let plane = &image[c * h * w..(c + 1) * h * w];
+            fill_phases(plane, &mut phases, w, top, left, stride, phase_len, phase_w);
+            let filter = &self.weight[c * k * k..(c + 1) * k * k];
+            let out = unsafe { std::slice::from_raw_parts_mut(dst.add(c * oh * ow), oh * ow) };
+            for (y0, taps) in &blocks {
+                let block_rows = rows.min(oh - y0);
+                let n = block_rows * phase_w;
+                let (bias, act) = (self.bias[c], self.activation);
+                let sums = &mut acc[..n.next_multiple_of(8)];
+                let done = taps_block::<32>(sums, 0, &phases, taps, filter, bias, act);
+                taps_block::<8>(sums, done, &phases, taps, filter, bias, act);
+                copy_rows(&acc, phase_w, &mut out[y0 * ow..], ow, block_rows);
+            }
+        }
+    }
+}
+
+/// Splits one input plane (`w` wide) into the padded plane's stride phases: phase (ry, rx) holds
+/// padded rows ry, ry + stride, ... and columns rx, rx + stride, ..., each `phase_w` wide and
+/// `phase_len` apart; the padding stays as it was (zero).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn fill_phases(plane: &[f32], phases: &mut [f32], w: usize, top: usize, left: usize, stride: usize, phase_len: usize, phase_w: usize) {
             for (y, src) in plane.chunks_exact(w).enumerate() {
                 let py = y + top;
+                let phase_row = |rx: usize| ((py % stride) * stride + rx) * phase_len + (py / stride) * phase_w;
+                if stride == 2 {
+                    // Each input pair (2i, 2i + 1) goes to the two column phases at once: column
+                    // x sits at padded column x + left, in phase (x + left) % 2, at (x + left) / 2.
+                    let (je, jo) = (left / 2, left.div_ceil(2));
+                    let (a, b) = if left.is_multiple_of(2) { (phase_row(0), phase_row(1)) } else { (phase_row(1), phase_row(0)) };
+                    let pairs = src.chunks_exact(2);
+                    let last = pairs.remainder().first().copied();
+                    let half = pairs.len();
+                    let (lo, hi) = phases.split_at_mut(a.max(b));
+                    let (first, second) = (&mut lo[a.min(b)..], &mut hi[..]);
+                    let (pa, pb) = if a < b { (first, second) } else { (second, first) };
+                    let (pa, pb) = (&mut pa[je..je + half + usize::from(last.is_some())], &mut pb[jo..jo + half]);
+                    for ((e, o), pair) in pa.iter_mut().zip(pb.iter_mut()).zip(pairs) {
+                        *e = pair[0];
+                        *o = pair[1];
+                    }
+                    if let Some(v) = last {
+                        pa[half] = v;
+                    }
+                    continue;
+                }
                 for rx in 0..stride {
                     // Padded columns rx, rx + stride, ... that hold input column x = px - left.
                     let j0 = left.saturating_sub(rx).div_ceil(stride);
@@ -417,7 +477,7 @@ impl Layer<'_> {
                     if x0 >= w {
                         continue;
                     }
-                    let phase = &mut phases[((py % stride) * stride + rx) * phase_len + (py / stride) * phase_w..][j0..phase_w];
+                    let phase = &mut phases[phase_row(rx)..][j0..phase_w];
                     let src = &src[x0..];
                     if stride == 1 {
                         phase[..src.len()].copy_from_slice(src);
@@ -428,32 +488,33 @@ impl Layer<'_> {
                     }
                 }
             }
-            let filter = &self.weight[c * k * k..(c + 1) * k * k];
-            let out = unsafe { std::slice::from_raw_parts_mut(dst.add(c * oh * ow), oh * ow) };
-            for y0 in (0..oh).step_by(rows) {
-                let n = rows.min(oh - y0) * phase_w;
-                // Where each tap's run starts in `phases`, for this block of rows.
-                for (t, start) in taps.iter_mut().enumerate() {
-                    let (ky, kx) = (t / k, t % k);
-                    *start = ((ky % stride) * stride + kx % stride) * phase_len + (y0 + ky / stride) * phase_w + kx / stride;
-                }
-                let acc = &mut acc[..n];
-                let done = taps_block::<32>(acc, 0, &phases, &taps, filter, self.bias[c]);
-                let done = taps_block::<8>(acc, done, &phases, &taps, filter, self.bias[c]);
-                taps_block::<1>(acc, done, &phases, &taps, filter, self.bias[c]);
-                for (row, out_row) in acc.chunks_exact_mut(phase_w).zip(out[y0 * ow..].chunks_exact_mut(ow)) {
-                    out_row.copy_from_slice(&row[..ow]);
-                    self.activation.apply(out_row);
-                }
-            }
+}
+
+/// Rows `0..rows` of `from` (`from_w` apart) to `out`'s first rows (`w` apart). Each row but
+/// `out`'s last is copied in whole runs of 8 floats, fixed-size copies that stay in registers
+/// (a short row's `copy_from_slice` is a call to memcpy in wasm); what they write past a row is
+/// overwritten by the next row's copy. `from` must hold a run of 8 past each row's `w`.
+#[inline(always)]
+fn copy_rows(from: &[f32], from_w: usize, out: &mut [f32], w: usize, rows: usize) {
+    for r in 0..rows {
+        let (src, dst) = (&from[r * from_w..], &mut out[r * w..]);
+        let len = if dst.len() > w { w.next_multiple_of(8).min(dst.len()) } else { w };
+        let (src, dst) = (&src[..len], &mut dst[..len]);
+        let mut runs = dst.chunks_exact_mut(8);
+        for (d, s) in (&mut runs).zip(src.chunks_exact(8)) {
+            d.copy_from_slice(s);
         }
+        let tail = runs.into_remainder();
+        let t = tail.len();
+        tail.copy_from_slice(&src[len - t..]);
     }
 }
 
 /// Depthwise outputs `from..` of `acc`, N at a time (N independent sums in registers across all
-/// taps; the multiply-adds vectorise), as far as whole blocks of N go. Returns where it stopped.
-#[inline(always)]
-fn taps_block<const N: usize>(acc: &mut [f32], from: usize, phases: &[f32], taps: &[usize], filter: &[f32], bias: f32) -> usize {
+/// taps; the multiply-adds vectorise), activation applied, as far as whole blocks of N go.
+/// Returns where it stopped.
+#[inline(never)]
+fn taps_block<const N: usize>(acc: &mut [f32], from: usize, phases: &[f32], taps: &[usize], filter: &[f32], bias: f32, activation: Activation) -> usize {
     let len = acc.len();
     // Every read below is at most at `start + len` for the largest start: checked once here
     // instead of per tap (the bounds checks cost as much as the multiply-adds in wasm).
@@ -470,6 +531,7 @@ fn taps_block<const N: usize>(acc: &mut [f32], from: usize, phases: &[f32], taps
             }
         }
         sum.copy_from_slice(&lanes);
+        activation.apply(sum);
     }
     len - chunks.into_remainder().len()
 }
@@ -540,6 +602,9 @@ mod tests {
         let same = PaddingConfig2d::Same;
         let one = PaddingConfig2d::Explicit(1, 1, 1, 1);
         let none = PaddingConfig2d::Valid;
+        // TensorFlow's "same" for stride 2, asymmetric as EfficientNet-Lite pads.
+        let tf_even = PaddingConfig2d::Explicit(0, 0, 1, 1);
+        let tf_odd = PaddingConfig2d::Explicit(1, 1, 2, 2);
         // (cin, cout, k, stride, groups, padding, input, activation)
         let cases = [
             (3, 8, 3, 1, 1, &one, [9, 7], Activation::Relu),
@@ -555,6 +620,11 @@ mod tests {
             (6, 6, 3, 2, 6, &same, [13, 12], Activation::Relu6),
             (4, 4, 5, 2, 4, &same, [14, 14], Activation::None),
             (4, 4, 5, 1, 4, &same, [7, 7], Activation::Relu),
+            // Stride 2 with odd widths and even or odd left padding (the pair split's cases).
+            (5, 5, 3, 2, 5, &same, [9, 11], Activation::Relu6),
+            (3, 3, 5, 2, 3, &same, [11, 13], Activation::Relu),
+            (4, 4, 3, 2, 4, &tf_even, [8, 9], Activation::Relu6),
+            (2, 2, 5, 2, 2, &tf_odd, [9, 15], Activation::None),
         ];
         for (cin, cout, k, stride, groups, padding, input, act) in cases {
             let s = ConvShape::new(cin, cout, k, stride, groups, padding, input);

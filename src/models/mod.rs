@@ -8,6 +8,7 @@ mod cpu_conv;
 pub mod probe;
 mod efficientnet_lite;
 mod layers;
+mod cpu_gemm;
 mod vgg;
 
 use burn::tensor::{Device, Tensor};
