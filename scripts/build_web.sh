@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the browser app into dist/ with trunk (offline: trunk never downloads a tool), then
-# shrinks the wasm with wasm-opt unless SCORECAM_WASM_OPT=0 (it takes about 3 minutes here).
+# Builds the browser app into dist/ with trunk (offline: trunk never downloads a tool), plus the
+# wasm's relaxed-SIMD twin, then shrinks both with wasm-opt unless SCORECAM_WASM_OPT=0.
 # wasm-opt is npm's binaryen, pinned in tests/e2e/package-lock.json: Debian's binaryen 108 writes
 # a module that Chromium 156 refuses to start (a `WebAssembly.Table.set` TypeError), so a system
 # wasm-opt is never used. Needs the tools scripts/setup_web.sh installs.
@@ -10,24 +10,64 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}"
 
 trunk build --offline --release --no-sri
-if [ "${SCORECAM_WASM_OPT:-1}" != 0 ]; then
-  WASM_OPT=tests/e2e/node_modules/.bin/wasm-opt
-  [ -x "$WASM_OPT" ] || { echo "build_web: $WASM_OPT is missing: run scripts/setup_web.sh" >&2; exit 1; }
-  before=$(stat -c %s dist/scorecam_bg.wasm)
-  # npm's wasm-opt runs as wasm in node (about 10 minutes here): its output is kept beside the
-  # build cache, keyed by the input's SHA-256 and the wasm-opt version, and reused when trunk's
-  # output has not changed.
-  cache="$(dirname "$CARGO_TARGET_DIR")/wasm-opt"
-  key="$(sha256sum dist/scorecam_bg.wasm | cut -c1-64)-$("$WASM_OPT" --version | tr -cd '[:alnum:]._-')"
+
+# The second build: relaxed SIMD on top (`f32x4.relaxed_madd` in the CPU backend's GEMM), for
+# browsers that validate it. Only this crate gets the feature (`cargo rustc`): macerator 0.5.2,
+# under Burn's flex, does not compile with it. Same sources, so wasm-bindgen writes the same JS
+# glue, which is checked; www/wasmbuild.js picks the file before anything is downloaded
+# (docs/web.md). Its own target directory, so that neither build invalidates the other.
+RELAXED_TARGET="$CARGO_TARGET_DIR/relaxed-simd"
+CARGO_TARGET_DIR="$RELAXED_TARGET" cargo rustc --release --locked --lib --no-default-features \
+  --target wasm32-unknown-unknown -- -C target-feature=+relaxed-simd
+glue="$(mktemp -d)"
+trap 'rm -rf "$glue"' EXIT
+wasm-bindgen --target web --no-typescript --out-dir "$glue" --out-name scorecam \
+  "$RELAXED_TARGET/wasm32-unknown-unknown/release/scorecam.wasm"
+cmp -s "$glue/scorecam.js" dist/scorecam.js || { echo "build_web: the relaxed-SIMD build's JS glue differs from trunk's" >&2; exit 1; }
+mv "$glue/scorecam_bg.wasm" dist/scorecam_relaxed_bg.wasm
+
+# trunk's loader fetches and preloads scorecam_bg.wasm: it takes www/wasmbuild.js's choice
+# instead, and nothing is preloaded, so a browser downloads one of the two builds only.
+python3 - dist/index.html <<'PY'
+import re, sys
+path = sys.argv[1]
+html = open(path).read()
+loader = "__trunkInitializer(init, './scorecam_bg.wasm',"
+preload = re.compile(r'<link rel="preload" href="\./scorecam_bg\.wasm"[^>]*>')
+if html.count(loader) != 1 or len(preload.findall(html)) != 1:
+    sys.exit("build_web: trunk's loader is not as expected; see scripts/build_web.sh")
+html = html.replace(loader, "__trunkInitializer(init, './' + window.scorecamWasmFile,")
+html = preload.sub('', html)
+open(path, 'w').write(html)
+PY
+
+# wasm-opt: npm's binaryen, run as wasm in node (a few minutes per module here, both at once).
+# Its output is kept beside the build cache, keyed by the input's SHA-256 and the wasm-opt
+# version, and reused when the build has not changed.
+optimise() {
+  local file="$1" before key
+  before=$(stat -c %s "$file")
+  key="$(sha256sum "$file" | cut -c1-64)-$("$WASM_OPT" --version | tr -cd '[:alnum:]._-')"
   if [ ! -f "$cache/$key.wasm" ]; then
     mkdir -p "$cache"
     "$WASM_OPT" -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
       --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
-      dist/scorecam_bg.wasm -o "$cache/$key.tmp"
+      --enable-relaxed-simd "$file" -o "$cache/$key.tmp"
     mv "$cache/$key.tmp" "$cache/$key.wasm"
-    ls -t "$cache"/*.wasm | tail -n +4 | xargs -r rm -f # keep the three newest
   fi
-  cp "$cache/$key.wasm" dist/scorecam_bg.wasm
-  echo "wasm-opt: $before -> $(stat -c %s dist/scorecam_bg.wasm) bytes"
+  cp "$cache/$key.wasm" "$file"
+  echo "wasm-opt: $file $before -> $(stat -c %s "$file") bytes"
+}
+if [ "${SCORECAM_WASM_OPT:-1}" != 0 ]; then
+  WASM_OPT=tests/e2e/node_modules/.bin/wasm-opt
+  [ -x "$WASM_OPT" ] || { echo "build_web: $WASM_OPT is missing: run scripts/setup_web.sh" >&2; exit 1; }
+  cache="$(dirname "$CARGO_TARGET_DIR")/wasm-opt"
+  optimise dist/scorecam_bg.wasm &
+  plain=$!
+  optimise dist/scorecam_relaxed_bg.wasm
+  wait "$plain"
+  ls -t "$cache"/*.wasm | tail -n +7 | xargs -r rm -f # keep the six newest (three builds of each)
 fi
-echo "built dist/ (wasm $(stat -c %s dist/scorecam_bg.wasm) bytes, $(gzip -9 -c dist/scorecam_bg.wasm | wc -c) gzipped)"
+for f in dist/scorecam_bg.wasm dist/scorecam_relaxed_bg.wasm; do
+  echo "built $f ($(stat -c %s "$f") bytes, $(gzip -9 -c "$f" | wc -c) gzipped)"
+done

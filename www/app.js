@@ -38,12 +38,12 @@ async function boot() {
   const params = new URLSearchParams(location.search);
   // ?workers=N: the CPU pool's size (1: one worker), instead of what the device allows.
   const workers = Math.trunc(Number(params.get('workers'))) || null;
-  const wasmMs = await start(params.get('backend') === 'cpu' ? 'cpu' : 'auto', { workers });
+  const { wasmMs, wasmBuild } = await start(params.get('backend') === 'cpu' ? 'cpu' : 'auto', { workers });
   set({
     backend: session.backend(),
     methods: wasm.methods().filter((m) => m.in_browser),
     colormaps: wasm.colormaps(),
-    timings: { ...get().timings, wasmMs },
+    timings: { ...get().timings, wasmMs, wasmBuild },
   });
   initControls();
   initDraw();

@@ -46,7 +46,8 @@ function startError(err) {
 /// Loads the module and starts a session in a worker ('auto': WebGPU, else the CPU with a notice;
 /// 'cpu'). The page's thread instantiates the module too (trunk's loader, for the registries and
 /// drawing); the workers get the same compiled module, so nothing is downloaded or compiled twice.
-/// The badge says where the network runs, or that the start failed. Returns the module's load time.
+/// The badge says where the network runs, or that the start failed. Returns the module's load
+/// time and which build was loaded (`wasmBuild()`).
 export async function start(preference, { workers = null } = {}) {
   const badge = $('backend-badge');
   const t0 = performance.now();
@@ -61,11 +62,17 @@ export async function start(preference, { workers = null } = {}) {
     badge.textContent = backend.name === 'webgpu' ? `GPU: ${backend.adapter}` : 'CPU (no WebGPU)';
     badge.dataset.backend = backend.name;
     if (backend.notice) showNotice(backend.notice);
-    return wasmMs;
+    return { wasmMs, wasmBuild: wasmBuild() };
   } catch (err) {
     badge.textContent = 'failed';
     throw err;
   }
+}
+
+/// The wasm build the page fetched (www/wasmbuild.js chose it): 'relaxed-simd' or 'simd128'.
+function wasmBuild() {
+  const fetched = performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname);
+  return fetched.some((path) => path.endsWith('/scorecam_relaxed_bg.wasm')) ? 'relaxed-simd' : 'simd128';
 }
 
 /// Wasm calls run one after another (a new call waits for a cancelled run to stop), so the

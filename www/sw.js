@@ -2,10 +2,12 @@
 // falls back to the last copy cached here, so the page updates when online and opens offline.
 // Model weights are cached by the page itself (www/models.js), verified, keyed by SHA-256.
 
-const SHELL = 'scorecam-shell-v4';
+const SHELL = 'scorecam-shell-v5';
 const MODULES = ['app', 'store', 'core', 'dom', 'explain', 'model', 'models', 'inputs', 'draw', 'controls', 'share', 'testapi', 'workers', 'worker', 'probecache', 'plot', 'teach', 'teachdata', 'views/steps', 'views/gradients', 'views/faithful', 'views/sanity', 'views/camera', 'views/panel'];
+// The wasm build this browser runs (www/wasmbuild.js), not both.
+importScripts('www/wasmbuild.js');
 const PRECACHE = [
-  './', 'index.html', 'scorecam.js', 'scorecam_bg.wasm', 'initializer.js', 'www/style.css',
+  './', 'index.html', 'scorecam.js', self.scorecamWasmFile, 'initializer.js', 'www/style.css', 'www/wasmbuild.js',
   ...MODULES.map((m) => `www/${m}.js`),
   'www/models/index.json', 'www/samples/index.json',
 ];

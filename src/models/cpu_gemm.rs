@@ -3,13 +3,14 @@
 //!
 //! Natively it is the `gemm` crate's (AVX2/AVX-512 with FMA, chosen at run time). In the
 //! browser it is ours: gemm's SIMD128 microkernel holds a 12 x 4 block of outputs, 12 vector
-//! accumulators plus 3 loads and a broadcast, more than the 15 vector registers V8 gives wasm
-//! SIMD on x86-64, so it spills on every step of the inner loop. Ours keeps 4 rows x 8 columns
+//! accumulators plus 3 loads and a broadcast: as many vector registers as x86-64 has, one of which
+//! V8 keeps for itself, so its inner loop likely spills. Ours keeps 4 rows x 8 columns
 //! (8 accumulators, 2 loads of `b`, a broadcast of `a` straight from memory with
-//! `v128.load32_splat`, one product): about 1.3x gemm's throughput on the shapes our models
-//! have, near SIMD128's limit of two multiplies and two adds per cycle (docs/benchmarks.md).
-//! Relaxed SIMD's fused multiply-add would not raise that limit on CPUs whose adds have their own
-//! ports (AMD Zen), and would need a second wasm build for Safari.
+//! `v128.load32_splat`, one product): about 1.2x gemm's throughput on the shapes our models
+//! have (benches/wasm_gemm, docs/benchmarks.md).
+//! In the page's relaxed-SIMD build (`+relaxed-simd`, for browsers that have it) the multiply and
+//! add are one `f32x4.relaxed_madd`, about 1.2x faster again in V8 (benches/wasm_gemm; the
+//! build choice is in docs/web.md).
 //!
 //! The kernel is written once against the few SIMD128 operations it uses; off wasm a portable
 //! stand-in for them lets the native tests check its packing and edge handling.
@@ -87,7 +88,7 @@ unsafe fn tile<const R: usize>(k: usize, a: *const f32, panel: &[f32], dst: *mut
         for (r, row) in acc.iter_mut().enumerate() {
             let av = unsafe { v128_load32_splat(a.add(r * k + kk)) };
             for (sum, b) in row.iter_mut().zip(bv) {
-                *sum = f32x4_add(*sum, f32x4_mul(av, b));
+                *sum = madd(av, b, *sum);
             }
         }
     }
@@ -111,8 +112,18 @@ unsafe fn tile<const R: usize>(k: usize, a: *const f32, panel: &[f32], dst: *mut
 #[cfg(target_arch = "wasm32")]
 mod simd {
     use core::arch::wasm32 as w;
-    pub use w::{f32x4_add, f32x4_mul, f32x4_splat};
+    pub use w::f32x4_splat;
     pub type V = w::v128;
+
+    /// `a * b + c`: a multiply and an add, or one `f32x4.relaxed_madd` in the relaxed-SIMD
+    /// build (fused where the CPU has FMA).
+    #[inline(always)]
+    pub fn madd(a: V, b: V, c: V) -> V {
+        #[cfg(target_feature = "relaxed-simd")]
+        return w::f32x4_relaxed_madd(a, b, c);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        return w::f32x4_add(c, w::f32x4_mul(a, b));
+    }
 
     #[inline(always)]
     pub unsafe fn v128_load(p: *const f32) -> V {
@@ -137,11 +148,8 @@ mod simd {
     pub fn f32x4_splat(x: f32) -> V {
         [x; 4]
     }
-    pub fn f32x4_add(a: V, b: V) -> V {
-        std::array::from_fn(|i| a[i] + b[i])
-    }
-    pub fn f32x4_mul(a: V, b: V) -> V {
-        std::array::from_fn(|i| a[i] * b[i])
+    pub fn madd(a: V, b: V, c: V) -> V {
+        std::array::from_fn(|i| a[i] * b[i] + c[i])
     }
     pub unsafe fn v128_load(p: *const f32) -> V {
         unsafe { p.cast::<V>().read_unaligned() }

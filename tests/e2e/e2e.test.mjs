@@ -397,6 +397,26 @@ describe('on the CPU fallback', () => {
     first = await checkDroppedPhoto(page, 'cpu');
   });
 
+  it('fetches one wasm build: relaxed SIMD where the browser has it, else SIMD128, same map', async () => {
+    const wasmFetched = (p) => p.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname.split('/').pop()).filter((name) => name.endsWith('.wasm')));
+    // Chromium has relaxed SIMD (www/wasmbuild.js's probe); nothing else is downloaded.
+    assert.equal((await page.evaluate(() => window.scorecam.timings())).wasmBuild, 'relaxed-simd');
+    assert.deepEqual(await wasmFetched(page), ['scorecam_relaxed_bg.wasm']);
+    const p = await openApp(ctx, `?model=${MODEL}&simd=simd128`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    assert.equal((await p.evaluate(() => window.scorecam.timings())).wasmBuild, 'simd128');
+    assert.deepEqual(await wasmFetched(p), ['scorecam_bg.wasm']);
+    await dropFile(p, readFileSync(PHOTO), 'chelsea.jpg', 'image/jpeg');
+    assert.equal(await settled(p), 'done', await alertText(p));
+    const m = await getMap(p);
+    assert.equal(m.class, first.class);
+    // The fused multiply-add rounds once where SIMD128 rounds twice.
+    const diff = Math.max(...m.map.map((v, i) => Math.abs(v - first.map[i])));
+    console.log(`  SIMD128 build vs relaxed SIMD: max abs diff ${diff.toExponential(2)}`);
+    assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
+    await p.close();
+  });
+
   it('explains another class from the top-5 list', () => checkClassSwitch(page, first));
 
   it('spreads Score-CAM over a pool of workers with the map of one worker', async () => {
@@ -919,7 +939,9 @@ describe('when something is broken', () => {
   });
 
   it('says why when the WebAssembly core cannot start', async () => {
-    const url = await serveCopy('site-bad-wasm', (dir) => writeFileSync(join(dir, 'scorecam_bg.wasm'), Buffer.alloc(64 * 1024, 'not wasm ')));
+    const url = await serveCopy('site-bad-wasm', (dir) => {
+      for (const build of ['scorecam_bg.wasm', 'scorecam_relaxed_bg.wasm']) writeFileSync(join(dir, build), Buffer.alloc(64 * 1024, 'not wasm '));
+    });
     const page = await openApp(ctx, '', '', url);
     await page.waitForFunction(() => document.body.dataset.state === 'error', null, { timeout: 10_000 });
     assert.match(await alertText(page), /WebAssembly core could not start: .+\. Try reloading/);

@@ -1,8 +1,9 @@
-// Unit tests of the page's pure code (no browser): the share-link format (www/share.js) and the
-// CPU worker pool's size (www/workers.js).
+// Unit tests of the page's pure code (no browser): the share-link format (www/share.js), the
+// CPU worker pool's size (www/workers.js) and the choice of wasm build (www/wasmbuild.js).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -119,5 +120,40 @@ describe('the CPU worker pool', () => {
     assert.equal(poolSize({ cores: 8, memoryGiB: 8, weightBytes: VGG16 }), 2);
     assert.equal(poolSize({ cores: 8, memoryGiB: undefined, weightBytes: VGG16 }), 1, '4 GiB assumed where the browser does not say');
     assert.equal(poolSize({ cores: 4, memoryGiB: 0.5, weightBytes: VGG16 }), 1, 'never fewer than one');
+  });
+});
+
+describe('the wasm build', () => {
+  const script = readFileSync(join(WWW, 'wasmbuild.js'), 'utf8');
+  /// What www/wasmbuild.js names on a page at `search`, where WebAssembly.validate says `validates`.
+  function chosen(search, validates) {
+    const context = { location: { search }, WebAssembly: { validate: () => validates } };
+    context.globalThis = context;
+    runInNewContext(script, context);
+    return context.scorecamWasmFile;
+  }
+
+  it('is the relaxed-SIMD one where the probe validates, unless ?simd=simd128', () => {
+    assert.equal(chosen('', true), 'scorecam_relaxed_bg.wasm');
+    assert.equal(chosen('?model=vgg16', true), 'scorecam_relaxed_bg.wasm');
+    assert.equal(chosen('?simd=simd128', true), 'scorecam_bg.wasm');
+    assert.equal(chosen('?backend=cpu&simd=simd128', true), 'scorecam_bg.wasm');
+    assert.equal(chosen('', false), 'scorecam_bg.wasm');
+  });
+
+  it('probes with a module that needs relaxed SIMD and nothing else', () => {
+    // Node 20 validates relaxed SIMD only behind a flag: here the probe is refused, and the same
+    // module with the plain i8x16.swizzle in place of i8x16.relaxed_swizzle is accepted.
+    const context = { location: { search: '' }, WebAssembly: { validate: (bytes) => ((context.probe = bytes), WebAssembly.validate(bytes)) } };
+    context.globalThis = context;
+    runInNewContext(script, context);
+    const probe = new Uint8Array(context.probe);
+    const relaxedSwizzle = probe.findIndex((b, i) => b === 253 && probe[i + 1] === 128 && probe[i + 2] === 2);
+    assert.ok(relaxedSwizzle > 0);
+    const plain = [...probe.slice(0, relaxedSwizzle), 253, 14, 11];
+    plain[19 + 1] -= 1; // the code section's size
+    plain[19 + 3] -= 1; // the function body's size
+    assert.equal(WebAssembly.validate(probe), false);
+    assert.equal(WebAssembly.validate(new Uint8Array(plain)), true);
   });
 });

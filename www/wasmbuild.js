@@ -1,0 +1,19 @@
+// Which of the two wasm builds this browser runs (scripts/build_web.sh makes both): the one with
+// relaxed SIMD (one fused f32x4.relaxed_madd per 4 multiply-adds in the CPU backend's GEMM) where
+// the browser validates it, else the SIMD128 one. The choice is made before anything is
+// downloaded, so no browser fetches both; `?simd=simd128` forces the SIMD128 build. A classic
+// script, so that the page (before trunk's loader, which build_web.sh points at this choice) and
+// the service worker (importScripts) both read it.
+(function chooseWasmBuild() {
+  // (module (func (result v128) i32.const 1 i8x16.splat i32.const 2 i8x16.splat
+  //   i8x16.relaxed_swizzle)): valid only where relaxed SIMD is (wasm-feature-detect's probe).
+  const relaxedProbe = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11]);
+  const forced = /[?&]simd=simd128(&|$)/.test(globalThis.location?.search ?? '');
+  let relaxed = false;
+  try {
+    relaxed = !forced && WebAssembly.validate(relaxedProbe);
+  } catch {
+    relaxed = false; // no WebAssembly at all: the start fails later with its own message
+  }
+  globalThis.scorecamWasmFile = relaxed ? 'scorecam_relaxed_bg.wasm' : 'scorecam_bg.wasm';
+})();
