@@ -37,8 +37,13 @@ if (ONNX) {
   cpSync(ONNX, join(site, 'ort/model.onnx'));
 }
 const { server, url } = await serve(site, { host: 'localhost', isolated: ISOLATED });
-const wasm = readFileSync(join(DIST, 'scorecam_bg.wasm'));
-const out = { wasm: { bytes: wasm.length, gzipBytes: gzipSync(wasm, { level: 9 }).length }, backends: {} };
+/// A wasm build's size, plain and gzipped (null: not in this dist).
+function wasmSize(name) {
+  if (!existsSync(join(DIST, name))) return null;
+  const wasm = readFileSync(join(DIST, name));
+  return { bytes: wasm.length, gzipBytes: gzipSync(wasm, { level: 9 }).length };
+}
+const out = { wasm: wasmSize('scorecam_bg.wasm'), wasmRelaxedSimd: wasmSize('scorecam_relaxed_bg.wasm'), backends: {} };
 
 const settled = (page, ms = 600_000) => page.waitForFunction(() => ['ready', 'done', 'error'].includes(document.body.dataset.state), null, { timeout: ms });
 
@@ -92,7 +97,9 @@ for (const backend of arg('--backends', 'cpu,webgpu').split(',')) {
   r.coldLoad = (await page.evaluate(() => window.scorecam.timings())).model;
   await page.reload();
   await settled(page);
-  r.warmLoad = (await page.evaluate(() => window.scorecam.timings())).model;
+  const warm = await page.evaluate(() => window.scorecam.timings());
+  r.warmLoad = warm.model;
+  r.wasmBuild = warm.wasmBuild ?? 'simd128'; // (builds before the relaxed-SIMD one had only that)
   r.forwardWarmMs = await ourForward(page);
   if (ONNX) {
     for (const provider of backend === 'cpu' ? ['wasm'] : ['webgpu']) {

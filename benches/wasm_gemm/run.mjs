@@ -1,0 +1,39 @@
+// node run.mjs module.wasm [--ours-only]: GMAC/s of gemm's SIMD128 kernel and ours on Lite0's and
+// VGG16's GEMM shapes (out x in x pixels), the best of 7 timings of ~50 ms each.
+import { readFileSync } from 'node:fs';
+
+const { instance } = await WebAssembly.instantiate(readFileSync(process.argv[2]), {});
+const { setup, run, max_diff: maxDiff } = instance.exports;
+const shapes = [[96, 16, 1024], [24, 144, 1024], [240, 40, 784], [480, 80, 196], [80, 480, 196], [1152, 192, 49], [1280, 320, 49], [256, 256, 196], [512, 512, 49]];
+
+function gmacs(kernel, m, n, k) {
+  let reps = 1;
+  for (;;) {
+    const t = performance.now();
+    run(kernel, m, n, k, reps);
+    if (performance.now() - t > 50) break;
+    reps *= 2;
+  }
+  let best = 0;
+  for (let i = 0; i < 7; i++) {
+    const t = performance.now();
+    run(kernel, m, n, k, reps);
+    best = Math.max(best, (m * n * k * reps) / ((performance.now() - t) / 1000) / 1e9);
+  }
+  return best;
+}
+
+const oursOnly = process.argv.includes('--ours-only');
+const ratios = [];
+for (const [m, k, n] of shapes) {
+  setup(m, n, k);
+  if (oursOnly) {
+    console.log(`${`${m}x${k}x${n}`.padEnd(13)} ours ${gmacs(1, m, n, k).toFixed(1).padStart(5)} GMAC/s`);
+    continue;
+  }
+  const [theirs, ours] = [gmacs(0, m, n, k), gmacs(1, m, n, k)];
+  ratios.push(ours / theirs);
+  console.log(`${`${m}x${k}x${n}`.padEnd(13)} gemm ${theirs.toFixed(1).padStart(5)}  ours ${ours.toFixed(1).padStart(5)} GMAC/s  (${(ours / theirs).toFixed(2)}x, max diff ${maxDiff().toExponential(1)})`);
+}
+ratios.sort((a, b) => a - b);
+if (!oursOnly) console.log(`median ours/gemm: ${ratios[ratios.length >> 1].toFixed(2)}x`);

@@ -1,0 +1,55 @@
+// The page's wasm core in Node, without a browser: one thread (as one pool worker), the CPU
+// backend, EfficientNet-Lite0's full Score-CAM of ../shared's reference photo (chelsea, 224 x 224,
+// the ImageNet-normalised tensor turned back into pixels). For comparing builds and for profiles:
+//
+//   node tests/e2e/core_bench.mjs [--dist dist] [--runs 2]
+//   node --cpu-prof --cpu-prof-dir=/tmp/prof tests/e2e/core_bench.mjs --dist dist   # a V8 profile
+//   node --experimental-wasm-relaxed-simd tests/e2e/core_bench.mjs --wasm scorecam_relaxed_bg.wasm
+//
+// Build with `SCORECAM_WASM_OPT=0 scripts/build_web.sh` for a profile with function names.
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const { values: args } = parseArgs({
+  options: { dist: { type: 'string', default: join(REPO, 'dist') }, wasm: { type: 'string', default: 'scorecam_bg.wasm' }, runs: { type: 'string', default: '2' } },
+});
+const dist = resolve(args.dist);
+const models = join(REPO, 'www/models');
+
+const glue = await import(pathToFileURL(join(dist, 'scorecam.js')).href);
+glue.initSync({ module: readFileSync(join(dist, args.wasm)) });
+const session = await glue.Session.start('cpu');
+session.loadModel(readFileSync(join(models, 'efficientnet_lite0.json'), 'utf8'), readFileSync(join(models, 'efficientnet_lite0.safetensors')));
+
+/// An .npy float32 [1, 3, h, w] ImageNet-normalised image as RGBA bytes.
+function rgbaFromNormalisedNpy(path) {
+  const bytes = readFileSync(path);
+  const headerLen = bytes.readUInt16LE(8);
+  const header = bytes.subarray(10, 10 + headerLen).toString('latin1');
+  const [, , h, w] = header.match(/'shape': \(([^)]*)\)/)[1].split(',').map(Number);
+  const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 10 + headerLen, bytes.byteOffset + bytes.length));
+  const mean = [0.485, 0.456, 0.406];
+  const std = [0.229, 0.224, 0.225];
+  const rgba = new Uint8Array(w * h * 4).fill(255);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < w * h; i++) rgba[i * 4 + c] = Math.round(Math.min(1, Math.max(0, data[c * w * h + i] * std[c] + mean[c])) * 255);
+  }
+  return { rgba, w, h };
+}
+
+const { rgba, w, h } = rgbaFromNormalisedNpy(join(REPO, '../shared/reference/inputs/chelsea_imagenet_norm.npy'));
+let t = performance.now();
+const { top5 } = await session.setImage(rgba, w, h);
+console.log(`forward ${(performance.now() - t).toFixed(0)} ms, top-1 ${top5[0].name} ${(100 * top5[0].probability).toFixed(1)}%`);
+for (let run = 0; run < Number(args.runs); run++) {
+  t = performance.now();
+  let first = null;
+  await session.explain({ class: null, method: 'scorecam', options: {} }, () => {
+    first ??= performance.now() - t;
+    return true;
+  });
+  console.log(`Score-CAM ${((performance.now() - t) / 1000).toFixed(2)} s (first heatmap ${first.toFixed(0)} ms)`);
+}
