@@ -88,16 +88,6 @@ impl Activation {
         }
     }
 
-    /// On one value (inside a kernel's registers).
-    #[inline(always)]
-    pub fn one(self, v: f32) -> f32 {
-        match self {
-            Self::None => v,
-            Self::Relu => relu(v),
-            Self::Relu6 => relu6(v),
-        }
-    }
-
     /// On a tensor, with Burn's ops.
     pub fn tensor(self, x: Tensor<4>) -> Tensor<4> {
         match self {

@@ -427,10 +427,10 @@ impl Layer<'_> {
             fill_phases(plane, &mut phases, w, top, left, stride, phase_len, phase_w);
             let filter = &self.weight[c * k * k..(c + 1) * k * k];
             let out = unsafe { std::slice::from_raw_parts_mut(dst.add(c * oh * ow), oh * ow) };
+            let (bias, act) = (self.bias[c], self.activation);
             for (y0, taps) in &blocks {
                 let block_rows = rows.min(oh - y0);
                 let n = block_rows * phase_w;
-                let (bias, act) = (self.bias[c], self.activation);
                 let sums = &mut acc[..n.next_multiple_of(8)];
                 let done = taps_block::<32>(sums, 0, &phases, taps, filter, bias, act);
                 taps_block::<8>(sums, done, &phases, taps, filter, bias, act);
@@ -452,15 +452,13 @@ fn fill_phases(plane: &[f32], phases: &mut [f32], w: usize, top: usize, left: us
                 if stride == 2 {
                     // Each input pair (2i, 2i + 1) goes to the two column phases at once: column
                     // x sits at padded column x + left, in phase (x + left) % 2, at (x + left) / 2.
-                    let (je, jo) = (left / 2, left.div_ceil(2));
-                    let (a, b) = if left.is_multiple_of(2) { (phase_row(0), phase_row(1)) } else { (phase_row(1), phase_row(0)) };
+                    let (lo, phase1) = phases.split_at_mut(phase_row(1));
+                    let phase0 = &mut lo[phase_row(0)..];
+                    let (pa, pb) = if left.is_multiple_of(2) { (phase0, phase1) } else { (phase1, phase0) };
                     let pairs = src.chunks_exact(2);
                     let last = pairs.remainder().first().copied();
                     let half = pairs.len();
-                    let (lo, hi) = phases.split_at_mut(a.max(b));
-                    let (first, second) = (&mut lo[a.min(b)..], &mut hi[..]);
-                    let (pa, pb) = if a < b { (first, second) } else { (second, first) };
-                    let (pa, pb) = (&mut pa[je..je + half + usize::from(last.is_some())], &mut pb[jo..jo + half]);
+                    let (pa, pb) = (&mut pa[left / 2..][..half + usize::from(last.is_some())], &mut pb[left.div_ceil(2)..][..half]);
                     for ((e, o), pair) in pa.iter_mut().zip(pb.iter_mut()).zip(pairs) {
                         *e = pair[0];
                         *o = pair[1];
