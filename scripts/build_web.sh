@@ -27,16 +27,17 @@ cmp -s "$glue/scorecam.js" dist/scorecam.js || { echo "build_web: the relaxed-SI
 mv "$glue/scorecam_bg.wasm" dist/scorecam_relaxed_bg.wasm
 
 # trunk's loader fetches and preloads scorecam_bg.wasm: it takes www/wasmbuild.js's choice
-# instead, and nothing is preloaded, so a browser downloads one of the two builds only.
+# instead (and the SIMD128 build if that fails to load), and nothing is preloaded, so a browser
+# downloads one of the two builds only.
 python3 - dist/index.html <<'PY'
 import re, sys
 path = sys.argv[1]
 html = open(path).read()
-loader = "__trunkInitializer(init, './scorecam_bg.wasm',"
+loader = re.compile(r"__trunkInitializer\(init, '\./scorecam_bg\.wasm', (\d+), initializer\(\), true\)")
 preload = re.compile(r'<link rel="preload" href="\./scorecam_bg\.wasm"[^>]*>')
-if html.count(loader) != 1 or len(preload.findall(html)) != 1:
+if len(loader.findall(html)) != 1 or len(preload.findall(html)) != 1:
     sys.exit("build_web: trunk's loader is not as expected; see scripts/build_web.sh")
-html = html.replace(loader, "__trunkInitializer(init, './' + window.scorecamWasmFile,")
+html = loader.sub(r"window.scorecamLoadWasm((file, onFailed) => __trunkInitializer(init, './' + file, \1, initializer(onFailed), true))", html)
 html = preload.sub('', html)
 open(path, 'w').write(html)
 PY

@@ -69,10 +69,10 @@ export async function start(preference, { workers = null } = {}) {
   }
 }
 
-/// The wasm build the page fetched (www/wasmbuild.js chose it): 'relaxed-simd' or 'simd128'.
+/// The wasm build the page runs (www/wasmbuild.js chose it, or fell back to SIMD128):
+/// 'relaxed-simd' or 'simd128'.
 function wasmBuild() {
-  const fetched = performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname);
-  return fetched.some((path) => path.endsWith('/scorecam_relaxed_bg.wasm')) ? 'relaxed-simd' : 'simd128';
+  return window.scorecamWasmFile === 'scorecam_relaxed_bg.wasm' ? 'relaxed-simd' : 'simd128';
 }
 
 /// Wasm calls run one after another (a new call waits for a cancelled run to stop), so the

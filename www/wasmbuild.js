@@ -1,9 +1,11 @@
 // Which of the two wasm builds this browser runs (scripts/build_web.sh makes both): the one with
 // relaxed SIMD (one fused f32x4.relaxed_madd per 4 multiply-adds in the CPU backend's GEMM) where
 // the browser validates it, else the SIMD128 one. The choice is made before anything is
-// downloaded, so no browser fetches both; `?simd=simd128` forces the SIMD128 build. A classic
-// script, so that the page (before trunk's loader, which build_web.sh points at this choice) and
-// the service worker (importScripts) both read it.
+// downloaded, so no browser fetches both; `?simd=simd128` forces the SIMD128 build. Should the
+// relaxed build fail to load (a host that serves only part of dist/, a browser that validates the
+// probe but not the module), the SIMD128 build is loaded instead. A classic script, so that the
+// page (before trunk's loader, which build_web.sh points at this choice) and the service worker
+// (importScripts) both read it.
 (function chooseWasmBuild() {
   // (module (func (result v128) i32.const 1 i8x16.splat i32.const 2 i8x16.splat
   //   i8x16.relaxed_swizzle)): valid only where relaxed SIMD is (wasm-feature-detect's probe).
@@ -15,5 +17,22 @@
   } catch {
     relaxed = false; // no WebAssembly at all: the start fails later with its own message
   }
-  globalThis.scorecamWasmFile = relaxed ? 'scorecam_relaxed_bg.wasm' : 'scorecam_bg.wasm';
+  const simd128 = 'scorecam_bg.wasm';
+  globalThis.scorecamWasmFile = relaxed ? 'scorecam_relaxed_bg.wasm' : simd128;
+
+  /// Runs trunk's loader on the chosen build: `load(file, onFailed)` resolves to what trunk's
+  /// initializer resolves to, and calls `onFailed(error)` instead of recording a failed start
+  /// when it is given one. scorecamWasmFile ends as the build that was loaded (or tried last).
+  globalThis.scorecamLoadWasm = async (load) => {
+    const file = globalThis.scorecamWasmFile;
+    if (file === simd128) return load(file, null);
+    let failed = null;
+    const wasm = await load(file, (error) => {
+      failed = error;
+    });
+    if (!failed) return wasm;
+    console.warn(`The relaxed-SIMD build (${file}) did not load; loading the SIMD128 build instead.`, failed);
+    globalThis.scorecamWasmFile = simd128;
+    return load(simd128, null);
+  };
 })();

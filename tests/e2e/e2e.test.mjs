@@ -417,6 +417,17 @@ describe('on the CPU fallback', () => {
     await p.close();
   });
 
+  it('falls back to the SIMD128 build when the relaxed-SIMD one does not load', async () => {
+    const url = await serveCopy('site-no-relaxed', (dir) => rmSync(join(dir, 'scorecam_relaxed_bg.wasm')));
+    const p = await openApp(ctx, `?model=${MODEL}`, '', url);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    assert.equal((await p.evaluate(() => window.scorecam.timings())).wasmBuild, 'simd128');
+    await dropFile(p, readFileSync(PHOTO), 'chelsea.jpg', 'image/jpeg');
+    assert.equal(await settled(p), 'done', await alertText(p));
+    assert.equal((await getMap(p)).class, first.class);
+    await p.close();
+  });
+
   it('explains another class from the top-5 list', () => checkClassSwitch(page, first));
 
   it('spreads Score-CAM over a pool of workers with the map of one worker', async () => {

@@ -126,12 +126,13 @@ describe('the CPU worker pool', () => {
 describe('the wasm build', () => {
   const script = readFileSync(join(WWW, 'wasmbuild.js'), 'utf8');
   /// What www/wasmbuild.js names on a page at `search`, where WebAssembly.validate says `validates`.
-  function chosen(search, validates) {
-    const context = { location: { search }, WebAssembly: { validate: () => validates } };
+  function load(search, validates) {
+    const context = { location: { search }, WebAssembly: { validate: () => validates }, console: { warn: () => {} } };
     context.globalThis = context;
     runInNewContext(script, context);
-    return context.scorecamWasmFile;
+    return context;
   }
+  const chosen = (search, validates) => load(search, validates).scorecamWasmFile;
 
   it('is the relaxed-SIMD one where the probe validates, unless ?simd=simd128', () => {
     assert.equal(chosen('', true), 'scorecam_relaxed_bg.wasm');
@@ -139,6 +140,31 @@ describe('the wasm build', () => {
     assert.equal(chosen('?simd=simd128', true), 'scorecam_bg.wasm');
     assert.equal(chosen('?backend=cpu&simd=simd128', true), 'scorecam_bg.wasm');
     assert.equal(chosen('', false), 'scorecam_bg.wasm');
+  });
+
+  it('falls back to the SIMD128 build when the relaxed one fails to load, and only then', async () => {
+    // `start(file, onFailed)` stands in for trunk's loader: it fails on the files in `broken`.
+    const run = async (validates, broken) => {
+      const context = load('', validates);
+      const tried = [];
+      const start = async (file, onFailed) => {
+        tried.push([file, Boolean(onFailed)]);
+        if (!broken.includes(file)) return `instance of ${file}`;
+        const error = new Error(`${file}: 404`);
+        if (onFailed) onFailed(error); // trunk's initializer calls it and resolves to the error
+        return error;
+      };
+      const wasm = await context.scorecamLoadWasm(start);
+      return { wasm: String(wasm), tried, file: context.scorecamWasmFile };
+    };
+    const relaxed = 'scorecam_relaxed_bg.wasm';
+    const plain = 'scorecam_bg.wasm';
+    assert.deepEqual(await run(true, []), { wasm: `instance of ${relaxed}`, tried: [[relaxed, true]], file: relaxed });
+    assert.deepEqual(await run(true, [relaxed]), { wasm: `instance of ${plain}`, tried: [[relaxed, true], [plain, false]], file: plain });
+    // Both broken: the SIMD128 build's failure is the start's (recorded by trunk's initializer).
+    assert.deepEqual(await run(true, [relaxed, plain]), { wasm: `Error: ${plain}: 404`, tried: [[relaxed, true], [plain, false]], file: plain });
+    // The SIMD128 build chosen: tried once, its failure recorded.
+    assert.deepEqual(await run(false, [plain]), { wasm: `Error: ${plain}: 404`, tried: [[plain, false]], file: plain });
   });
 
   it('probes with a module that needs relaxed SIMD and nothing else', () => {
