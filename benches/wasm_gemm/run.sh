@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Times the page's GEMM kernel (src/models/cpu_gemm.rs) against the `gemm` crate's SIMD128
 # kernel in wasm under Node, built as the page is (+simd128) and with relaxed SIMD added
-# (f32x4.relaxed_madd; Node 20 needs --experimental-wasm-relaxed-simd, Chrome 114+ has it).
+# (f32x4.relaxed_madd; Node 20 needs --experimental-wasm-relaxed-simd, Chrome 114+ has it), and
+# the same shapes natively with gemm (examples/native.rs): what the native CLI gets.
 set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}/wasm-gemm-bench"
@@ -13,3 +14,5 @@ echo "== SIMD128 (the page's build)"
 node run.mjs "$CARGO_TARGET_DIR/simd128.wasm"
 echo "== SIMD128 + relaxed SIMD: ours with f32x4.relaxed_madd (compare with ours above)"
 node --experimental-wasm-relaxed-simd run.mjs "$CARGO_TARGET_DIR/simd128,+relaxed-simd.wasm" --ours-only
+echo "== natively: the gemm crate on this CPU (AVX2 with FMA on x86-64), one thread: the CLI's GEMM"
+cargo run --quiet --release --example native

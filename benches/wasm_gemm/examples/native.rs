@@ -1,0 +1,26 @@
+//! The `gemm` crate natively on this CPU (its run-time choice: AVX2 with FMA on x86-64), one
+//! thread, on run.mjs's shapes and with its timing rule: the ceiling a wasm kernel is measured
+//! against. `cargo run --release --example native`.
+use std::time::Instant;
+use wasm_gemm_bench::{run, setup};
+
+fn gmacs(m: usize, n: usize, k: usize) -> f64 {
+    let time = |reps| {
+        let t = Instant::now();
+        run(0, m, n, k, reps);
+        t.elapsed().as_secs_f64()
+    };
+    let mut reps = 1;
+    while time(reps) <= 0.05 {
+        reps *= 2;
+    }
+    (0..7).map(|_| (m * n * k * reps) as f64 / time(reps) / 1e9).fold(0.0, f64::max)
+}
+
+fn main() {
+    let shapes = [[96, 16, 1024], [24, 144, 1024], [240, 40, 784], [480, 80, 196], [80, 480, 196], [1152, 192, 49], [1280, 320, 49], [256, 256, 196], [512, 512, 49]];
+    for [m, k, n] in shapes {
+        setup(m, n, k);
+        println!("{:<13} native gemm {:5.1} GMAC/s", format!("{m}x{k}x{n}"), gmacs(m, n, k));
+    }
+}
