@@ -210,25 +210,42 @@ impl ChannelScoring {
     }
 }
 
+/// The scores as batches come in, in any order, and the progress they make.
+struct Tally<'p> {
+    plan: &'p ChannelScoring,
+    scores: Vec<f32>,
+    done: usize,
+}
+
+impl<'p> Tally<'p> {
+    fn new(plan: &'p ChannelScoring) -> Self {
+        Self { plan, scores: vec![f32::NAN; plan.channels()], done: 0 }
+    }
+
+    /// Records batch `b`'s scores and reports the partial weights they give.
+    async fn add(&mut self, b: usize, values: Vec<f32>, reporter: &mut Reporter<'_>) -> Result<()> {
+        let batch = self.plan.batch(b)?;
+        for (&k, v) in batch.iter().zip(values) {
+            self.scores[k] = v;
+        }
+        self.done += batch.len();
+        let (weights, finish) = self.plan.weights(&self.scores);
+        reporter.report(Progress { done: self.done, total: self.plan.total(), partial: Partial::Weights { weights: &weights, finish } }).await
+    }
+}
+
 /// Scores every batch in order, reporting the partial weights after each.
 pub(super) async fn run(opts: &ScoreCamOptions, input: &MethodInput<'_>, reporter: &mut Reporter<'_>) -> Result<MethodOutput> {
     let plan = ChannelScoring::plan(opts, input)?;
-    let mut scores = vec![f32::NAN; plan.channels()];
-    let (total, mut done) = (plan.total(), 0);
     #[cfg(not(target_arch = "wasm32"))]
     if input.model.lanes > 1 && plan.batch_count() > 1 {
         return score_in_lanes(&plan, input, input.model.lanes, reporter);
     }
+    let mut tally = Tally::new(&plan);
     for b in 0..plan.batch_count() {
-        let values = plan.score(input, b).await?;
-        for (&k, v) in plan.batch(b)?.iter().zip(values) {
-            scores[k] = v;
-        }
-        done += plan.batch(b)?.len();
-        let (weights, finish) = plan.weights(&scores);
-        reporter.report(Progress { done, total, partial: Partial::Weights { weights: &weights, finish } }).await?;
+        tally.add(b, plan.score(input, b).await?, reporter).await?;
     }
-    plan.finish(input, scores).await
+    plan.finish(input, tally.scores).await
 }
 
 /// [`run`] with `lanes` threads each scoring the next batch (natively on the CPU): the scores,
@@ -239,8 +256,7 @@ fn score_in_lanes(plan: &ChannelScoring, input: &MethodInput<'_>, lanes: usize, 
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let mut scores = vec![f32::NAN; plan.channels()];
-    let (total, mut done) = (plan.total(), 0);
+    let mut tally = Tally::new(plan);
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Vec<f32>>)>();
         for _ in 0..lanes.min(plan.batch_count()) {
@@ -255,22 +271,11 @@ fn score_in_lanes(plan: &ChannelScoring, input: &MethodInput<'_>, lanes: usize, 
             });
         }
         drop(tx);
-        let mut collect = || -> Result<()> {
-            for (b, values) in &rx {
-                for (&k, v) in plan.batch(b)?.iter().zip(values?) {
-                    scores[k] = v;
-                }
-                done += plan.batch(b)?.len();
-                let (weights, finish) = plan.weights(&scores);
-                pollster::block_on(reporter.report(Progress { done, total, partial: Partial::Weights { weights: &weights, finish } }))?;
-            }
-            Ok(())
-        };
-        let result = collect();
+        let result = rx.iter().try_for_each(|(b, values)| pollster::block_on(tally.add(b, values?, reporter)));
         stop.store(true, Ordering::Relaxed);
         result
     })?;
-    pollster::block_on(plan.finish(input, scores))
+    pollster::block_on(plan.finish(input, tally.scores))
 }
 
 /// The masks of `channels`, `[B, size, size]` on the device: each activation map upsampled to the
