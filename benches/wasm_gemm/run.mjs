@@ -1,9 +1,11 @@
 // node run.mjs module.wasm [--ours-only]: GMAC/s of gemm's SIMD128 kernel and ours on Lite0's and
-// VGG16's GEMM shapes (out x in x pixels), the best of 7 timings of ~50 ms each.
+// VGG16's GEMM shapes (out x in x pixels), the best of 7 timings of ~50 ms each, each shape
+// alone (its operands hot in cache); then Lite0's 1x1 layers in a forward's order, each on its
+// own buffers, as a forward meets them (mostly out of cache).
 import { readFileSync } from 'node:fs';
 
 const { instance } = await WebAssembly.instantiate(readFileSync(process.argv[2]), {});
-const { setup, run, max_diff: maxDiff } = instance.exports;
+const { setup, run, max_diff: maxDiff, lite0_sequence: lite0Sequence } = instance.exports;
 const shapes = [[96, 16, 1024], [24, 144, 1024], [240, 40, 784], [480, 80, 196], [80, 480, 196], [1152, 192, 49], [1280, 320, 49], [256, 256, 196], [512, 512, 49]];
 
 function gmacs(kernel, m, n, k) {
@@ -37,3 +39,17 @@ for (const [m, k, n] of shapes) {
 }
 ratios.sort((a, b) => a - b);
 if (!oursOnly) console.log(`median ours/gemm: ${ratios[ratios.length >> 1].toFixed(2)}x`);
+
+/// Milliseconds per image for Lite0's 1x1 layers in order: the best of 7 timings of 10 passes.
+function sequenceMs(kernel) {
+  lite0Sequence(kernel, 1, -1);
+  let best = Infinity;
+  for (let i = 0; i < 7; i++) {
+    const t = performance.now();
+    lite0Sequence(kernel, 10, -1);
+    best = Math.min(best, (performance.now() - t) / 10);
+  }
+  return best;
+}
+const kernels = oursOnly ? [['ours', 1]] : [['gemm', 0], ['ours', 1]];
+console.log(`Lite0's 1x1 layers in a forward's order: ${kernels.map(([name, k]) => `${name} ${sequenceMs(k).toFixed(2)} ms`).join(', ')} per image`);

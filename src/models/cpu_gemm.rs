@@ -1,7 +1,7 @@
 //! The CPU convolutions' one matrix product, `dst = a x b` (f32, row-major, `dst` written
 //! without being read).
 //!
-//! Natively it is the `gemm` crate's (AVX2/AVX-512 with FMA, chosen at run time). In the
+//! Natively it is the `gemm` crate's (AVX2 with FMA on x86-64, chosen at run time). In the
 //! browser it is ours: gemm's SIMD128 microkernel holds a 12 x 4 block of outputs, 12 vector
 //! accumulators plus 3 loads and a broadcast: as many vector registers as x86-64 has, one of which
 //! V8 keeps for itself, so its inner loop likely spills. Ours keeps 4 rows x 8 columns
@@ -39,38 +39,70 @@ const MR: usize = 4;
 /// Vectors of 4 columns per microkernel call.
 const NV: usize = 2;
 const NR: usize = 4 * NV;
+/// The packed panels one block of rows of `a` runs over before the next block starts, in bytes:
+/// they stay in L1, and each block writes `MR` rows of `dst` a group of panels wide at a time.
+const L1_PANEL_BYTES: usize = 24 * 1024;
 
-/// The SIMD128 product: for each panel of `NR` columns of `b`, packed contiguously (zero-padded
-/// past `n`), every block of `MR` rows of `a` runs the microkernel over all of `k`.
+/// The SIMD128 product: `b` packed into panels of `NR` columns, then for each group of panels
+/// that fits in L1, every block of `MR` rows of `a` runs the microkernel over each panel of the
+/// group, all of `k` at once.
+///
+/// In a forward, `b` (a layer's input) and `dst` (its output) are mostly out of cache. Packing
+/// all of `b` first, row by row in whole panels, and running the blocks of rows over L1-sized
+/// groups of panels (where one panel at a time was packed, then run over by every block) took
+/// Lite0's 1x1 convolutions in a forward's order from about 22 to 17 ms per image in the relaxed
+/// build (benches/wasm_gemm), and the page's Score-CAM on one thread from 19.1 s to 15.6 s
+/// (tests/e2e/core_bench.mjs, docs/benchmarks.md).
 ///
 /// # Safety
 /// As `matmul`.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn simd128(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a: &[f32], b: *const f32, b_rs: usize) {
-    let mut panel = vec![0.0f32; k * NR];
-    for j in (0..n).step_by(NR) {
-        let cols = NR.min(n - j);
-        for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
-            let src = unsafe { std::slice::from_raw_parts(b.add(p * b_rs + j), cols) };
-            row[..cols].copy_from_slice(src);
-            row[cols..].fill(0.0);
-        }
-        let mut i = 0;
-        while i < m {
+    let packed = unsafe { pack(n, k, b, b_rs) };
+    let group = (L1_PANEL_BYTES / (k * NR * 4)).max(1);
+    for (g, panels) in packed.chunks(group * k * NR).enumerate() {
+        for i in (0..m).step_by(MR) {
             let a_rows = a[i * k..].as_ptr();
-            let out = unsafe { dst.add(i * dst_rs + j) };
-            unsafe {
-                match m - i {
-                    1 => tile::<1>(k, a_rows, &panel, out, dst_rs, cols),
-                    2 => tile::<2>(k, a_rows, &panel, out, dst_rs, cols),
-                    3 => tile::<3>(k, a_rows, &panel, out, dst_rs, cols),
-                    _ => tile::<MR>(k, a_rows, &panel, out, dst_rs, cols),
+            for (jp, panel) in panels.chunks_exact(k * NR).enumerate() {
+                let j = (g * group + jp) * NR;
+                let cols = NR.min(n - j);
+                let out = unsafe { dst.add(i * dst_rs + j) };
+                unsafe {
+                    match m - i {
+                        1 => tile::<1>(k, a_rows, panel, out, dst_rs, cols),
+                        2 => tile::<2>(k, a_rows, panel, out, dst_rs, cols),
+                        3 => tile::<3>(k, a_rows, panel, out, dst_rs, cols),
+                        _ => tile::<MR>(k, a_rows, panel, out, dst_rs, cols),
+                    }
                 }
             }
-            i += MR;
         }
     }
+}
+
+/// `b` (`k` rows of `n`, `b_rs` apart) as panels of `NR` columns, each `k` rows of `NR` contiguous
+/// floats, zero past `n`. Row by row, so each row of `b` is read front to back: a panel at a time
+/// would read `k` rows at once, 32 bytes from each, more streams than the prefetcher follows.
+/// (A buffer kept from call to call, with only the padding zeroed, measured slower: the short
+/// copies and fills of the last panel become calls in wasm.)
+///
+/// # Safety
+/// `b` must be valid for reads of `k` rows of `n` floats `b_rs` apart.
+unsafe fn pack(n: usize, k: usize, b: *const f32, b_rs: usize) -> Vec<f32> {
+    let mut packed = vec![0.0f32; n.div_ceil(NR) * k * NR];
+    let whole = n / NR;
+    for p in 0..k {
+        let row = unsafe { std::slice::from_raw_parts(b.add(p * b_rs), n) };
+        for (jp, cols) in row.chunks_exact(NR).enumerate() {
+            packed[(jp * k + p) * NR..][..NR].copy_from_slice(cols);
+        }
+        let rest = &row[whole * NR..];
+        if !rest.is_empty() {
+            packed[(whole * k + p) * NR..][..rest.len()].copy_from_slice(rest);
+        }
+    }
+    packed
 }
 
 /// `R` rows x `NR` columns of the output: `a` is `R` rows `k` apart, `panel` is `k` rows of `NR`;
@@ -170,7 +202,7 @@ mod tests {
     /// that hit every row remainder, partial column panels, strided `b` and `dst`, and k = 1.
     #[test]
     fn simd128_matches_the_definition() {
-        for &(m, n, k) in &[(1, 1, 1), (4, 8, 3), (5, 9, 7), (7, 3, 1), (13, 29, 40), (64, 49, 320), (3, 17, 27)] {
+        for &(m, n, k) in &[(1, 1, 1), (4, 8, 3), (5, 9, 7), (7, 3, 1), (13, 29, 40), (64, 49, 320), (3, 17, 27), (9, 203, 40)] {
             let (b_rs, dst_rs) = (n + 3, n + 5);
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0).collect();
             let b: Vec<f32> = (0..k * b_rs).map(|i| ((i * 53 % 97) as f32) / 48.0 - 1.0).collect();

@@ -1,8 +1,8 @@
 //! The `gemm` crate natively on this CPU (its run-time choice: AVX2 with FMA on x86-64), one
-//! thread, on run.mjs's shapes and with its timing rule: the ceiling a wasm kernel is measured
-//! against. `cargo run --release --example native`.
+//! thread, on run.mjs's shapes and Lite0's layer sequence, with its timing rules: the ceiling a
+//! wasm kernel is measured against. `cargo run --release --example native`.
 use std::time::Instant;
-use wasm_gemm_bench::{run, setup};
+use wasm_gemm_bench::{lite0_sequence, run, setup};
 
 fn gmacs(m: usize, n: usize, k: usize) -> f64 {
     let time = |reps| {
@@ -23,4 +23,13 @@ fn main() {
         setup(m, n, k);
         println!("{:<13} native gemm {:5.1} GMAC/s", format!("{m}x{k}x{n}"), gmacs(m, n, k));
     }
+    lite0_sequence(0, 1, usize::MAX);
+    let best = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            lite0_sequence(0, 10, usize::MAX);
+            t.elapsed().as_secs_f64() * 100.0
+        })
+        .fold(f64::INFINITY, f64::min);
+    println!("Lite0's 1x1 layers in a forward's order: native gemm {best:.2} ms per image");
 }

@@ -52,3 +52,48 @@ pub extern "C" fn max_diff() -> f32 {
         x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max)
     })
 }
+
+/// Lite0's 1x1 layers (out, in, pixels) as one image's forward meets them.
+const LITE0: &[(usize, usize, usize)] = &[(16, 32, 12544), (96, 16, 12544), (24, 96, 3136), (144, 24, 3136), (24, 144, 3136), (144, 24, 3136), (40, 144, 784), (240, 40, 784), (40, 240, 784), (240, 40, 784), (80, 240, 196), (480, 80, 196), (80, 480, 196), (480, 80, 196), (80, 480, 196), (480, 80, 196), (112, 480, 196), (672, 112, 196), (112, 672, 196), (672, 112, 196), (112, 672, 196), (672, 112, 196), (192, 672, 49), (1152, 192, 49), (192, 1152, 49), (1152, 192, 49), (192, 1152, 49), (1152, 192, 49), (192, 1152, 49), (1152, 192, 49), (320, 1152, 49), (1280, 320, 49)];
+
+thread_local! {
+    static LAYERS: RefCell<Vec<[Vec<f32>; 3]>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs Lite0's 1x1 GEMMs `reps` times in forward order, each on its own weights, input and output
+/// (NCHW planes, blocks of 1024 pixels, as cpu_conv's pointwise calls them): the caches as a
+/// forward leaves them. `only`: that layer alone (an index past the list: all). Returns the MACs
+/// of one pass.
+#[unsafe(no_mangle)]
+pub extern "C" fn lite0_sequence(kernel: usize, reps: usize, only: usize) -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    gemm::set_wasm_simd128(true);
+    LAYERS.with_borrow_mut(|layers| {
+        if layers.is_empty() {
+            for &(m, k, hw) in LITE0 {
+                let w = (0..m * k).map(|i| (i * 7919 % 1000) as f32 / 1000.0 - 0.5).collect();
+                let x = (0..k * hw).map(|i| (i * 104_729 % 997) as f32 / 997.0 - 0.5).collect();
+                layers.push([w, x, vec![0.0; m * hw]]);
+            }
+        }
+        for _ in 0..reps {
+            for (i, (&(m, k, hw), [w, x, y])) in LITE0.iter().zip(layers.iter_mut()).enumerate() {
+                if only < LITE0.len() && i != only {
+                    continue;
+                }
+                for start in (0..hw).step_by(1024) {
+                    let n = 1024.min(hw - start);
+                    // SAFETY: blocks of the k x hw input and m x hw output planes.
+                    unsafe {
+                        if kernel == 0 {
+                            gemm::gemm(m, n, k, y.as_mut_ptr().add(start), 1, hw as isize, false, w.as_ptr(), 1, k as isize, x.as_ptr().add(start), 1, hw as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+                        } else {
+                            cpu_gemm::simd128(m, n, k, y.as_mut_ptr().add(start), hw, w, x.as_ptr().add(start), hw);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    LITE0.iter().map(|&(m, k, hw)| (m * k * hw) as f64).sum()
+}
