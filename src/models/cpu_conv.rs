@@ -432,8 +432,8 @@ impl Layer<'_> {
                 let block_rows = rows.min(oh - y0);
                 let n = block_rows * phase_w;
                 let sums = &mut acc[..n.next_multiple_of(8)];
-                let done = taps_block::<32>(sums, 0, &phases, taps, filter, bias, act);
-                taps_block::<8>(sums, done, &phases, taps, filter, bias, act);
+                let done = taps_block::<8>(sums, 0, &phases, taps, filter, bias, act);
+                taps_block::<2>(sums, done, &phases, taps, filter, bias, act);
                 copy_rows(&acc, phase_w, &mut out[y0 * ow..], ow, block_rows);
             }
         }
@@ -446,46 +446,46 @@ impl Layer<'_> {
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn fill_phases(plane: &[f32], phases: &mut [f32], w: usize, top: usize, left: usize, stride: usize, phase_len: usize, phase_w: usize) {
-            for (y, src) in plane.chunks_exact(w).enumerate() {
-                let py = y + top;
-                let phase_row = |rx: usize| ((py % stride) * stride + rx) * phase_len + (py / stride) * phase_w;
-                if stride == 2 {
-                    // Each input pair (2i, 2i + 1) goes to the two column phases at once: column
-                    // x sits at padded column x + left, in phase (x + left) % 2, at (x + left) / 2.
-                    let (lo, phase1) = phases.split_at_mut(phase_row(1));
-                    let phase0 = &mut lo[phase_row(0)..];
-                    let (pa, pb) = if left.is_multiple_of(2) { (phase0, phase1) } else { (phase1, phase0) };
-                    let pairs = src.chunks_exact(2);
-                    let last = pairs.remainder().first().copied();
-                    let half = pairs.len();
-                    let (pa, pb) = (&mut pa[left / 2..][..half + usize::from(last.is_some())], &mut pb[left.div_ceil(2)..][..half]);
-                    for ((e, o), pair) in pa.iter_mut().zip(pb.iter_mut()).zip(pairs) {
-                        *e = pair[0];
-                        *o = pair[1];
-                    }
-                    if let Some(v) = last {
-                        pa[half] = v;
-                    }
-                    continue;
-                }
-                for rx in 0..stride {
-                    // Padded columns rx, rx + stride, ... that hold input column x = px - left.
-                    let j0 = left.saturating_sub(rx).div_ceil(stride);
-                    let x0 = j0 * stride + rx - left;
-                    if x0 >= w {
-                        continue;
-                    }
-                    let phase = &mut phases[phase_row(rx)..][j0..phase_w];
-                    let src = &src[x0..];
-                    if stride == 1 {
-                        phase[..src.len()].copy_from_slice(src);
-                    } else {
-                        for (d, v) in phase.iter_mut().zip(src.chunks(stride)) {
-                            *d = v[0];
-                        }
-                    }
+    for (y, src) in plane.chunks_exact(w).enumerate() {
+        let py = y + top;
+        let phase_row = |rx: usize| ((py % stride) * stride + rx) * phase_len + (py / stride) * phase_w;
+        if stride == 2 {
+            // Each input pair (2i, 2i + 1) goes to the two column phases at once: column
+            // x sits at padded column x + left, in phase (x + left) % 2, at (x + left) / 2.
+            let (lo, phase1) = phases.split_at_mut(phase_row(1));
+            let phase0 = &mut lo[phase_row(0)..];
+            let (pa, pb) = if left.is_multiple_of(2) { (phase0, phase1) } else { (phase1, phase0) };
+            let pairs = src.chunks_exact(2);
+            let last = pairs.remainder().first().copied();
+            let half = pairs.len();
+            let (pa, pb) = (&mut pa[left / 2..][..half + usize::from(last.is_some())], &mut pb[left.div_ceil(2)..][..half]);
+            for ((e, o), pair) in pa.iter_mut().zip(pb.iter_mut()).zip(pairs) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            if let Some(v) = last {
+                pa[half] = v;
+            }
+            continue;
+        }
+        for rx in 0..stride {
+            // Padded columns rx, rx + stride, ... that hold input column x = px - left.
+            let j0 = left.saturating_sub(rx).div_ceil(stride);
+            let x0 = j0 * stride + rx - left;
+            if x0 >= w {
+                continue;
+            }
+            let phase = &mut phases[phase_row(rx)..][j0..phase_w];
+            let src = &src[x0..];
+            if stride == 1 {
+                phase[..src.len()].copy_from_slice(src);
+            } else {
+                for (d, v) in phase.iter_mut().zip(src.chunks(stride)) {
+                    *d = v[0];
                 }
             }
+        }
+    }
 }
 
 /// Rows `0..rows` of `from` (`from_w` apart) to `out`'s first rows (`w` apart). Each row but
@@ -508,27 +508,33 @@ fn copy_rows(from: &[f32], from_w: usize, out: &mut [f32], w: usize, rows: usize
     }
 }
 
-/// Depthwise outputs `from..` of `acc`, N at a time (N independent sums in registers across all
-/// taps; the multiply-adds vectorise), activation applied, as far as whole blocks of N go.
-/// Returns where it stopped.
+/// Depthwise outputs `from..` of `acc`, `4 * V` at a time (`V` vectors of independent sums held
+/// in registers across all taps), activation applied, as far as whole blocks go. Returns where it
+/// stopped. Written with explicit vectors (`models::simd`): in wasm an array of sums is kept in
+/// linear memory, a load and a store per tap, and the relaxed build gets `relaxed_madd`.
 #[inline(never)]
-fn taps_block<const N: usize>(acc: &mut [f32], from: usize, phases: &[f32], taps: &[usize], filter: &[f32], bias: f32, activation: Activation) -> usize {
+fn taps_block<const V: usize>(acc: &mut [f32], from: usize, phases: &[f32], taps: &[usize], filter: &[f32], bias: f32, activation: Activation) -> usize {
+    use super::simd::*;
     let len = acc.len();
     // Every read below is at most at `start + len` for the largest start: checked once here
     // instead of per tap (the bounds checks cost as much as the multiply-adds in wasm).
     assert!(taps.iter().max().map_or(0, |m| m + len) <= phases.len(), "taps stay inside the phases");
-    let mut chunks = acc[from..].chunks_exact_mut(N);
+    let mut chunks = acc[from..].chunks_exact_mut(4 * V);
     for (i, sum) in (&mut chunks).enumerate() {
-        let at = from + i * N;
-        let mut lanes = [bias; N];
-        for (start, wv) in taps.iter().zip(filter) {
-            // SAFETY: start + at + N <= start + len <= phases.len() (asserted above).
-            let src: &[f32; N] = unsafe { &*phases.as_ptr().add(start + at).cast::<[f32; N]>() };
-            for (l, v) in lanes.iter_mut().zip(src) {
-                *l += wv * v;
+        let at = from + i * 4 * V;
+        let mut lanes = [f32x4_splat(bias); V];
+        for (&start, &wv) in taps.iter().zip(filter) {
+            let wv = f32x4_splat(wv);
+            // SAFETY: start + at + 4 * V <= start + len <= phases.len() (asserted above).
+            let src = unsafe { phases.as_ptr().add(start + at) };
+            for (v, l) in lanes.iter_mut().enumerate() {
+                *l = madd(wv, unsafe { v128_load(src.add(4 * v)) }, *l);
             }
         }
-        sum.copy_from_slice(&lanes);
+        for (v, l) in lanes.iter().enumerate() {
+            // SAFETY: `sum` holds 4 * V floats.
+            unsafe { v128_store(sum.as_mut_ptr().add(4 * v), *l) };
+        }
         activation.apply(sum);
     }
     len - chunks.into_remainder().len()

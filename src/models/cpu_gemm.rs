@@ -12,8 +12,8 @@
 //! add are one `f32x4.relaxed_madd`, about 1.2x faster again in V8 (benches/wasm_gemm; the
 //! build choice is in docs/web.md).
 //!
-//! The kernel is written once against the few SIMD128 operations it uses; off wasm a portable
-//! stand-in for them lets the native tests check its packing and edge handling.
+//! The kernel is written once against the few SIMD128 operations it uses (`models::simd`); off
+//! wasm a portable stand-in for them lets the native tests check its packing and edge handling.
 
 /// `dst[i * dst_rs + j] = sum_p a[i * k + p] * b[p * b_rs + j]` for `i < m`, `j < n`.
 ///
@@ -109,7 +109,7 @@ unsafe fn pack(n: usize, k: usize, b: *const f32, b_rs: usize) -> Vec<f32> {
 /// the first `cols` columns are written.
 #[inline(always)]
 unsafe fn tile<const R: usize>(k: usize, a: *const f32, panel: &[f32], dst: *mut f32, dst_rs: usize, cols: usize) {
-    use simd::*;
+    use super::simd::*;
     let mut acc = [[f32x4_splat(0.0); NV]; R];
     let p = panel.as_ptr();
     for kk in 0..k {
@@ -137,60 +137,6 @@ unsafe fn tile<const R: usize>(k: usize, a: *const f32, panel: &[f32], dst: *mut
             }
             unsafe { std::ptr::copy_nonoverlapping(lanes.as_ptr(), out, cols) };
         }
-    }
-}
-
-/// The SIMD128 operations the kernel uses, on f32 pointers.
-#[cfg(target_arch = "wasm32")]
-mod simd {
-    use core::arch::wasm32 as w;
-    pub use w::f32x4_splat;
-    pub type V = w::v128;
-
-    /// `a * b + c`: a multiply and an add, or one `f32x4.relaxed_madd` in the relaxed-SIMD
-    /// build (fused where the CPU has FMA).
-    #[inline(always)]
-    pub fn madd(a: V, b: V, c: V) -> V {
-        #[cfg(target_feature = "relaxed-simd")]
-        return w::f32x4_relaxed_madd(a, b, c);
-        #[cfg(not(target_feature = "relaxed-simd"))]
-        return w::f32x4_add(c, w::f32x4_mul(a, b));
-    }
-
-    #[inline(always)]
-    pub unsafe fn v128_load(p: *const f32) -> V {
-        unsafe { w::v128_load(p as *const V) }
-    }
-    #[inline(always)]
-    pub unsafe fn v128_store(p: *mut f32, v: V) {
-        unsafe { w::v128_store(p as *mut V, v) }
-    }
-    #[inline(always)]
-    pub unsafe fn v128_load32_splat(p: *const f32) -> V {
-        unsafe { w::v128_load32_splat(p as *const u32) }
-    }
-}
-
-/// A portable stand-in with the same names, for the native tests.
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(dead_code)]
-mod simd {
-    pub type V = [f32; 4];
-
-    pub fn f32x4_splat(x: f32) -> V {
-        [x; 4]
-    }
-    pub fn madd(a: V, b: V, c: V) -> V {
-        std::array::from_fn(|i| a[i] * b[i] + c[i])
-    }
-    pub unsafe fn v128_load(p: *const f32) -> V {
-        unsafe { p.cast::<V>().read_unaligned() }
-    }
-    pub unsafe fn v128_store(p: *mut f32, v: V) {
-        unsafe { p.cast::<V>().write_unaligned(v) }
-    }
-    pub unsafe fn v128_load32_splat(p: *const f32) -> V {
-        [unsafe { *p }; 4]
     }
 }
 

@@ -9,6 +9,7 @@ pub mod probe;
 mod efficientnet_lite;
 mod layers;
 mod cpu_gemm;
+mod simd;
 mod vgg;
 
 use burn::tensor::{Device, Tensor};

@@ -1,0 +1,64 @@
+//! The few SIMD128 operations our CPU kernels are written against (`cpu_gemm`'s microkernel,
+//! `cpu_conv`'s depthwise taps), on f32 pointers. In wasm they are SIMD128 (and in the relaxed
+//! build the multiply-add is one `f32x4.relaxed_madd`); elsewhere a portable stand-in with the same
+//! names and the same arithmetic (a multiply, then an add), which LLVM vectorises natively and
+//! the native tests run.
+
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    use core::arch::wasm32 as w;
+    pub use w::f32x4_splat;
+    pub type V = w::v128;
+
+    /// `a * b + c`: a multiply and an add, or one `f32x4.relaxed_madd` in the relaxed-SIMD
+    /// build (fused where the CPU has FMA).
+    #[inline(always)]
+    pub fn madd(a: V, b: V, c: V) -> V {
+        #[cfg(target_feature = "relaxed-simd")]
+        return w::f32x4_relaxed_madd(a, b, c);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        return w::f32x4_add(c, w::f32x4_mul(a, b));
+    }
+
+    #[inline(always)]
+    pub unsafe fn v128_load(p: *const f32) -> V {
+        unsafe { w::v128_load(p as *const V) }
+    }
+    #[inline(always)]
+    pub unsafe fn v128_store(p: *mut f32, v: V) {
+        unsafe { w::v128_store(p as *mut V, v) }
+    }
+    #[inline(always)]
+    pub unsafe fn v128_load32_splat(p: *const f32) -> V {
+        unsafe { w::v128_load32_splat(p as *const u32) }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(dead_code)]
+mod imp {
+    pub type V = [f32; 4];
+
+    #[inline(always)]
+    pub fn f32x4_splat(x: f32) -> V {
+        [x; 4]
+    }
+    #[inline(always)]
+    pub fn madd(a: V, b: V, c: V) -> V {
+        std::array::from_fn(|i| c[i] + a[i] * b[i])
+    }
+    #[inline(always)]
+    pub unsafe fn v128_load(p: *const f32) -> V {
+        unsafe { p.cast::<V>().read_unaligned() }
+    }
+    #[inline(always)]
+    pub unsafe fn v128_store(p: *mut f32, v: V) {
+        unsafe { p.cast::<V>().write_unaligned(v) }
+    }
+    #[inline(always)]
+    pub unsafe fn v128_load32_splat(p: *const f32) -> V {
+        [unsafe { *p }; 4]
+    }
+}
+
+pub use imp::*;
