@@ -5,6 +5,8 @@
 #[path = "../../../src/models/cpu_gemm.rs"]
 #[allow(dead_code)]
 mod cpu_gemm;
+#[path = "../../../src/models/simd.rs"]
+mod simd;
 
 use std::cell::RefCell;
 
