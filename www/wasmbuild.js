@@ -1,11 +1,11 @@
 // Which of the two wasm builds this browser runs (scripts/build_web.sh makes both): the one with
-// relaxed SIMD (one fused f32x4.relaxed_madd per 4 multiply-adds in the CPU backend's GEMM) where
-// the browser validates it, else the SIMD128 one. The choice is made before anything is
-// downloaded, so no browser fetches both; `?simd=simd128` forces the SIMD128 build. Should the
-// relaxed build fail to load (a host that serves only part of dist/, a browser that validates the
-// probe but not the module), the SIMD128 build is loaded instead. A classic script, so that the
-// page (before trunk's loader, which build_web.sh points at this choice) and the service worker
-// (importScripts) both read it.
+// relaxed SIMD (one fused f32x4.relaxed_madd per 4 multiply-adds in the CPU backend's GEMM and
+// depthwise taps) where the browser validates it, else the SIMD128 one. The choice is made before
+// anything is downloaded, so no browser fetches both; `?simd=simd128` forces the SIMD128 build.
+// Should the relaxed build fail to load (a host that serves only part of dist/, a browser that
+// validates the probe but not the module), the SIMD128 build is loaded instead. A classic script,
+// so that the page (before trunk's loader, which build_web.sh points at this choice) and the
+// service worker (importScripts) both read it.
 (function chooseWasmBuild() {
   // (module (func (result v128) i32.const 1 i8x16.splat i32.const 2 i8x16.splat
   //   i8x16.relaxed_swizzle)): valid only where relaxed SIMD is (wasm-feature-detect's probe).
