@@ -12,10 +12,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}"
 trunk build --offline --release --no-sri
 
 # The second build: relaxed SIMD on top (`f32x4.relaxed_madd` in the CPU backend's GEMM and
-# depthwise taps), for browsers that validate it. Only this crate gets the feature (`cargo rustc`): macerator 0.5.2,
-# under Burn's flex, does not compile with it. Same sources, so wasm-bindgen writes the same JS
-# glue, which is checked; www/wasmbuild.js picks the file before anything is downloaded
-# (docs/web.md). Its own target directory, so that neither build invalidates the other.
+# depthwise taps), for browsers that validate it. Only this crate gets the feature
+# (`cargo rustc`): macerator 0.5.2, under Burn's flex, does not compile with it. Same sources, so
+# wasm-bindgen writes the same JS glue, which is checked; www/wasmbuild.js picks the file before
+# anything is downloaded (docs/web.md). Its own target directory, so that neither build
+# invalidates the other.
 RELAXED_TARGET="$CARGO_TARGET_DIR/relaxed-simd"
 CARGO_TARGET_DIR="$RELAXED_TARGET" cargo rustc --release --locked --lib --no-default-features \
   --target wasm32-unknown-unknown -- -C target-feature=+relaxed-simd
