@@ -250,26 +250,41 @@ export class PooledSession {
         });
     };
     const scored = new Map(); // worker -> batches
+    // Each worker has two batches in flight: it starts the next as soon as it returns one, not
+    // after the page's thread (busy drawing, at times) has read the result and answered. The
+    // second starts once the first batch is back, so every worker gets one before any gets two.
     const score = async (worker, onFail) => {
-      while (queue.length && !stop) {
-        const b = queue.shift();
-        let r;
-        try {
-          r = await worker.call('scoreBatch', [request, b]);
-        } catch (err) {
-          queue.unshift(b);
-          if (onFail(err)) return;
-          stop ??= err;
-          return;
+      let failed = false;
+      let fed;
+      const firstBack = new Promise((resolve) => {
+        fed = resolve;
+      });
+      const lane = async () => {
+        while (queue.length && !stop && !failed) {
+          const b = queue.shift();
+          let r;
+          try {
+            r = await worker.call('scoreBatch', [request, b]);
+          } catch (err) {
+            queue.unshift(b);
+            if (!failed) {
+              failed = true; // once per worker: the other lane's call failed the same way
+              if (!onFail(err)) stop ??= err;
+            }
+            break;
+          }
+          r.channels.forEach((k, i) => {
+            scores[k] = r.scores[i];
+          });
+          done += r.channels.length;
+          scored.set(worker, (scored.get(worker) ?? 0) + 1);
+          idle = worker;
+          draw();
+          fed();
         }
-        r.channels.forEach((k, i) => {
-          scores[k] = r.scores[i];
-        });
-        done += r.channels.length;
-        scored.set(worker, (scored.get(worker) ?? 0) + 1);
-        idle = worker;
-        draw();
-      }
+        fed();
+      };
+      await Promise.all([lane(), firstBack.then(lane)]);
     };
     await this.onEveryWorker(score);
     // A helper that failed on the last batches handed them back after the lead had finished.
