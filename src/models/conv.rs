@@ -78,13 +78,13 @@ impl Activation {
         }
     }
 
-    /// `activation(value + bias)`, in place.
-    #[inline]
-    pub fn apply_after_bias(self, values: &mut [f32], bias: f32) {
+    /// The activation as a clamp `[lo, hi]` (what `cpu_gemm::Epilogue` applies): the same
+    /// comparisons as `relu` and `relu6`, so the same values.
+    pub fn range(self) -> [f32; 2] {
         match self {
-            Self::None => values.iter_mut().for_each(|v| *v += bias),
-            Self::Relu => values.iter_mut().for_each(|v| *v = relu(*v + bias)),
-            Self::Relu6 => values.iter_mut().for_each(|v| *v = relu6(*v + bias)),
+            Self::None => [f32::NEG_INFINITY, f32::INFINITY],
+            Self::Relu => [0.0, f32::INFINITY],
+            Self::Relu6 => [0.0, 6.0],
         }
     }
 

@@ -14,8 +14,9 @@
 //!   run, with 32 outputs summed in registers across all taps (SIMD128 in the browser).
 //!
 //! The GEMM writes each block without reading it (accumulating into a bias costs the microkernel
-//! a read and a multiply-add per output), then the bias and the activation are applied in one
-//! pass while the block is still in cache. Work is split into (image, block) tasks: rayon's pool
+//! a read and a multiply-add per output) and applies the bias and the activation on the way:
+//! natively in one pass over the block while it is still in cache, in the browser as our kernel
+//! stores (`cpu_gemm::Epilogue`). Work is split into (image, block) tasks: rayon's pool
 //! natively, one thread per worker in the browser. The GEMMs are `cpu_gemm::matmul`: the `gemm`
 //! crate's (the microkernels flex uses) natively, our SIMD128 kernel in the browser. The kernels
 //! are kept out of line so that profiles name them.
@@ -24,7 +25,7 @@ use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 use super::conv::{Activation, ConvShape};
-use super::cpu_gemm::matmul;
+use super::cpu_gemm::{Epilogue, matmul};
 
 /// Floats of Winograd-domain inputs and products one task holds (8 MiB).
 const WINOGRAD_BUDGET: usize = 1 << 21;
@@ -196,18 +197,20 @@ struct Layer<'a> {
 }
 
 impl Layer<'_> {
-    /// Output pixels `start..start + pixels` of one image: `W x x` into them, then the bias
-    /// and the activation in one pass. `dst` is the image's output [cout, oh*ow].
+    /// Output pixels `start..start + pixels` of one image: `W x x` into them, bias and
+    /// activation applied. `dst` is the image's output [cout, oh*ow].
     #[inline(never)]
     unsafe fn pointwise(&self, image: &[f32], dst: *mut f32, start: usize, pixels: usize) {
         let s = self.shape;
         let hw = s.input[0] * s.input[1];
         unsafe {
-            matmul(s.cout, pixels, s.cin, dst.add(start), hw, self.weight, image.as_ptr().add(start), hw);
+            matmul(s.cout, pixels, s.cin, dst.add(start), hw, self.weight, image.as_ptr().add(start), hw, Some(self.epilogue()));
         }
-        for (c, &b) in self.bias.iter().enumerate() {
-            self.activation.apply_after_bias(unsafe { std::slice::from_raw_parts_mut(dst.add(c * hw + start), pixels) }, b);
-        }
+    }
+
+    /// The bias and the activation, applied by the GEMM as it writes.
+    fn epilogue(&self) -> Epilogue<'_> {
+        Epilogue { bias: self.bias, range: self.activation.range() }
     }
 
     /// Output rows `y0..y0 + rows` of one image: im2col of the band, then one GEMM into it.
@@ -254,10 +257,7 @@ impl Layer<'_> {
             let plane = oh * ow;
             let band = unsafe { dst.add(y0 * ow) };
             unsafe {
-                matmul(s.cout, pixels, depth, band, plane, self.weight, cols.as_ptr(), pixels);
-            }
-            for (c, &b) in self.bias.iter().enumerate() {
-                self.activation.apply_after_bias(unsafe { std::slice::from_raw_parts_mut(band.add(c * plane), pixels) }, b);
+                matmul(s.cout, pixels, depth, band, plane, self.weight, cols.as_ptr(), pixels, Some(self.epilogue()));
             }
         });
     }
@@ -345,7 +345,7 @@ impl Layer<'_> {
             }
             for xi in 0..16 {
                 unsafe {
-                    matmul(cout, count, cin, m.as_mut_ptr().add(xi * cout * count), count, &u[xi * cout * cin..], v.as_ptr().add(xi * cin * count), count);
+                    matmul(cout, count, cin, m.as_mut_ptr().add(xi * cout * count), count, &u[xi * cout * cin..], v.as_ptr().add(xi * cin * count), count, None);
                 }
             }
             // Y = A^T M A: rows (m0 + m1 + m2, m1 - m2 - m3) of the 4x4 products, then the same

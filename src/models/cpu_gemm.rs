@@ -15,22 +15,52 @@
 //! The kernel is written once against the few SIMD128 operations it uses (`models::simd`); off
 //! wasm a portable stand-in for them lets the native tests check its packing and edge handling.
 
-/// `dst[i * dst_rs + j] = sum_p a[i * k + p] * b[p * b_rs + j]` for `i < m`, `j < n`.
+/// What happens to each output of row `i` on its way out: `min(max(value + bias[i], lo), hi)`
+/// (`range` is `[lo, hi]`; infinite bounds clamp nothing). A convolution's bias and activation.
+#[derive(Clone, Copy)]
+pub struct Epilogue<'a> {
+    pub bias: &'a [f32],
+    pub range: [f32; 2],
+}
+
+impl Epilogue<'_> {
+    /// In place on one row's outputs, as the SIMD128 kernel computes it (the add, then the two
+    /// comparisons, with NaN kept).
+    fn apply(&self, row: usize, values: &mut [f32]) {
+        let (bias, [lo, hi]) = (self.bias[row], self.range);
+        for v in values {
+            let x = *v + bias;
+            let x = if x < lo { lo } else { x };
+            *v = if x > hi { hi } else { x };
+        }
+    }
+}
+
+/// `dst[i * dst_rs + j] = sum_p a[i * k + p] * b[p * b_rs + j]` for `i < m`, `j < n`, then the
+/// epilogue if there is one.
 ///
 /// # Safety
 /// `dst` must be valid for writes of `m` rows of `n` floats `dst_rs` apart, `b` for reads of
-/// `k` rows of `n` floats `b_rs` apart, and `a` must hold `m * k` floats.
+/// `k` rows of `n` floats `b_rs` apart, and `a` must hold `m * k` floats (the epilogue's bias `m`).
 #[inline]
 #[allow(clippy::too_many_arguments)] // a BLAS-style signature: sizes, then each operand with its stride
-pub unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a: &[f32], b: *const f32, b_rs: usize) {
+pub unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a: &[f32], b: *const f32, b_rs: usize, epilogue: Option<Epilogue>) {
     debug_assert!(a.len() >= m * k);
+    debug_assert!(epilogue.is_none_or(|e| e.bias.len() >= m));
+    // Natively the epilogue is a pass over each row after gemm (which has no epilogue), while
+    // the block is still in cache; in the browser our kernel applies it as it stores.
     #[cfg(not(target_arch = "wasm32"))]
     unsafe {
         gemm::gemm(m, n, k, dst, 1, dst_rs as isize, false, a.as_ptr(), 1, k as isize, b, 1, b_rs as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+        if let Some(e) = epilogue {
+            for i in 0..m {
+                e.apply(i, std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n));
+            }
+        }
     }
     #[cfg(target_arch = "wasm32")]
     unsafe {
-        simd128(m, n, k, dst, dst_rs, a, b, b_rs);
+        simd128(m, n, k, dst, dst_rs, a, b, b_rs, epilogue);
     }
 }
 
@@ -58,7 +88,7 @@ const L1_PANEL_BYTES: usize = 24 * 1024;
 /// As `matmul`.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn simd128(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a: &[f32], b: *const f32, b_rs: usize) {
+pub unsafe fn simd128(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a: &[f32], b: *const f32, b_rs: usize, epilogue: Option<Epilogue>) {
     let packed = unsafe { pack(n, k, b, b_rs) };
     let group = (L1_PANEL_BYTES / (k * NR * 4)).max(1);
     for (g, panels) in packed.chunks(group * k * NR).enumerate() {
@@ -76,6 +106,14 @@ pub unsafe fn simd128(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize
                         _ => tile::<MR>(k, a_rows, panel, out, dst_rs, cols),
                     }
                 }
+            }
+            // The rows' outputs of this group of panels are in L1 now: the epilogue runs over
+            // them here. (Applied to the accumulators inside `tile`, it kept the epilogue's
+            // values live across the inner loop, and the GEMM was slower by more than it saved.)
+            if let Some(e) = &epilogue {
+                let j = g * group * NR;
+                let cols = (group * NR).min(n - j);
+                unsafe { finish(e, i, MR.min(m - i), dst.add(i * dst_rs + j), dst_rs, cols) };
             }
         }
     }
@@ -103,6 +141,27 @@ unsafe fn pack(n: usize, k: usize, b: *const f32, b_rs: usize) -> Vec<f32> {
         }
     }
     packed
+}
+
+/// The epilogue on `rows` rows (from row `row0` of the product) of `cols` outputs at `dst`.
+///
+/// # Safety
+/// `dst` must be valid for reads and writes of `rows` rows of `cols` floats `dst_rs` apart.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[inline(never)]
+unsafe fn finish(e: &Epilogue, row0: usize, rows: usize, dst: *mut f32, dst_rs: usize, cols: usize) {
+    use super::simd::*;
+    let (lo, hi) = (f32x4_splat(e.range[0]), f32x4_splat(e.range[1]));
+    for r in 0..rows {
+        let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * dst_rs), cols) };
+        let bias = f32x4_splat(e.bias[row0 + r]);
+        let mut quads = row.chunks_exact_mut(4);
+        for q in &mut quads {
+            let p = q.as_mut_ptr();
+            unsafe { v128_store(p, at_most(at_least(add(v128_load(p), bias), lo), hi)) };
+        }
+        e.apply(row0 + r, quads.into_remainder());
+    }
 }
 
 /// `R` rows x `NR` columns of the output: `a` is `R` rows `k` apart, `panel` is `k` rows of `NR`;
@@ -144,6 +203,29 @@ unsafe fn tile<const R: usize>(k: usize, a: *const f32, panel: &[f32], dst: *mut
 mod tests {
     use super::*;
 
+    /// The epilogue inside the kernel gives exactly what the pass after it gives (the native
+    /// path), for bias with ReLU6 and with no clamp, on rows that end in a partial tile.
+    #[test]
+    fn simd128_epilogue_equals_the_pass_after() {
+        let (m, n, k) = (7, 21, 9);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32) / 10.0 - 5.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32) / 9.0 - 5.0).collect();
+        let bias: Vec<f32> = (0..m).map(|i| i as f32 - 3.0).collect();
+        for range in [[0.0, 6.0], [f32::NEG_INFINITY, f32::INFINITY]] {
+            let e = Epilogue { bias: &bias, range };
+            let (mut fused, mut after) = (vec![0.0; m * n], vec![0.0; m * n]);
+            unsafe {
+                simd128(m, n, k, fused.as_mut_ptr(), n, &a, b.as_ptr(), n, Some(e));
+                simd128(m, n, k, after.as_mut_ptr(), n, &a, b.as_ptr(), n, None);
+            }
+            after.chunks_exact_mut(n).enumerate().for_each(|(i, row)| e.apply(i, row));
+            assert_eq!(fused, after, "range {range:?}");
+            if range[1] == 6.0 {
+                assert!(fused.contains(&6.0) && fused.contains(&0.0), "the test reaches both bounds");
+            }
+        }
+    }
+
     /// The SIMD128 kernel (through its portable stand-in) against the definition, on sizes
     /// that hit every row remainder, partial column panels, strided `b` and `dst`, and k = 1.
     #[test]
@@ -153,7 +235,7 @@ mod tests {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0).collect();
             let b: Vec<f32> = (0..k * b_rs).map(|i| ((i * 53 % 97) as f32) / 48.0 - 1.0).collect();
             let mut dst = vec![f32::NAN; m * dst_rs];
-            unsafe { simd128(m, n, k, dst.as_mut_ptr(), dst_rs, &a, b.as_ptr(), b_rs) };
+            unsafe { simd128(m, n, k, dst.as_mut_ptr(), dst_rs, &a, b.as_ptr(), b_rs, None) };
             for i in 0..m {
                 for j in 0..dst_rs {
                     let got = dst[i * dst_rs + j];

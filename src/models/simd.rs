@@ -21,6 +21,21 @@ mod imp {
     }
 
     #[inline(always)]
+    pub fn add(a: V, b: V) -> V {
+        w::f32x4_add(a, b)
+    }
+    /// `lo` where `v < lo`, else `v` (NaN stays): one `maxps`, where `f32x4.max` is several.
+    #[inline(always)]
+    pub fn at_least(v: V, lo: V) -> V {
+        w::f32x4_pmax(v, lo)
+    }
+    /// `hi` where `v > hi`, else `v` (NaN stays).
+    #[inline(always)]
+    pub fn at_most(v: V, hi: V) -> V {
+        w::f32x4_pmin(v, hi)
+    }
+
+    #[inline(always)]
     pub unsafe fn v128_load(p: *const f32) -> V {
         unsafe { w::v128_load(p as *const V) }
     }
@@ -46,6 +61,18 @@ mod imp {
     #[inline(always)]
     pub fn madd(a: V, b: V, c: V) -> V {
         std::array::from_fn(|i| c[i] + a[i] * b[i])
+    }
+    #[inline(always)]
+    pub fn add(a: V, b: V) -> V {
+        std::array::from_fn(|i| a[i] + b[i])
+    }
+    #[inline(always)]
+    pub fn at_least(v: V, lo: V) -> V {
+        std::array::from_fn(|i| if v[i] < lo[i] { lo[i] } else { v[i] })
+    }
+    #[inline(always)]
+    pub fn at_most(v: V, hi: V) -> V {
+        std::array::from_fn(|i| if v[i] > hi[i] { hi[i] } else { v[i] })
     }
     #[inline(always)]
     pub unsafe fn v128_load(p: *const f32) -> V {

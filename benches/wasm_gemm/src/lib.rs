@@ -40,7 +40,7 @@ pub extern "C" fn run(kernel: usize, m: usize, n: usize, k: usize, reps: usize) 
                 if kernel == 0 {
                     gemm::gemm(m, n, k, dst, 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
                 } else {
-                    cpu_gemm::simd128(m, n, k, dst, n, a, b.as_ptr(), n);
+                    cpu_gemm::simd128(m, n, k, dst, n, a, b.as_ptr(), n, None);
                 }
             }
         }
@@ -90,7 +90,7 @@ pub extern "C" fn lite0_sequence(kernel: usize, reps: usize, only: usize) -> f64
                         if kernel == 0 {
                             gemm::gemm(m, n, k, y.as_mut_ptr().add(start), 1, hw as isize, false, w.as_ptr(), 1, k as isize, x.as_ptr().add(start), 1, hw as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
                         } else {
-                            cpu_gemm::simd128(m, n, k, y.as_mut_ptr().add(start), hw, w, x.as_ptr().add(start), hw);
+                            cpu_gemm::simd128(m, n, k, y.as_mut_ptr().add(start), hw, w, x.as_ptr().add(start), hw, None);
                         }
                     }
                 }
