@@ -98,12 +98,18 @@ pub unsafe fn simd128(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize
                 let j = (g * group + jp) * NR;
                 let cols = NR.min(n - j);
                 let out = unsafe { dst.add(i * dst_rs + j) };
+                // A last panel of at most 4 columns (Lite0's 7 x 7 layers have 49) is summed
+                // in one vector instead of two.
                 unsafe {
-                    match m - i {
-                        1 => tile::<1>(k, a_rows, panel, out, dst_rs, cols),
-                        2 => tile::<2>(k, a_rows, panel, out, dst_rs, cols),
-                        3 => tile::<3>(k, a_rows, panel, out, dst_rs, cols),
-                        _ => tile::<MR>(k, a_rows, panel, out, dst_rs, cols),
+                    match (m - i, cols > 4) {
+                        (1, true) => tile::<1, NV>(k, a_rows, panel, out, dst_rs, cols),
+                        (2, true) => tile::<2, NV>(k, a_rows, panel, out, dst_rs, cols),
+                        (3, true) => tile::<3, NV>(k, a_rows, panel, out, dst_rs, cols),
+                        (_, true) => tile::<MR, NV>(k, a_rows, panel, out, dst_rs, cols),
+                        (1, false) => tile::<1, 1>(k, a_rows, panel, out, dst_rs, cols),
+                        (2, false) => tile::<2, 1>(k, a_rows, panel, out, dst_rs, cols),
+                        (3, false) => tile::<3, 1>(k, a_rows, panel, out, dst_rs, cols),
+                        (_, false) => tile::<MR, 1>(k, a_rows, panel, out, dst_rs, cols),
                     }
                 }
             }
@@ -164,15 +170,15 @@ unsafe fn finish(e: &Epilogue, row0: usize, rows: usize, dst: *mut f32, dst_rs: 
     }
 }
 
-/// `R` rows x `NR` columns of the output: `a` is `R` rows `k` apart, `panel` is `k` rows of `NR`;
-/// the first `cols` columns are written.
+/// `R` rows x `4 * V` columns of the output: `a` is `R` rows `k` apart, `panel` is `k` rows of
+/// `NR` (of which the first `4 * V` are read); the first `cols` columns are written.
 #[inline(always)]
-unsafe fn tile<const R: usize>(k: usize, a: *const f32, panel: &[f32], dst: *mut f32, dst_rs: usize, cols: usize) {
+unsafe fn tile<const R: usize, const V: usize>(k: usize, a: *const f32, panel: &[f32], dst: *mut f32, dst_rs: usize, cols: usize) {
     use super::simd::*;
-    let mut acc = [[f32x4_splat(0.0); NV]; R];
+    let mut acc = [[f32x4_splat(0.0); V]; R];
     let p = panel.as_ptr();
     for kk in 0..k {
-        let mut bv = [f32x4_splat(0.0); NV];
+        let mut bv = [f32x4_splat(0.0); V];
         for (v, b) in bv.iter_mut().enumerate() {
             *b = unsafe { v128_load(p.add(kk * NR + 4 * v)) };
         }
@@ -185,7 +191,7 @@ unsafe fn tile<const R: usize>(k: usize, a: *const f32, panel: &[f32], dst: *mut
     }
     for (r, row) in acc.iter().enumerate() {
         let out = unsafe { dst.add(r * dst_rs) };
-        if cols == NR {
+        if cols == 4 * V {
             for (v, sum) in row.iter().enumerate() {
                 unsafe { v128_store(out.add(4 * v), *sum) };
             }
@@ -230,7 +236,7 @@ mod tests {
     /// that hit every row remainder, partial column panels, strided `b` and `dst`, and k = 1.
     #[test]
     fn simd128_matches_the_definition() {
-        for &(m, n, k) in &[(1, 1, 1), (4, 8, 3), (5, 9, 7), (7, 3, 1), (13, 29, 40), (64, 49, 320), (3, 17, 27), (9, 203, 40)] {
+        for &(m, n, k) in &[(1, 1, 1), (4, 8, 3), (5, 9, 7), (7, 3, 1), (13, 29, 40), (64, 49, 320), (3, 17, 27), (9, 203, 40), (6, 12, 5), (4, 4, 2)] {
             let (b_rs, dst_rs) = (n + 3, n + 5);
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0).collect();
             let b: Vec<f32> = (0..k * b_rs).map(|i| ((i * 53 % 97) as f32) / 48.0 - 1.0).collect();
