@@ -44,8 +44,8 @@ fn check_forward(model: &Model, key: &str) {
     }
 }
 
-/// The three images as one batch give each image's own logits, in order (on the CPU Lite0's
-/// features run one image at a time and are put back together).
+/// The three images as one batch give each image's own logits, in order: what Score-CAM's
+/// batches of masked inputs rely on.
 fn check_batch_order(model: &Model) {
     use burn::tensor::{Tensor, TensorData};
     let single: Vec<Vec<f32>> = IMAGES.iter().map(|image| pollster::block_on(cam::forward_image(model, &input(image))).unwrap().logits).collect();

@@ -112,19 +112,7 @@ impl EfficientNetLite0 {
     }
 
     /// Everything up to the target layer (conv_head + BN + ReLU6).
-    ///
-    /// On the CPU (flex), one image at a time: layer by layer over a whole batch, each expanded
-    /// activation (4 images of 96 x 112 x 112 floats are 19 MB) leaves the cache before the next
-    /// layer reads it; one image's mostly stays in L2. The classifier still runs on the batch.
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        let n = x.dims()[0];
-        if n > 1 && x.device() == Device::flex() && !x.is_autodiff() {
-            return Tensor::cat((0..n).map(|i| self.features_of(x.clone().narrow(0, i, 1))).collect(), 0);
-        }
-        self.features_of(x)
-    }
-
-    fn features_of(&self, x: Tensor<4>) -> Tensor<4> {
         let mut x = self.stem.forward(x);
         for block in &self.blocks {
             x = block.forward(x);
