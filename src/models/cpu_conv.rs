@@ -14,12 +14,12 @@
 //!   run, with 32 outputs summed in registers across all taps (SIMD128 in the browser).
 //!
 //! The GEMM writes each block without reading it (accumulating into a bias costs the microkernel
-//! a read and a multiply-add per output) and applies the bias and the activation on the way:
-//! natively in one pass over the block while it is still in cache, in the browser as our kernel
-//! stores (`cpu_gemm::Epilogue`). Work is split into (image, block) tasks: rayon's pool
-//! natively, one thread per worker in the browser. The GEMMs are `cpu_gemm::matmul`: the `gemm`
-//! crate's (the microkernels flex uses) natively, our SIMD128 kernel in the browser. The kernels
-//! are kept out of line so that profiles name them.
+//! a read and a multiply-add per output), then applies the bias and the activation while the
+//! outputs are still in cache (`cpu_gemm::Epilogue`: natively a pass over the block after gemm,
+//! in the browser over each group of panels our kernel has just written). Work is split into
+//! (image, block) tasks: rayon's pool natively, one thread per worker in the browser. The GEMMs
+//! are `cpu_gemm::matmul`: the `gemm` crate's (the microkernels flex uses) natively, our SIMD128
+//! kernel in the browser. The kernels are kept out of line so that profiles name them.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;

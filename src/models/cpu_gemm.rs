@@ -48,7 +48,8 @@ pub unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize,
     debug_assert!(a.len() >= m * k);
     debug_assert!(epilogue.is_none_or(|e| e.bias.len() >= m));
     // Natively the epilogue is a pass over each row after gemm (which has no epilogue), while
-    // the block is still in cache; in the browser our kernel applies it as it stores.
+    // the block is still in cache; in the browser our kernel runs it over each group of panels
+    // it has just written, in L1.
     #[cfg(not(target_arch = "wasm32"))]
     unsafe {
         gemm::gemm(m, n, k, dst, 1, dst_rs as isize, false, a.as_ptr(), 1, k as isize, b, 1, b_rs as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
@@ -209,7 +210,7 @@ unsafe fn tile<const R: usize, const V: usize>(k: usize, a: *const f32, panel: &
 mod tests {
     use super::*;
 
-    /// The epilogue inside the kernel gives exactly what the pass after it gives (the native
+    /// The kernel's own epilogue gives exactly what a pass after the product gives (the native
     /// path), for bias with ReLU6 and with no clamp, on rows that end in a partial tile.
     #[test]
     fn simd128_epilogue_equals_the_pass_after() {
