@@ -2,7 +2,7 @@
 //! thread, on run.mjs's shapes and Lite0's layer sequence, with its timing rules: the ceiling a
 //! wasm kernel is measured against. `cargo run --release --example native`.
 use std::time::Instant;
-use wasm_gemm_bench::{lite0_sequence, run, setup};
+use wasm_gemm_bench::{SHAPES, lite0_sequence, run, setup};
 
 fn gmacs(m: usize, n: usize, k: usize) -> f64 {
     let time = |reps| {
@@ -18,8 +18,7 @@ fn gmacs(m: usize, n: usize, k: usize) -> f64 {
 }
 
 fn main() {
-    let shapes = [[96, 16, 1024], [24, 144, 1024], [240, 40, 784], [480, 80, 196], [80, 480, 196], [1152, 192, 49], [1280, 320, 49], [256, 256, 196], [512, 512, 49]];
-    for [m, k, n] in shapes {
+    for [m, k, n] in SHAPES {
         setup(m, n, k);
         println!("{:<13} native gemm {:5.1} GMAC/s", format!("{m}x{k}x{n}"), gmacs(m, n, k));
     }

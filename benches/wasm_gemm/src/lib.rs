@@ -1,6 +1,6 @@
-//! Exports for run.mjs: `setup(m, n, k)` fills the operands, `run(kernel, m, n, k, reps)` runs
-//! `dst = a x b` `reps` times with the `gemm` crate (kernel 0) or ours (kernel 1), and
-//! `max_diff()` compares the two kernels' last results.
+//! Exports for run.mjs: `shape(i)` names the shapes timed, `setup(m, n, k)` fills the operands,
+//! `run(kernel, m, n, k, reps)` runs `dst = a x b` `reps` times with the `gemm` crate (kernel 0)
+//! or ours (kernel 1), and `max_diff()` compares the two kernels' last results.
 
 #[path = "../../../src/models/cpu_gemm.rs"]
 #[allow(dead_code)]
@@ -14,6 +14,17 @@ struct Operands {
     a: Vec<f32>,
     b: Vec<f32>,
     out: [Vec<f32>; 2],
+}
+
+/// The shapes timed alone (out x in x pixels): Lite0's and VGG16's, read by run.mjs and
+/// examples/native.rs.
+pub const SHAPES: [[usize; 3]; 9] = [[96, 16, 1024], [24, 144, 1024], [240, 40, 784], [480, 80, 196], [80, 480, 196], [1152, 192, 49], [1280, 320, 49], [256, 256, 196], [512, 512, 49]];
+
+/// `SHAPES[i]` packed as `out << 40 | in << 20 | pixels` (one number across the wasm boundary),
+/// or 0 past the end.
+#[unsafe(no_mangle)]
+pub extern "C" fn shape(i: usize) -> f64 {
+    SHAPES.get(i).map_or(0.0, |&[m, k, n]| ((m as u64) << 40 | (k as u64) << 20 | n as u64) as f64)
 }
 
 thread_local! {
