@@ -39,6 +39,8 @@ function bindings() {
 }
 
 function startError(err) {
+  // www/wasmbuild.js found the browser lacking what both builds need, and loaded neither.
+  if (err?.unsupported) return new Error(`This browser cannot run the app: it does not run ${err.unsupported}. Chrome or Edge 91, Firefox 114, Safari 16.4 or later do.`);
   const reason = String(err?.message ?? err).replace(/\.$/, '');
   return new Error(`The app's WebAssembly core could not start: ${reason}. Try reloading; if it persists, your browser may be too old (WebAssembly with reference types is needed).`);
 }

@@ -13,8 +13,7 @@ export default function initializer(onFailed = null) {
     },
     onFailure(error) {
       if (onFailed) return onFailed(error);
-      window.scorecamStartError = error;
-      dispatchEvent(new CustomEvent('scorecam-start-failed', { detail: { error } }));
+      window.scorecamFailStart(error); // www/wasmbuild.js
     },
   };
 }

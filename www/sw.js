@@ -7,7 +7,7 @@ const MODULES = ['app', 'store', 'core', 'dom', 'explain', 'model', 'models', 'i
 // The wasm build this browser runs (www/wasmbuild.js), not both.
 importScripts('www/wasmbuild.js');
 const PRECACHE = [
-  './', 'index.html', 'scorecam.js', self.scorecamWasmFile, 'initializer.js', 'www/style.css', 'www/wasmbuild.js',
+  './', 'index.html', 'scorecam.js', ...(self.scorecamUnsupported ? [] : [self.scorecamWasmFile]), 'initializer.js', 'www/style.css', 'www/wasmbuild.js',
   ...MODULES.map((m) => `www/${m}.js`),
   'www/models/index.json', 'www/samples/index.json',
 ];

@@ -960,4 +960,22 @@ describe('when something is broken', () => {
     await shot(page, 'error-no-wasm');
     await page.close();
   });
+
+  it('names the browsers that work when this one lacks WebAssembly SIMD, and downloads no wasm', async () => {
+    const page = await ctx.newPage();
+    // As a browser without SIMD: no module using it validates (www/wasmbuild.js's probe does).
+    await page.addInitScript(() => {
+      const validate = WebAssembly.validate.bind(WebAssembly);
+      WebAssembly.validate = (bytes) => !new Uint8Array(bytes).includes(0xfd) && validate(bytes);
+    });
+    const wasm = [];
+    page.on('request', (r) => new URL(r.url()).pathname.endsWith('.wasm') && wasm.push(r.url()));
+    await page.goto(site.url);
+    await page.waitForFunction(() => document.body.dataset.state === 'error', null, { timeout: 10_000 });
+    assert.match(await alertText(page), /This browser cannot run the app: it does not run WebAssembly SIMD\. Chrome or Edge 91, Firefox 114, Safari 16\.4 or later do\./);
+    assert.equal((await page.textContent('#backend-badge')).trim(), 'failed');
+    assert.deepEqual(wasm, [], 'neither build is downloaded');
+    await shot(page, 'error-no-simd');
+    await page.close();
+  });
 });

@@ -125,9 +125,12 @@ describe('the CPU worker pool', () => {
 
 describe('the wasm build', () => {
   const script = readFileSync(join(WWW, 'wasmbuild.js'), 'utf8');
-  /// What www/wasmbuild.js names on a page at `search`, where WebAssembly.validate says `validates`.
-  function load(search, validates) {
-    const context = { location: { search }, WebAssembly: { validate: () => validates }, console: { warn: () => {} } };
+  const isRelaxedProbe = (bytes) => bytes.some((b, i) => b === 253 && bytes[i + 1] === 128 && bytes[i + 2] === 2);
+  /// What www/wasmbuild.js names on a page at `search`, where WebAssembly.validate says `validates`
+  /// of the relaxed-SIMD probe and `simd` of the SIMD128 one.
+  function load(search, validates, simd = true) {
+    const validate = (bytes) => (isRelaxedProbe(bytes) ? validates : simd);
+    const context = { location: { search }, WebAssembly: { validate }, console: { warn: () => {} } };
     context.globalThis = context;
     runInNewContext(script, context);
     return context;
@@ -167,13 +170,47 @@ describe('the wasm build', () => {
     assert.deepEqual(await run(false, [plain]), { wasm: `Error: ${plain}: 404`, tried: [[plain, false]], file: plain });
   });
 
+  it('downloads neither build where WebAssembly SIMD is missing, and fails the start naming it', async () => {
+    for (const search of ['', '?simd=simd128']) {
+      const context = load(search, true, false);
+      assert.equal(context.scorecamUnsupported, 'WebAssembly SIMD');
+      const tried = [];
+      const error = await context.scorecamLoadWasm(async (file) => tried.push(file));
+      assert.deepEqual(tried, [], 'nothing is loaded');
+      assert.equal(error.unsupported, 'WebAssembly SIMD');
+      assert.equal(context.scorecamStartError, error, 'the start is recorded as failed');
+    }
+    assert.equal(load('', true).scorecamUnsupported, null);
+    assert.equal(load('', false).scorecamUnsupported, null, 'SIMD128 without relaxed SIMD is enough');
+    // No WebAssembly at all.
+    const context = { location: { search: '' }, WebAssembly: undefined, console: { warn: () => {} } };
+    context.globalThis = context;
+    runInNewContext(script, context);
+    assert.equal(context.scorecamUnsupported, 'WebAssembly');
+  });
+
+  it('probes SIMD128 with a module that validates where SIMD does', () => {
+    const probes = [];
+    const context = { location: { search: '' }, WebAssembly: { validate: (bytes) => (probes.push(new Uint8Array(bytes)), WebAssembly.validate(bytes)) } };
+    context.globalThis = context;
+    runInNewContext(script, context);
+    const simd = probes.find((p) => !isRelaxedProbe(p));
+    assert.equal(WebAssembly.validate(simd), true, 'Node has SIMD128');
+    assert.equal(context.scorecamUnsupported, null);
+    // The same module with its one SIMD instruction (0xfd 0x0f, i8x16.splat) made unknown is refused.
+    const broken = simd.slice();
+    const splat = broken.findIndex((b, i) => b === 253 && broken[i + 1] === 15);
+    broken[splat + 1] = 250;
+    assert.equal(WebAssembly.validate(broken), false);
+  });
+
   it('probes with a module that needs relaxed SIMD and nothing else', () => {
     // Node 20 validates relaxed SIMD only behind a flag: here the probe is refused, and the same
     // module with the plain i8x16.swizzle in place of i8x16.relaxed_swizzle is accepted.
-    const context = { location: { search: '' }, WebAssembly: { validate: (bytes) => ((context.probe = bytes), WebAssembly.validate(bytes)) } };
+    const context = { location: { search: '' }, WebAssembly: { validate: (bytes) => ((context.probes ??= []).push(bytes), WebAssembly.validate(bytes)) } };
     context.globalThis = context;
     runInNewContext(script, context);
-    const probe = new Uint8Array(context.probe);
+    const probe = new Uint8Array(context.probes.at(-1));
     const relaxedSwizzle = probe.findIndex((b, i) => b === 253 && probe[i + 1] === 128 && probe[i + 2] === 2);
     assert.ok(relaxedSwizzle > 0);
     const plain = [...probe.slice(0, relaxedSwizzle), 253, 14, 11];
