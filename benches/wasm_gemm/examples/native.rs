@@ -2,7 +2,7 @@
 //! thread, on run.mjs's shapes and Lite0's layer sequence, with its timing rules: the ceiling a
 //! wasm kernel is measured against. `cargo run --release --example native`.
 use std::time::Instant;
-use wasm_gemm_bench::{SHAPES, lite0_sequence, run, setup};
+use wasm_gemm_bench::{SHAPES, lite0_layers, lite0_sequence, run, setup};
 
 fn gmacs(m: usize, n: usize, k: usize) -> f64 {
     let time = |reps| {
@@ -31,4 +31,17 @@ fn main() {
         })
         .fold(f64::INFINITY, f64::min);
     println!("Lite0's 1x1 layers in a forward's order: native gemm {best:.2} ms per image");
+    let hot: f64 = (0..lite0_layers())
+        .map(|layer| {
+            lite0_sequence(0, 1, layer);
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    lite0_sequence(0, 20, layer);
+                    t.elapsed().as_secs_f64() * 1000.0 / 20.0
+                })
+                .fold(f64::INFINITY, f64::min)
+        })
+        .sum();
+    println!("... each alone, hot, summed: native gemm {hot:.2} ms");
 }

@@ -69,6 +69,12 @@ pub extern "C" fn max_diff() -> f32 {
 /// Lite0's 1x1 layers (out, in, pixels) as one image's forward meets them.
 const LITE0: &[(usize, usize, usize)] = &[(16, 32, 12544), (96, 16, 12544), (24, 96, 3136), (144, 24, 3136), (24, 144, 3136), (144, 24, 3136), (40, 144, 784), (240, 40, 784), (40, 240, 784), (240, 40, 784), (80, 240, 196), (480, 80, 196), (80, 480, 196), (480, 80, 196), (80, 480, 196), (480, 80, 196), (112, 480, 196), (672, 112, 196), (112, 672, 196), (672, 112, 196), (112, 672, 196), (672, 112, 196), (192, 672, 49), (1152, 192, 49), (192, 1152, 49), (1152, 192, 49), (192, 1152, 49), (1152, 192, 49), (192, 1152, 49), (1152, 192, 49), (320, 1152, 49), (1280, 320, 49)];
 
+/// How many layers `lite0_sequence` runs (its `only` takes `0..lite0_layers()`).
+#[unsafe(no_mangle)]
+pub extern "C" fn lite0_layers() -> usize {
+    LITE0.len()
+}
+
 thread_local! {
     static LAYERS: RefCell<Vec<[Vec<f32>; 3]>> = const { RefCell::new(Vec::new()) };
 }
@@ -76,7 +82,7 @@ thread_local! {
 /// Runs Lite0's 1x1 GEMMs `reps` times in forward order, each on its own weights, input and output
 /// (NCHW planes, blocks of 1024 pixels, as cpu_conv's pointwise calls them): the caches as a
 /// forward leaves them. `only`: that layer alone (an index past the list: all). Returns the MACs
-/// of one pass.
+/// of one pass over the layers run.
 #[unsafe(no_mangle)]
 pub extern "C" fn lite0_sequence(kernel: usize, reps: usize, only: usize) -> f64 {
     #[cfg(target_arch = "wasm32")]
@@ -108,5 +114,5 @@ pub extern "C" fn lite0_sequence(kernel: usize, reps: usize, only: usize) -> f64
             }
         }
     });
-    LITE0.iter().map(|&(m, k, hw)| (m * k * hw) as f64).sum()
+    LITE0.iter().enumerate().filter(|&(i, _)| only >= LITE0.len() || i == only).map(|(_, &(m, k, hw))| (m * k * hw) as f64).sum()
 }
