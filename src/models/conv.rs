@@ -14,6 +14,7 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
+use burn::backend::flex::FlexTensor;
 use burn::tensor::{Device, Slice, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -315,6 +316,12 @@ impl Conv {
         Some(Tensor::from_data(TensorData::new(out, [n, self.shape.cout, oh, ow]), &x.device()))
     }
 
+    /// This layer's weight and bias on the host, when it runs on our CPU kernel.
+    fn cpu_params(&self) -> Option<(FlexTensor, FlexTensor)> {
+        let conv = self.float.as_ref().filter(|_| self.kernel == ConvKernel::Cpu)?;
+        Some((host_f32(conv.weight.val())?, host_f32(conv.bias.as_ref()?.val())?))
+    }
+
     /// im2col, in chunks of images whose columns fit the binding limit, then `W x cols`.
     fn forward_matmul(&self, x: Tensor<4>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<4> {
         let s = self.shape;
@@ -339,7 +346,31 @@ impl Conv {
 
 /// A tensor's f32 values in flex's host memory, contiguous, if it lives on flex untracked by
 /// autodiff (borrowed: no copy unless it was a strided view).
-fn host_f32<const D: usize>(t: Tensor<D>) -> Option<burn::backend::flex::FlexTensor> {
+/// An inverted-residual block (expand, depthwise, project; plus the input where `residual`) as
+/// one pass of our CPU kernel (`cpu_conv::inverted_residual`), its expanded activations kept in
+/// cache; `None` where any of the three does not run on it, and the layers run one by one.
+pub fn inverted_residual_cpu(convs: &[Conv], residual: bool, x: &Tensor<4>) -> Option<Tensor<4>> {
+    let [expand, depthwise, project] = convs else { return None };
+    let [n, c, h, w] = x.dims();
+    if [c, h, w] != [expand.shape.cin, expand.shape.input[0], expand.shape.input[1]] {
+        return None;
+    }
+    let params = [expand.cpu_params()?, depthwise.cpu_params()?, project.cpu_params()?];
+    let input = host_f32(x.clone())?;
+    let layers: Vec<super::cpu_conv::Layer> = [expand, depthwise, project]
+        .iter()
+        .zip(&params)
+        .map(|(conv, (weight, bias))| {
+            let s = &conv.shape;
+            super::cpu_conv::Layer { shape: s, weight: &weight.storage::<f32>()[..s.cout * s.depth()], bias: &bias.storage::<f32>()[..s.cout], activation: conv.activation }
+        })
+        .collect();
+    let out = super::cpu_conv::inverted_residual(&layers[0], &layers[1], &layers[2], residual, &input.storage::<f32>()[..n * c * h * w], n);
+    let [oh, ow] = depthwise.shape.output();
+    Some(Tensor::from_data(TensorData::new(out, [n, project.shape.cout, oh, ow]), &x.device()))
+}
+
+fn host_f32<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
     if t.is_autodiff() || t.dtype() != burn::tensor::DType::F32 {
         return None;
     }

@@ -54,6 +54,9 @@ pub(crate) struct Block {
 
 impl Block {
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        if let Some(out) = super::conv::inverted_residual_cpu(&self.convs, self.residual, &input) {
+            return out;
+        }
         let mut x = input.clone();
         for conv in &self.convs {
             x = conv.forward(x);
