@@ -1,7 +1,7 @@
 //! The CPU convolutions' one matrix product, `dst = a x b` (f32, row-major, `dst` written
 //! without being read).
 //!
-//! Natively it is the `gemm` crate's (AVX2 with FMA on x86-64, chosen at run time). In the
+//! Natively it is the `gemm` crate's (AVX-512, else AVX2 with FMA, chosen at run time). In the
 //! browser it is ours: gemm's SIMD128 microkernel holds a 12 x 4 block of outputs, 12 vector
 //! accumulators plus 3 loads and a broadcast: as many vector registers as x86-64 has, one of which
 //! V8 keeps for itself, so its inner loop likely spills. Ours keeps 4 rows x 8 columns
