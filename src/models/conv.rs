@@ -344,8 +344,6 @@ impl Conv {
     }
 }
 
-/// A tensor's f32 values in flex's host memory, contiguous, if it lives on flex untracked by
-/// autodiff (borrowed: no copy unless it was a strided view).
 /// An inverted-residual block (expand, depthwise, project; plus the input where `residual`) as
 /// one pass of our CPU kernel (`cpu_conv::inverted_residual`), its expanded activations kept in
 /// cache; `None` where any of the three does not run on it, and the layers run one by one.
@@ -370,6 +368,8 @@ pub fn inverted_residual_cpu(convs: &[Conv], residual: bool, x: &Tensor<4>) -> O
     Some(Tensor::from_data(TensorData::new(out, [n, project.shape.cout, oh, ow]), &x.device()))
 }
 
+/// A tensor's f32 values in flex's host memory, contiguous, if it lives on flex untracked by
+/// autodiff (borrowed: no copy unless it was a strided view).
 fn host_f32<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
     if t.is_autodiff() || t.dtype() != burn::tensor::DType::F32 {
         return None;

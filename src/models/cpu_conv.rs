@@ -139,6 +139,7 @@ fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer
     let held_rows = band_rows * stride + k;
     for_each_task(n * parts, |task| {
         let (b, part) = (task / parts, task % parts);
+        let (y_start, y_end) = (part * oh / parts, (part + 1) * oh / parts);
         let image = &x[b * cin * h * w..(b + 1) * cin * h * w];
         let out_image = dst.at(b * per_image);
         // (Every value below is written before it is read: `held`'s rows as they are expanded,
@@ -147,8 +148,8 @@ fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer
             let (held, sums) = scratch.split_at_mut(mid * held_rows * w);
             // Input rows `lo..hi` are expanded in `held`, row `lo` at the top of each plane.
             let (mut lo, mut hi) = (0, 0);
-            for oy0 in (part * oh / parts..(part + 1) * oh / parts).step_by(band_rows) {
-                let oy1 = (oy0 + band_rows).min((part + 1) * oh / parts);
+            for oy0 in (y_start..y_end).step_by(band_rows) {
+                let oy1 = (oy0 + band_rows).min(y_end);
                 // The padded rows this band reads are oy0 * stride up to `end_padded`.
                 let end_padded = (oy1 - 1) * stride + k;
                 let (first, end) = ((oy0 * stride).saturating_sub(top), end_padded.saturating_sub(top).min(h));
