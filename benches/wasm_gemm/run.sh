@@ -14,5 +14,5 @@ echo "== SIMD128 (the page's build)"
 node run.mjs "$CARGO_TARGET_DIR/simd128.wasm"
 echo "== SIMD128 + relaxed SIMD: ours with f32x4.relaxed_madd (compare with ours above)"
 node --experimental-wasm-relaxed-simd run.mjs "$CARGO_TARGET_DIR/simd128,+relaxed-simd.wasm" --ours-only
-echo "== natively: the gemm crate on this CPU (AVX2 with FMA on x86-64), one thread: the CLI's GEMM"
+echo "== natively: the gemm crate on this CPU (AVX-512 where it has it, else AVX2 with FMA), one thread: the CLI's GEMM"
 cargo run --quiet --release --example native

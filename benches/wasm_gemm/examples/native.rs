@@ -1,4 +1,4 @@
-//! The `gemm` crate natively on this CPU (its run-time choice: AVX2 with FMA on x86-64), one
+//! The `gemm` crate natively on this CPU (its run-time choice: AVX-512 where the CPU has it, else AVX2 with FMA on x86-64), one
 //! thread, on run.mjs's shapes and Lite0's layer sequence, with its timing rules: the ceiling a
 //! wasm kernel is measured against. `cargo run --release --example native`.
 use std::time::Instant;
