@@ -5,24 +5,30 @@
 //   node tests/e2e/core_bench.mjs [--dist dist] [--runs 2]
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof tests/e2e/core_bench.mjs --dist dist   # a V8 profile
 //   node --experimental-wasm-relaxed-simd tests/e2e/core_bench.mjs --wasm scorecam_relaxed_bg.wasm
+//   node tests/e2e/core_bench.mjs --chromium --wasm scorecam_relaxed_bg.wasm   # the same in a Chromium worker
+//
+// --chromium runs the same steps in a dedicated worker of headless Chromium (a blank page, not
+// the app): the core in the browser's V8 without the page around it.
 //
 // Build with `SCORECAM_WASM_OPT=0 scripts/build_web.sh` for a profile with function names.
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values: args } = parseArgs({
-  options: { dist: { type: 'string', default: join(REPO, 'dist') }, wasm: { type: 'string', default: 'scorecam_bg.wasm' }, runs: { type: 'string', default: '2' } },
+  options: {
+    dist: { type: 'string', default: join(REPO, 'dist') },
+    wasm: { type: 'string', default: 'scorecam_bg.wasm' },
+    runs: { type: 'string', default: '2' },
+    chromium: { type: 'boolean', default: false },
+  },
 });
 const dist = resolve(args.dist);
 const models = join(REPO, 'www/models');
 
-const glue = await import(pathToFileURL(join(dist, 'scorecam.js')).href);
-glue.initSync({ module: readFileSync(join(dist, args.wasm)) });
-const session = await glue.Session.start('cpu');
-session.loadModel(readFileSync(join(models, 'efficientnet_lite0.json'), 'utf8'), readFileSync(join(models, 'efficientnet_lite0.safetensors')));
 
 /// An .npy float32 [1, 3, h, w] ImageNet-normalised image as RGBA bytes.
 function rgbaFromNormalisedNpy(path) {
@@ -40,16 +46,69 @@ function rgbaFromNormalisedNpy(path) {
   return { rgba, w, h };
 }
 
-const { rgba, w, h } = rgbaFromNormalisedNpy(join(REPO, '../shared/reference/inputs/chelsea_imagenet_norm.npy'));
-let t = performance.now();
-const { top5 } = await session.setImage(rgba, w, h);
-console.log(`forward ${(performance.now() - t).toFixed(0)} ms, top-1 ${top5[0].name} ${(100 * top5[0].probability).toFixed(1)}%`);
-for (let run = 0; run < Number(args.runs); run++) {
-  t = performance.now();
-  let first = null;
-  await session.explain({ class: null, method: 'scorecam', options: {} }, () => {
-    first ??= performance.now() - t;
-    return true;
-  });
-  console.log(`Score-CAM ${((performance.now() - t) / 1000).toFixed(2)} s (first heatmap ${first.toFixed(0)} ms)`);
+/// The benchmark itself, in Node or (as a string) in a Chromium worker: `glue` is the module's
+/// bindings, already initialised; `log` prints a line.
+async function bench(glue, manifest, weights, { rgba, w, h }, runs, log) {
+  const session = await glue.Session.start('cpu');
+  session.loadModel(manifest, weights);
+  let t = performance.now();
+  const { top5 } = await session.setImage(rgba, w, h);
+  log(`forward ${(performance.now() - t).toFixed(0)} ms, top-1 ${top5[0].name} ${(100 * top5[0].probability).toFixed(1)}%`);
+  for (let run = 0; run < runs; run++) {
+    t = performance.now();
+    let first = null;
+    await session.explain({ class: null, method: 'scorecam', options: {} }, () => {
+      first ??= performance.now() - t;
+      return true;
+    });
+    log(`Score-CAM ${((performance.now() - t) / 1000).toFixed(2)} s (first heatmap ${first.toFixed(0)} ms)`);
+  }
+}
+
+const image = rgbaFromNormalisedNpy(join(REPO, '../shared/reference/inputs/chelsea_imagenet_norm.npy'));
+const manifest = readFileSync(join(models, 'efficientnet_lite0.json'), 'utf8');
+const weights = readFileSync(join(models, 'efficientnet_lite0.safetensors'));
+if (!args.chromium) {
+  const glue = await import(pathToFileURL(join(dist, 'scorecam.js')).href);
+  glue.initSync({ module: readFileSync(join(dist, args.wasm)) });
+  await bench(glue, manifest, weights, image, Number(args.runs), console.log);
+} else {
+  const { launch } = await import('./browser.mjs');
+  const { serve } = await import('./serve.mjs');
+  const site = mkdtempSync(join(tmpdir(), 'scorecam-core-bench-'));
+  for (const f of ['scorecam.js', args.wasm]) cpSync(join(dist, f), join(site, f));
+  writeFileSync(join(site, 'bench.html'), '<!doctype html><title>core bench</title>');
+  writeFileSync(join(site, 'worker.js'), `import * as glue from './scorecam.js';
+const bench = ${bench.toString()};
+onmessage = async ({ data }) => {
+  try {
+    glue.initSync({ module: new Uint8Array(await (await fetch('${args.wasm}')).arrayBuffer()) });
+    const image = { ...data.image, rgba: new Uint8Array(data.image.rgba) };
+    await bench(glue, data.manifest, data.weights, image, data.runs, (line) => postMessage({ line }));
+    postMessage({ done: true });
+  } catch (err) {
+    postMessage({ error: String(err?.stack ?? err) });
+  }
+};`);
+  const { server, url } = await serve(site, { host: 'localhost' });
+  const context = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    page.on('console', (m) => m.type() === 'log' && console.log(m.text()));
+    await page.goto(`${url}bench.html`);
+    const failure = await page.evaluate(
+      (data) =>
+        new Promise((resolve) => {
+          const worker = new Worker('worker.js', { type: 'module' });
+          worker.onmessage = ({ data: m }) => (m.line ? console.log(m.line) : resolve(m.error ?? null));
+          worker.onerror = (e) => resolve(e.message);
+          worker.postMessage(data);
+        }),
+      { manifest, weights: new Uint8Array(weights), image: { ...image, rgba: [...image.rgba] }, runs: Number(args.runs) },
+    );
+    if (failure) throw new Error(failure);
+  } finally {
+    await context.close();
+    server.close();
+  }
 }
