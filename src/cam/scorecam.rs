@@ -1,11 +1,14 @@
 //! Score-CAM's channel weights: each target-layer map, upsampled and min-max normalised, masks
 //! the input; the class score on that masked input is the channel's weight.
 
+use std::ops::Range;
+
 use burn::tensor::activation::softmax as softmax_dim;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::registry::{Method, MethodKind, MethodSpec, OptionKind, OptionSpec, Options, BATCH_SIZE};
 use crate::imageops::upsample::bilinear_matrix;
+use crate::models::ConvKernel;
 use super::{read_f32, softmax, Finish, Forwarded, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
 use crate::error::{Error, Result};
 
@@ -159,8 +162,18 @@ impl ChannelScoring {
             let [_, h, w] = masks.dims();
             masks = Tensor::cat(vec![masks, Tensor::zeros([full - batch.len(), h, w], &model.device)], 0);
         }
-        let masked = f.input.clone() * masks.unsqueeze_dim::<4>(1);
-        let logits = model.network.forward(masked);
+        let masked = f.input.clone() * masks.clone().unsqueeze_dim::<4>(1);
+        let logits = if model.conv_kernels().contains(&ConvKernel::Cpu) {
+            // On the CPU the rows a mask leaves at zero need not be computed (the masks are in
+            // host memory already: reading them costs a copy).
+            let [n, h, w] = masks.dims();
+            let values = read_f32(masks).await?;
+            let rows: Vec<Range<usize>> = values.chunks_exact(h * w).map(|mask| rows_reached(mask, w)).collect();
+            debug_assert_eq!(rows.len(), n);
+            model.network.forward_masked(masked, &rows)
+        } else {
+            model.network.forward(masked)
+        };
         let scored = if self.library() { logits } else { softmax_dim(logits, 1) };
         read_f32(scored.slice([0..batch.len(), class..class + 1])).await
     }
@@ -276,6 +289,15 @@ fn score_in_lanes(plan: &ChannelScoring, input: &MethodInput<'_>, lanes: usize, 
         result
     })?;
     pollster::block_on(plan.finish(input, tally.scores))
+}
+
+/// The rows of a mask (`width` wide) from its first non-zero row to its last (none if all zero).
+fn rows_reached(mask: &[f32], width: usize) -> Range<usize> {
+    let live = |row: &[f32]| row.iter().any(|&v| v != 0.0);
+    match mask.chunks_exact(width).position(live) {
+        Some(first) => first..mask.len() / width - mask.chunks_exact(width).rev().position(live).expect("a live row exists"),
+        None => 0..0,
+    }
 }
 
 /// The masks of `channels`, `[B, size, size]` on the device: each activation map upsampled to the

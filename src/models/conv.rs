@@ -18,6 +18,8 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Device, Slice, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::cpu_conv::Skip;
+
 use crate::weights::quantize_rows;
 use crate::weights::HostTensor;
 
@@ -137,6 +139,18 @@ pub struct ConvShape {
 }
 
 impl ConvShape {
+    /// The output rows that read any of input rows `rows` (through the kernel, stride and padding).
+    pub fn rows_reached(&self, rows: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        if rows.is_empty() {
+            return 0..0;
+        }
+        let (k, stride, top) = (self.kernel, self.stride, self.padding[0]);
+        // Output row o reads input rows o * stride - top up to o * stride - top + k - 1.
+        let end = ((rows.end - 1 + top) / stride + 1).min(self.output()[0]);
+        let first = (rows.start + top + 1).saturating_sub(k).div_ceil(stride).min(end);
+        first..end
+    }
+
     /// `padding` as Burn's `PaddingConfig2d` would give it: `Same` as TF does (the odd zero at the
     /// end), `Explicit` as given.
     pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, padding: &PaddingConfig2d, input: [usize; 2]) -> Self {
@@ -283,6 +297,12 @@ impl Conv {
 
     /// The convolution and its activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_skipping(x, None)
+    }
+
+    /// [`Conv::forward`], computing on our CPU kernel only the output rows `skip` names
+    /// (`cpu_conv::Skip`); every other kernel computes all of them.
+    pub fn forward_skipping(&self, x: Tensor<4>, skip: Option<Skip>) -> Tensor<4> {
         let out = match (&self.int8, &self.float) {
             (Some(q), _) => self.forward_matmul(x, q.weight.val(), q.bias.val()),
             (None, Some(conv)) if self.kernel == ConvKernel::Matmul => {
@@ -290,7 +310,7 @@ impl Conv {
                 let b = conv.bias.as_ref().expect("every conv here has a bias").val();
                 self.forward_matmul(x, w, b)
             }
-            (None, Some(conv)) if self.kernel == ConvKernel::Cpu => match self.forward_cpu(&x, conv) {
+            (None, Some(conv)) if self.kernel == ConvKernel::Cpu => match self.forward_cpu(&x, conv, skip) {
                 Some(out) => return out,
                 None => conv.forward(x),
             },
@@ -302,7 +322,7 @@ impl Conv {
 
     /// Our CPU kernel, activation included, on flex's buffers; `None` where it does not apply
     /// (not on flex, tracked by autodiff, or not f32), and Burn's kernel runs instead.
-    fn forward_cpu(&self, x: &Tensor<4>, conv: &Conv2d) -> Option<Tensor<4>> {
+    fn forward_cpu(&self, x: &Tensor<4>, conv: &Conv2d, skip: Option<Skip>) -> Option<Tensor<4>> {
         let [n, c, h, w] = x.dims();
         if [c, h, w] != [self.shape.cin, self.shape.input[0], self.shape.input[1]] {
             return None;
@@ -311,7 +331,7 @@ impl Conv {
         let weight = host_f32(conv.weight.val())?;
         let bias = host_f32(conv.bias.as_ref()?.val())?;
         let w_len = self.shape.cout * self.shape.depth();
-        let out = super::cpu_conv::conv2d(&self.shape, &weight.storage::<f32>()[..w_len], &bias.storage::<f32>()[..self.shape.cout], self.activation, &input.storage::<f32>()[..n * c * h * w], n);
+        let out = super::cpu_conv::conv2d(&self.shape, &weight.storage::<f32>()[..w_len], &bias.storage::<f32>()[..self.shape.cout], self.activation, &input.storage::<f32>()[..n * c * h * w], n, skip);
         let [oh, ow] = self.shape.output();
         Some(Tensor::from_data(TensorData::new(out, [n, self.shape.cout, oh, ow]), &x.device()))
     }
@@ -347,7 +367,7 @@ impl Conv {
 /// An inverted-residual block (expand, depthwise, project; plus the input where `residual`) as
 /// one pass of our CPU kernel (`cpu_conv::inverted_residual`), its expanded activations kept in
 /// cache; `None` where any of the three does not run on it, and the layers run one by one.
-pub fn inverted_residual_cpu(convs: &[Conv], residual: bool, x: &Tensor<4>) -> Option<Tensor<4>> {
+pub fn inverted_residual_cpu(convs: &[Conv], residual: bool, x: &Tensor<4>, skip: Option<Skip>) -> Option<Tensor<4>> {
     let [expand, depthwise, project] = convs else { return None };
     let [n, c, h, w] = x.dims();
     if [c, h, w] != [expand.shape.cin, expand.shape.input[0], expand.shape.input[1]] {
@@ -363,9 +383,15 @@ pub fn inverted_residual_cpu(convs: &[Conv], residual: bool, x: &Tensor<4>) -> O
             super::cpu_conv::Layer { shape: s, weight: &weight.storage::<f32>()[..s.cout * s.depth()], bias: &bias.storage::<f32>()[..s.cout], activation: conv.activation }
         })
         .collect();
-    let out = super::cpu_conv::inverted_residual(&layers[0], &layers[1], &layers[2], residual, &input.storage::<f32>()[..n * c * h * w], n);
+    let out = super::cpu_conv::inverted_residual(&layers[0], &layers[1], &layers[2], residual, &input.storage::<f32>()[..n * c * h * w], n, skip);
     let [oh, ow] = depthwise.shape.output();
     Some(Tensor::from_data(TensorData::new(out, [n, project.shape.cout, oh, ow]), &x.device()))
+}
+
+/// One image's values on the host, if the tensor lives on flex (as [`host_f32`]).
+pub fn host_image(t: &Tensor<4>) -> Option<Vec<f32>> {
+    let [_, c, h, w] = t.dims();
+    Some(host_f32(t.clone())?.storage::<f32>()[..c * h * w].to_vec())
 }
 
 /// A tensor's f32 values in flex's host memory, contiguous, if it lives on flex untracked by

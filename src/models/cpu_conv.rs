@@ -25,6 +25,7 @@
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use super::conv::{Activation, ConvShape};
 use super::cpu_gemm::{Epilogue, matmul};
@@ -37,9 +38,21 @@ const COLUMNS_BUDGET: usize = 1 << 19;
 /// activation pass.
 const POINTWISE_BLOCK: usize = 1024;
 
+/// Score-CAM's masked inputs are zero wherever their mask is, so most of an early layer's output
+/// rows are the zero image's: `Skip` names, for each image, the output rows its input reaches
+/// (`rows`), and the others are copied from `background`, this layer's output for an all-zero
+/// input (one image). The values are those of the whole computation: each output pixel is the
+/// same sum of the same inputs, however the rows are split.
+#[derive(Clone, Copy)]
+pub struct Skip<'a> {
+    pub rows: &'a [Range<usize>],
+    pub background: &'a [f32],
+}
+
 /// `x` is `n` images [cin, h, w]; returns `n` images [cout, oh, ow], activation applied.
-/// `weight` is PyTorch's [cout, cin/groups, k, k], `bias` [cout].
-pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activation, x: &[f32], n: usize) -> Vec<f32> {
+/// `weight` is PyTorch's [cout, cin/groups, k, k], `bias` [cout]. `skip`: only the output rows it
+/// names are computed (Winograd layers compute all).
+pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activation, x: &[f32], n: usize, skip: Option<Skip>) -> Vec<f32> {
     let [h, w] = shape.input;
     let [oh, ow] = shape.output();
     assert_eq!(x.len(), n * shape.cin * h * w, "input size does not match the layer");
@@ -49,12 +62,18 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
     let mut out: Vec<f32> = Vec::with_capacity(n * per_image);
     let dst = SharedOut(out.spare_capacity_mut().as_mut_ptr());
     let layer = Layer { shape, weight, bias, activation };
+    let skip = skip.filter(|_| !uses_winograd(shape));
+    let reached = |b: usize| skip.map_or(0..oh, |s| s.rows[b].clone());
     if shape.groups == 1 && shape.kernel == 1 && shape.stride == 1 && shape.padding == [0; 4] {
         let blocks = (oh * ow).div_ceil(POINTWISE_BLOCK);
         for_each_task(n * blocks, |task| {
             let (b, block) = (task / blocks, task % blocks);
-            let start = block * POINTWISE_BLOCK;
-            let pixels = POINTWISE_BLOCK.min(oh * ow - start);
+            let rows = reached(b);
+            let start = rows.start * ow + block * POINTWISE_BLOCK;
+            if start >= rows.end * ow {
+                return;
+            }
+            let pixels = POINTWISE_BLOCK.min(rows.end * ow - start);
             // SAFETY: every task writes a distinct column block of one image.
             unsafe { layer.pointwise(&x[b * shape.cin * h * w..], dst.at(b * per_image), start, pixels) }
         });
@@ -77,9 +96,13 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
         let bands = oh.div_ceil(rows);
         for_each_task(n * bands, |task| {
             let (b, band) = (task / bands, task % bands);
-            let y0 = band * rows;
+            let reached = reached(b);
+            let y0 = reached.start + band * rows;
+            if y0 >= reached.end {
+                return;
+            }
             // SAFETY: every task writes a distinct band of output rows of one image.
-            unsafe { layer.general(&x[b * shape.cin * h * w..(b + 1) * shape.cin * h * w], dst.at(b * per_image), y0, rows.min(oh - y0)) }
+            unsafe { layer.general(&x[b * shape.cin * h * w..(b + 1) * shape.cin * h * w], dst.at(b * per_image), y0, rows.min(reached.end - y0)) }
         });
     } else {
         assert!(shape.groups == shape.cin && shape.cin == shape.cout, "grouped convolutions other than depthwise are not supported");
@@ -89,10 +112,19 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
         for_each_task(n * chunks, |task| {
             let (b, chunk) = (task / chunks, task % chunks);
             let c0 = chunk * per_task;
+            let rows = reached(b);
+            if rows.is_empty() {
+                return;
+            }
             let image = &x[b * shape.cin * h * w..(b + 1) * shape.cin * h * w];
-            // SAFETY: every task writes distinct channel planes of one image.
-            unsafe { layer.depthwise(image, h * w, dst.at(b * per_image), oh * ow, c0, per_task.min(shape.cout - c0)) }
+            // The input rows those output rows read, as a plane of their own.
+            let (first, _, band) = band_shape(shape, rows.clone());
+            // SAFETY: every task writes distinct channel planes (rows `rows`) of one image.
+            unsafe { Layer { shape: &band, ..layer }.depthwise(&image[first * w..], h * w, dst.at(b * per_image + rows.start * ow), oh * ow, c0, per_task.min(shape.cout - c0)) }
         });
+    }
+    if let Some(skip) = skip {
+        fill_background(dst, &skip, n, shape.cout, [oh, ow]);
     }
     // SAFETY: the tasks above wrote every element of every image.
     unsafe { out.set_len(n * per_image) };
@@ -111,13 +143,15 @@ const BAND_BUDGET: usize = 1 << 18;
 /// runs the depthwise convolution on them and projects the result into its output rows. The
 /// expanded activations, six times the block's input, stay in cache instead of going to memory
 /// and back twice.
-pub fn inverted_residual(expand: &Layer, depthwise: &Layer, project: &Layer, residual: bool, x: &[f32], n: usize) -> Vec<f32> {
+/// `skip`: only the output rows it names, as in [`conv2d_skipping`].
+pub fn inverted_residual(expand: &Layer, depthwise: &Layer, project: &Layer, residual: bool, x: &[f32], n: usize, skip: Option<Skip>) -> Vec<f32> {
     let d = depthwise.shape;
     let band_rows = (BAND_BUDGET / (d.cin * d.input[1] * d.stride)).clamp(1, d.output()[0]);
-    inverted_residual_in_bands(expand, depthwise, project, residual, x, n, band_rows)
+    inverted_residual_in_bands(expand, depthwise, project, residual, x, n, band_rows, skip)
 }
 
-fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer, residual: bool, x: &[f32], n: usize, band_rows: usize) -> Vec<f32> {
+#[allow(clippy::too_many_arguments)]
+fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer, residual: bool, x: &[f32], n: usize, band_rows: usize, skip: Option<Skip>) -> Vec<f32> {
     let (e, d, p) = (expand.shape, depthwise.shape, project.shape);
     let pointwise = |s: &ConvShape| s.kernel == 1 && s.stride == 1 && s.groups == 1 && s.padding == [0; 4];
     assert!(pointwise(e) && pointwise(p) && d.groups == d.cin && d.cout == d.cin, "an inverted-residual block is 1x1, depthwise, 1x1");
@@ -127,7 +161,7 @@ fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer
     let (cin, mid, cout) = (e.cin, e.cout, p.cout);
     assert!(!residual || (cin == cout && [oh, ow] == [h, w]), "a residual block keeps its shape");
     assert_eq!(x.len(), n * cin * h * w, "input size does not match the block");
-    let (k, stride, top) = (d.kernel, d.stride, d.padding[0]);
+    let (k, stride) = (d.kernel, d.stride);
     let per_image = cout * oh * ow;
     let mut out: Vec<f32> = Vec::with_capacity(n * per_image);
     let dst = SharedOut(out.spare_capacity_mut().as_mut_ptr());
@@ -139,7 +173,11 @@ fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer
     let held_rows = band_rows * stride + k;
     for_each_task(n * parts, |task| {
         let (b, part) = (task / parts, task % parts);
-        let (y_start, y_end) = (part * oh / parts, (part + 1) * oh / parts);
+        let reached = skip.map_or(0..oh, |s| s.rows[b].clone());
+        let (y_start, y_end) = (reached.start + part * reached.len() / parts, reached.start + (part + 1) * reached.len() / parts);
+        if y_start == y_end {
+            return;
+        }
         let image = &x[b * cin * h * w..(b + 1) * cin * h * w];
         let out_image = dst.at(b * per_image);
         // (Every value below is written before it is read: `held`'s rows as they are expanded,
@@ -150,9 +188,8 @@ fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer
             let (mut lo, mut hi) = (0, 0);
             for oy0 in (y_start..y_end).step_by(band_rows) {
                 let oy1 = (oy0 + band_rows).min(y_end);
-                // The padded rows this band reads are oy0 * stride up to `end_padded`.
-                let end_padded = (oy1 - 1) * stride + k;
-                let (first, end) = ((oy0 * stride).saturating_sub(top), end_padded.saturating_sub(top).min(h));
+                // The held rows as a plane of their own, zero-padded only where they meet the image's edges.
+                let (first, end, band) = band_shape(d, oy0..oy1);
                 if first < hi {
                     for plane in held.chunks_exact_mut(held_rows * w) {
                         plane.copy_within((first - lo) * w..(hi - lo) * w, 0);
@@ -167,9 +204,6 @@ fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer
                     unsafe { matmul(mid, (end - hi) * w, cin, held.as_mut_ptr().add((hi - lo) * w), held_rows * w, expand.weight, image.as_ptr().add(hi * w), h * w, Some(expand.epilogue())) };
                     hi = end;
                 }
-                // The held rows as a plane of their own, zero-padded only where they meet the image's edges.
-                let band = ConvShape { input: [end - first, w], padding: [top.saturating_sub(oy0 * stride), end_padded.saturating_sub(top + h), d.padding[2], d.padding[3]], ..*d };
-                debug_assert_eq!(band.output(), [oy1 - oy0, ow]);
                 // SAFETY: `held` holds `mid` planes of the band's rows, `sums` `mid` planes of its outputs.
                 unsafe { Layer { shape: &band, ..*depthwise }.depthwise(held, held_rows * w, sums.as_mut_ptr(), band_rows * ow, 0, mid) };
                 // SAFETY: output rows oy0..oy1 of the image's `cout` planes, written by this task alone.
@@ -185,7 +219,10 @@ fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer
             }
         });
     });
-    // SAFETY: the tasks above wrote every output row of every image.
+    if let Some(skip) = skip {
+        fill_background(dst, &skip, n, cout, [oh, ow]);
+    }
+    // SAFETY: the tasks above and the background wrote every output row of every image.
     unsafe { out.set_len(n * per_image) };
     out
 }
@@ -268,6 +305,33 @@ impl SharedOut {
     fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: callers stay inside the allocation (offsets below n * per_image).
         unsafe { self.0.add(offset).cast() }
+    }
+}
+
+/// Output rows `rows` of a convolution: the input rows they read (`first..end`), and the shape of
+/// those rows as a plane of their own, zero-padded only where they meet the image's edges.
+fn band_shape(s: &ConvShape, rows: Range<usize>) -> (usize, usize, ConvShape) {
+    let (k, stride, top, h) = (s.kernel, s.stride, s.padding[0], s.input[0]);
+    // The padded rows the band reads are rows.start * stride up to `end_padded`.
+    let end_padded = (rows.end - 1) * stride + k;
+    let (first, end) = ((rows.start * stride).saturating_sub(top), end_padded.saturating_sub(top).min(h));
+    let band = ConvShape { input: [end - first, s.input[1]], padding: [top.saturating_sub(rows.start * stride), end_padded.saturating_sub(top + h), s.padding[2], s.padding[3]], ..*s };
+    debug_assert_eq!(band.output(), [rows.len(), s.output()[1]]);
+    (first, end, band)
+}
+
+/// Each image's output rows outside its `skip.rows`, copied from `skip.background`.
+fn fill_background(out: SharedOut, skip: &Skip, n: usize, channels: usize, [oh, ow]: [usize; 2]) {
+    let per_image = channels * oh * ow;
+    assert!(skip.rows.len() == n && skip.background.len() == per_image, "a skip names every image's rows and one image's background");
+    for (b, rows) in skip.rows.iter().enumerate() {
+        assert!(rows.start <= rows.end && rows.end <= oh, "reached rows inside the output");
+        for plane in (0..per_image).step_by(oh * ow) {
+            for range in [plane..plane + rows.start * ow, plane + rows.end * ow..plane + oh * ow] {
+                // SAFETY: rows of image b's output no task wrote, inside the allocation.
+                unsafe { std::ptr::copy_nonoverlapping(skip.background.as_ptr().add(range.start), out.at(b * per_image + range.start), range.len()) };
+            }
+        }
     }
 }
 
@@ -724,18 +788,60 @@ mod tests {
             let x = values(n * cin * input[0] * input[1], 3);
             let params: Vec<(Vec<f32>, Vec<f32>)> = [e, d, p].iter().zip(5..).map(|(s, seed)| (values(s.cout * s.depth(), seed), values(s.cout, seed + 10))).collect();
             let layers: Vec<Layer> = [(&e, Activation::Relu6), (&d, Activation::Relu6), (&p, Activation::None)].iter().zip(&params).map(|(&(shape, activation), (weight, bias))| Layer { shape, weight, bias, activation }).collect();
-            let apply = |l: &Layer, x: &[f32]| conv2d(l.shape, l.weight, l.bias, l.activation, x, n);
+            let apply = |l: &Layer, x: &[f32]| conv2d(l.shape, l.weight, l.bias, l.activation, x, n, None);
             let mut want = apply(&layers[2], &apply(&layers[1], &apply(&layers[0], &x)));
             if residual {
                 want.iter_mut().zip(&x).for_each(|(o, i)| *o += *i);
             }
             for band_rows in 1..=d.output()[0] {
-                let got = inverted_residual_in_bands(&layers[0], &layers[1], &layers[2], residual, &x, n, band_rows);
+                let got = inverted_residual_in_bands(&layers[0], &layers[1], &layers[2], residual, &x, n, band_rows, None);
                 let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(worst <= 1e-5, "{d:?}, bands of {band_rows} rows: max abs diff {worst}");
             }
-            assert_eq!(inverted_residual(&layers[0], &layers[1], &layers[2], residual, &x, n), want, "{d:?}: one band");
+            assert_eq!(inverted_residual(&layers[0], &layers[1], &layers[2], residual, &x, n, None), want, "{d:?}: one band");
         }
+    }
+
+    /// Inputs zero outside each image's `rows`: computing only the output rows those reach, the
+    /// rest copied from the zero image's output, gives exactly the whole computation.
+    #[test]
+    fn skipped_rows_equal_the_whole_computation() {
+        let (valid, same) = (PaddingConfig2d::Valid, PaddingConfig2d::Same);
+        let input = [13, 11];
+        // Image 0 non-zero in rows 4..7, image 1 nowhere, image 2 everywhere.
+        let rows = [4..7, 0..0, 0..13];
+        let n = rows.len();
+        let (plane, cin) = (input[0] * input[1], 4);
+        let mut x = values(n * cin * plane, 3);
+        for (b, r) in rows.iter().enumerate() {
+            for c in 0..cin {
+                let p = &mut x[(b * cin + c) * plane..][..plane];
+                p[..r.start * input[1]].fill(0.0);
+                p[r.end * input[1]..].fill(0.0);
+            }
+        }
+        let zero = vec![0f32; cin * plane];
+        // (cin, cout, k, stride, groups): pointwise, the stem's kind, depthwise 3x3 and 5x5 / 2.
+        for (cout, k, stride, groups) in [(6, 1, 1, 1), (5, 3, 2, 1), (4, 3, 1, 4), (4, 5, 2, 4)] {
+            let s = ConvShape::new(cin, cout, k, stride, groups, if k == 1 { &valid } else { &same }, input);
+            let (weight, bias) = (values(cout * s.depth(), 5), values(cout, 6));
+            let background = conv2d(&s, &weight, &bias, Activation::Relu6, &zero, 1, None);
+            let reached: Vec<_> = rows.iter().map(|r| s.rows_reached(r.clone())).collect();
+            let skip = Skip { rows: &reached, background: &background };
+            let want = conv2d(&s, &weight, &bias, Activation::Relu6, &x, n, None);
+            assert_eq!(conv2d(&s, &weight, &bias, Activation::Relu6, &x, n, Some(skip)), want, "{s:?}, reached {reached:?}");
+            assert!(reached[0].len() < s.output()[0] && reached[1].is_empty() && reached[2] == (0..s.output()[0]));
+        }
+        // A block (expand, depthwise 3x3 / 1, project, plus its input) run as one.
+        let e = ConvShape::new(cin, 12, 1, 1, 1, &valid, input);
+        let d = ConvShape::new(12, 12, 3, 1, 12, &same, input);
+        let p = ConvShape::new(12, cin, 1, 1, 1, &valid, d.output());
+        let params: Vec<(Vec<f32>, Vec<f32>)> = [e, d, p].iter().zip(7..).map(|(s, seed)| (values(s.cout * s.depth(), seed), values(s.cout, seed + 10))).collect();
+        let layers: Vec<Layer> = [(&e, Activation::Relu6), (&d, Activation::Relu6), (&p, Activation::None)].iter().zip(&params).map(|(&(shape, activation), (weight, bias))| Layer { shape, weight, bias, activation }).collect();
+        let block = |x: &[f32], n, skip| inverted_residual(&layers[0], &layers[1], &layers[2], true, x, n, skip);
+        let background = block(&zero, 1, None);
+        let reached: Vec<_> = rows.iter().map(|r| d.rows_reached(r.clone())).collect();
+        assert_eq!(block(&x, n, Some(Skip { rows: &reached, background: &background })), block(&x, n, None), "a block, reached {reached:?}");
     }
 
     #[test]
@@ -773,7 +879,7 @@ mod tests {
             let x = values(n * cin * input[0] * input[1], 3);
             let weight = values(cout * s.depth(), 5);
             let bias = values(cout, 7);
-            let got = conv2d(&s, &weight, &bias, act, &x, n);
+            let got = conv2d(&s, &weight, &bias, act, &x, n, None);
             let want = reference(&s, &weight, &bias, act, &x, n);
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(worst <= 1e-5 * (s.depth() as f32).sqrt(), "{s:?} {act:?}: max abs diff {worst}");

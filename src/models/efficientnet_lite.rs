@@ -6,7 +6,11 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Tensor};
 
-use super::conv::{Activation, Conv};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use super::conv::{host_image, inverted_residual_cpu, Activation, Conv, ConvKernel, ConvShape};
+use super::cpu_conv::Skip;
 use super::layers::{conv2d, BuildOptions, ConvSpec, SplitLinear};
 use crate::error::Result;
 use crate::weights::NamedTensors;
@@ -53,15 +57,56 @@ pub(crate) struct Block {
 }
 
 impl Block {
-    fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        if let Some(out) = super::conv::inverted_residual_cpu(&self.convs, self.residual, &input) {
+    fn forward(&self, input: Tensor<4>, rows: &mut Rows) -> Tensor<4> {
+        let fused = rows.step(&self.convs[self.convs.len() / 2].shape, |skip| inverted_residual_cpu(&self.convs, self.residual, &input, skip));
+        if let Some(out) = fused {
             return out;
         }
         let mut x = input.clone();
         for conv in &self.convs {
-            x = conv.forward(x);
+            x = rows.step(&conv.shape, |skip| Some(conv.forward_skipping(x, skip))).expect("a conv always gives its output");
         }
         if self.residual { x + input } else { x }
+    }
+}
+
+/// The zero image's output of every step (one image each), with the kernels that computed it.
+type ZeroImage = (Vec<ConvKernel>, Arc<Vec<Vec<f32>>>);
+
+/// How a forward treats the rows a Score-CAM mask leaves at zero (`cpu_conv::Skip`), step by
+/// step (a convolution, or a block run as one).
+enum Rows<'a> {
+    /// All computed.
+    All,
+    /// All computed, and each step's output for the first image recorded: run on the zero image,
+    /// what `Reached` copies.
+    Record(Vec<Vec<f32>>),
+    /// Each image's rows its input reaches computed, the others copied from the recorded steps.
+    Reached { rows: Vec<Range<usize>>, recorded: &'a [Vec<f32>], step: usize },
+}
+
+impl Rows<'_> {
+    /// Runs one step, `run(skip)`, whose rows follow `shape` (its strided convolution's, for a
+    /// block); `None` where `run` declines it.
+    fn step(&mut self, shape: &ConvShape, run: impl FnOnce(Option<Skip>) -> Option<Tensor<4>>) -> Option<Tensor<4>> {
+        match self {
+            Rows::All => run(None),
+            Rows::Record(steps) => {
+                let out = run(None)?;
+                steps.push(host_image(&out).unwrap_or_default());
+                Some(out)
+            }
+            Rows::Reached { rows, recorded, step } => {
+                let reached: Vec<Range<usize>> = rows.iter().map(|r| shape.rows_reached(r.clone())).collect();
+                let background = recorded.get(*step).map_or(&[][..], |b| &b[..]);
+                // (No recorded output: the step did not run on flex, and computes all its rows.)
+                let skip = Some(Skip { rows: &reached, background }).filter(|_| !background.is_empty());
+                let out = run(skip)?;
+                *rows = reached;
+                *step += 1;
+                Some(out)
+            }
+        }
     }
 }
 
@@ -72,6 +117,10 @@ pub struct EfficientNetLite0 {
     pub(crate) head: Conv,
     pool: AdaptiveAvgPool2d,
     pub(crate) classifier: SplitLinear,
+    /// Each step's output for the zero image, with the kernels it was computed by
+    /// (`features_masked`).
+    #[module(skip)]
+    zero_image: Arc<Mutex<Option<ZeroImage>>>,
 }
 
 impl EfficientNetLite0 {
@@ -104,6 +153,7 @@ impl EfficientNetLite0 {
             head,
             pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             classifier: SplitLinear::load(t, "classifier", HEAD_CHANNELS, 1000, options.weights, device)?,
+            zero_image: Arc::default(),
         })
     }
 
@@ -116,11 +166,39 @@ impl EfficientNetLite0 {
 
     /// Everything up to the target layer (conv_head + BN + ReLU6).
     pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.stem.forward(x);
+        self.features_by_rows(x, &mut Rows::All)
+    }
+
+    fn features_by_rows(&self, x: Tensor<4>, rows: &mut Rows) -> Tensor<4> {
+        let mut x = rows.step(&self.stem.shape, |skip| Some(self.stem.forward_skipping(x, skip))).expect("a conv always gives its output");
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, rows);
         }
-        self.head.forward(x)
+        rows.step(&self.head.shape, |skip| Some(self.head.forward_skipping(x, skip))).expect("a conv always gives its output")
+    }
+
+    /// [`Self::features`] of Score-CAM's masked inputs, which are zero outside each image's input
+    /// rows `rows`: on our CPU kernels, each layer computes only the rows those reach and copies
+    /// the others from the zero image's forward (recorded once per set of kernels). The same
+    /// values as `features`.
+    pub fn features_masked(&self, x: Tensor<4>, rows: &[Range<usize>]) -> Tensor<4> {
+        let kernels: Vec<ConvKernel> = std::iter::once(&self.stem).chain(self.blocks.iter().flat_map(|b| b.convs.iter())).map(|c| c.kernel).collect();
+        let recorded = {
+            let mut cache = self.zero_image.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match &*cache {
+                Some((k, steps)) if *k == kernels => steps.clone(),
+                _ => {
+                    let [_, c, h, w] = x.dims();
+                    let mut record = Rows::Record(Vec::new());
+                    self.features_by_rows(Tensor::zeros([1, c, h, w], &x.device()), &mut record);
+                    let Rows::Record(steps) = record else { unreachable!("recorded above") };
+                    let steps = Arc::new(steps);
+                    *cache = Some((kernels, steps.clone()));
+                    steps
+                }
+            }
+        };
+        self.features_by_rows(x, &mut Rows::Reached { rows: rows.to_vec(), recorded: &recorded, step: 0 })
     }
 
     /// Global average pool and the classifier.

@@ -211,6 +211,16 @@ impl Network {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_with_target(x).1
     }
+
+    /// Logits of Score-CAM's masked inputs, each zero outside its input rows `rows`: the same as
+    /// [`Self::forward`], with the rows no mask reaches copied from the zero image's forward where
+    /// the network supports it (EfficientNet-Lite0 on our CPU kernels).
+    pub fn forward_masked(&self, x: Tensor<4>, rows: &[std::ops::Range<usize>]) -> Tensor<2> {
+        match self {
+            Self::EfficientNetLite0(m) => m.from_target(m.features_masked(x, rows)),
+            Self::Vgg(_) => self.forward(x),
+        }
+    }
 }
 
 /// A network with everything needed to run and explain it.
