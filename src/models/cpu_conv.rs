@@ -13,7 +13,9 @@
 //! - **depthwise**: the padded plane split into stride phases, so every tap is one contiguous
 //!   run, with 32 outputs summed in registers across all taps (SIMD128 in the browser);
 //! - **inverted-residual blocks** (1x1, depthwise, 1x1: Lite0's): the three in one pass over bands
-//!   of output rows, so the expanded activations stay in cache (`inverted_residual`).
+//!   of output rows, so the expanded activations stay in cache (`inverted_residual`);
+//! - **rows a Score-CAM mask leaves at zero**: not computed, but copied from the layer's output
+//!   for the zero image (`Skip`), on every path but Winograd's.
 //!
 //! The GEMM writes each block without reading it (accumulating into a bias costs the microkernel
 //! a read and a multiply-add per output), then applies the bias and the activation while the
