@@ -168,7 +168,7 @@ impl ChannelScoring {
             // host memory already: reading them costs a copy).
             let [n, h, w] = masks.dims();
             let values = read_f32(masks).await?;
-            let rows: Vec<Range<usize>> = values.chunks_exact(h * w).map(|mask| rows_reached(mask, w)).collect();
+            let rows: Vec<Range<usize>> = values.chunks_exact(h * w).map(|mask| mask_rows(mask, w)).collect();
             debug_assert_eq!(rows.len(), n);
             model.network.forward_masked(masked, &rows)
         } else {
@@ -292,7 +292,7 @@ fn score_in_lanes(plan: &ChannelScoring, input: &MethodInput<'_>, lanes: usize, 
 }
 
 /// The rows of a mask (`width` wide) from its first non-zero row to its last (none if all zero).
-fn rows_reached(mask: &[f32], width: usize) -> Range<usize> {
+fn mask_rows(mask: &[f32], width: usize) -> Range<usize> {
     let live = |row: &[f32]| row.iter().any(|&v| v != 0.0);
     match mask.chunks_exact(width).position(live) {
         Some(first) => first..mask.len() / width - mask.chunks_exact(width).rev().position(live).expect("a live row exists"),
@@ -357,4 +357,21 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_rows;
+
+    #[test]
+    fn a_masks_rows_run_from_its_first_non_zero_row_to_its_last() {
+        let mut mask = vec![0f32; 5 * 3];
+        assert_eq!(mask_rows(&mask, 3), 0..0);
+        mask[3 + 2] = 0.5; // row 1
+        assert_eq!(mask_rows(&mask, 3), 1..2);
+        mask[3 * 3] = 1.0; // row 3
+        assert_eq!(mask_rows(&mask, 3), 1..4);
+        mask[0] = -0.0; // a negative zero masks like zero
+        assert_eq!(mask_rows(&mask, 3), 1..4);
+    }
 }

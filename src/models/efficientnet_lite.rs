@@ -182,7 +182,7 @@ impl EfficientNetLite0 {
     /// the others from the zero image's forward (recorded once per set of kernels). The same
     /// values as `features`.
     pub fn features_masked(&self, x: Tensor<4>, rows: &[Range<usize>]) -> Tensor<4> {
-        let kernels: Vec<ConvKernel> = std::iter::once(&self.stem).chain(self.blocks.iter().flat_map(|b| b.convs.iter())).map(|c| c.kernel).collect();
+        let kernels: Vec<ConvKernel> = std::iter::once(&self.stem).chain(self.blocks.iter().flat_map(|b| b.convs.iter())).chain([&self.head]).map(|c| c.kernel).collect();
         let recorded = {
             let mut cache = self.zero_image.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             match &*cache {
