@@ -82,7 +82,8 @@ function coreError({ name, message, runtime, panic }) {
 /// How many workers score on the CPU backend: one per core the browser reports, while a model
 /// copy per worker fits in a quarter of the device's memory (navigator.deviceMemory, where the
 /// browser tells it; else 4 GiB assumed), at most 8. `weightBytes`: the model's f32 weights, which
-/// every worker holds; activations and the wasm heap's slack are counted as half as much again
+/// every worker holds; activations, the zero image's forward (kept to copy the rows a mask
+/// leaves at zero: VGG16's 54 MB) and the wasm heap's slack are counted as half as much again
 /// plus 64 MiB. EfficientNet-Lite0 (19 MB) gets every core; VGG16 (553 MB) gets 1 on 4 GiB, 2 on
 /// 8 GiB.
 export function poolSize({ cores = globalThis.navigator?.hardwareConcurrency, memoryGiB = globalThis.navigator?.deviceMemory, weightBytes }) {

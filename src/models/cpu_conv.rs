@@ -15,7 +15,7 @@
 //! - **inverted-residual blocks** (1x1, depthwise, 1x1: Lite0's): the three in one pass over bands
 //!   of output rows, so the expanded activations stay in cache (`inverted_residual`);
 //! - **rows a Score-CAM mask leaves at zero**: not computed, but copied from the layer's output
-//!   for the zero image (`Skip`), on every path but Winograd's.
+//!   for the zero image (`Skip`), on every path.
 //!
 //! The GEMM writes each block without reading it (accumulating into a bias costs the microkernel
 //! a read and a multiply-add per output), then applies the bias and the activation while the
@@ -53,7 +53,7 @@ pub struct Skip<'a> {
 
 /// `x` is `n` images [cin, h, w]; returns `n` images [cout, oh, ow], activation applied.
 /// `weight` is PyTorch's [cout, cin/groups, k, k], `bias` [cout]. `skip`: only the output rows it
-/// names are computed (Winograd layers compute all).
+/// names are computed.
 pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activation, x: &[f32], n: usize, skip: Option<Skip>) -> Vec<f32> {
     let [h, w] = shape.input;
     let [oh, ow] = shape.output();
@@ -64,7 +64,6 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
     let mut out: Vec<f32> = Vec::with_capacity(n * per_image);
     let dst = SharedOut(out.spare_capacity_mut().as_mut_ptr());
     let layer = Layer { shape, weight, bias, activation };
-    let skip = skip.filter(|_| !uses_winograd(shape));
     let reached = |b: usize| skip.map_or(0..oh, |s| s.rows[b].clone());
     if shape.groups == 1 && shape.kernel == 1 && shape.stride == 1 && shape.padding == [0; 4] {
         let blocks = (oh * ow).div_ceil(POINTWISE_BLOCK);
@@ -88,9 +87,17 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
         let blocks = th.div_ceil(rows);
         for_each_task(n * blocks, |task| {
             let (b, block) = (task / blocks, task % blocks);
-            let ty0 = block * rows;
+            // The tile rows (2 output rows each) holding the reached rows. A tile's output row
+            // reads only its own 3 input rows, so a row computed beside a reached one in its tile
+            // is the zero image's, and the background copied over it below the same values.
+            let reached = reached(b);
+            let tiles = reached.start / 2..reached.end.div_ceil(2);
+            let ty0 = tiles.start + block * rows;
+            if ty0 >= tiles.end {
+                return;
+            }
             // SAFETY: every task writes the output rows of distinct tile rows of one image.
-            unsafe { layer.winograd(&u, &x[b * shape.cin * h * w..(b + 1) * shape.cin * h * w], dst.at(b * per_image), ty0, rows.min(th - ty0)) }
+            unsafe { layer.winograd(&u, &x[b * shape.cin * h * w..(b + 1) * shape.cin * h * w], dst.at(b * per_image), ty0, rows.min(tiles.end - ty0)) }
         });
     } else if shape.groups == 1 {
         let depth = shape.depth();
@@ -813,19 +820,24 @@ mod tests {
         // Image 0 non-zero in rows 4..7, image 1 nowhere, image 2 everywhere.
         let rows = [4..7, 0..0, 0..13];
         let n = rows.len();
-        let (plane, cin) = (input[0] * input[1], 4);
-        let mut x = values(n * cin * plane, 3);
-        for (b, r) in rows.iter().enumerate() {
-            for c in 0..cin {
-                let p = &mut x[(b * cin + c) * plane..][..plane];
-                p[..r.start * input[1]].fill(0.0);
-                p[r.end * input[1]..].fill(0.0);
+        let plane = input[0] * input[1];
+        let masked = |cin: usize| {
+            let mut x = values(n * cin * plane, 3);
+            for (b, r) in rows.iter().enumerate() {
+                for c in 0..cin {
+                    let p = &mut x[(b * cin + c) * plane..][..plane];
+                    p[..r.start * input[1]].fill(0.0);
+                    p[r.end * input[1]..].fill(0.0);
+                }
             }
-        }
-        let zero = vec![0f32; cin * plane];
-        // (cin, cout, k, stride, groups): pointwise, the stem's kind, depthwise 3x3 and 5x5 / 2.
-        for (cout, k, stride, groups) in [(6, 1, 1, 1), (5, 3, 2, 1), (4, 3, 1, 4), (4, 5, 2, 4)] {
-            let s = ConvShape::new(cin, cout, k, stride, groups, if k == 1 { &valid } else { &same }, input);
+            x
+        };
+        let one = PaddingConfig2d::Explicit(1, 1, 1, 1);
+        // (cin, cout, k, stride, groups, padding): pointwise, the stem's kind, depthwise 3x3 and
+        // 5x5 / 2, Winograd (VGG's; image 0 reaches rows 3..8, so a tile row computes row 2 too).
+        for (cin, cout, k, stride, groups, padding) in [(4, 6, 1, 1, 1, &valid), (4, 5, 3, 2, 1, &same), (4, 4, 3, 1, 4, &same), (4, 4, 5, 2, 4, &same), (8, 9, 3, 1, 1, &one)] {
+            let s = ConvShape::new(cin, cout, k, stride, groups, padding, input);
+            let (x, zero) = (masked(cin), vec![0f32; cin * plane]);
             let (weight, bias) = (values(cout * s.depth(), 5), values(cout, 6));
             let background = conv2d(&s, &weight, &bias, Activation::Relu6, &zero, 1, None);
             let reached: Vec<_> = rows.iter().map(|r| s.rows_reached(r.clone())).collect();
@@ -833,7 +845,9 @@ mod tests {
             let want = conv2d(&s, &weight, &bias, Activation::Relu6, &x, n, None);
             assert_eq!(conv2d(&s, &weight, &bias, Activation::Relu6, &x, n, Some(skip)), want, "{s:?}, reached {reached:?}");
             assert!(reached[0].len() < s.output()[0] && reached[1].is_empty() && reached[2] == (0..s.output()[0]));
+            assert_eq!(uses_winograd(&s), cin == 8);
         }
+        let (cin, x, zero) = (4, masked(4), vec![0f32; 4 * plane]);
         // A block (expand, depthwise 3x3 / 1, project, plus its input) run as one.
         let e = ConvShape::new(cin, 12, 1, 1, 1, &valid, input);
         let d = ConvShape::new(12, 12, 3, 1, 12, &same, input);

@@ -7,11 +7,10 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Tensor};
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
 
-use super::conv::{host_image, inverted_residual_cpu, Activation, Conv, ConvKernel, ConvShape};
-use super::cpu_conv::Skip;
+use super::conv::{inverted_residual_cpu, Activation, Conv, ConvKernel};
 use super::layers::{conv2d, BuildOptions, ConvSpec, SplitLinear};
+use super::zero_rows::{Rows, ZeroImage};
 use crate::error::Result;
 use crate::weights::NamedTensors;
 
@@ -70,46 +69,6 @@ impl Block {
     }
 }
 
-/// The zero image's output of every step (one image each), with the kernels that computed it.
-type ZeroImage = (Vec<ConvKernel>, Arc<Vec<Vec<f32>>>);
-
-/// How a forward treats the rows a Score-CAM mask leaves at zero (`cpu_conv::Skip`), step by
-/// step (a convolution, or a block run as one).
-enum Rows<'a> {
-    /// All computed.
-    All,
-    /// All computed, and each step's output for the first image recorded: run on the zero image,
-    /// what `Reached` copies.
-    Record(Vec<Vec<f32>>),
-    /// Each image's rows its input reaches computed, the others copied from the recorded steps.
-    Reached { rows: Vec<Range<usize>>, recorded: &'a [Vec<f32>], step: usize },
-}
-
-impl Rows<'_> {
-    /// Runs one step, `run(skip)`, whose rows follow `shape` (its strided convolution's, for a
-    /// block); `None` where `run` declines it.
-    fn step(&mut self, shape: &ConvShape, run: impl FnOnce(Option<Skip>) -> Option<Tensor<4>>) -> Option<Tensor<4>> {
-        match self {
-            Rows::All => run(None),
-            Rows::Record(steps) => {
-                let out = run(None)?;
-                steps.push(host_image(&out).unwrap_or_default());
-                Some(out)
-            }
-            Rows::Reached { rows, recorded, step } => {
-                let reached: Vec<Range<usize>> = rows.iter().map(|r| shape.rows_reached(r.clone())).collect();
-                let background = recorded.get(*step).map_or(&[][..], |b| &b[..]);
-                // (No recorded output: the step did not run on flex, and computes all its rows.)
-                let skip = Some(Skip { rows: &reached, background }).filter(|_| !background.is_empty());
-                let out = run(skip)?;
-                *rows = reached;
-                *step += 1;
-                Some(out)
-            }
-        }
-    }
-}
-
 #[derive(Module, Debug)]
 pub struct EfficientNetLite0 {
     pub(crate) stem: Conv,
@@ -120,7 +79,7 @@ pub struct EfficientNetLite0 {
     /// Each step's output for the zero image, with the kernels it was computed by
     /// (`features_masked`).
     #[module(skip)]
-    zero_image: Arc<Mutex<Option<ZeroImage>>>,
+    zero_image: ZeroImage,
 }
 
 impl EfficientNetLite0 {
@@ -153,7 +112,7 @@ impl EfficientNetLite0 {
             head,
             pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             classifier: SplitLinear::load(t, "classifier", HEAD_CHANNELS, 1000, options.weights, device)?,
-            zero_image: Arc::default(),
+            zero_image: ZeroImage::default(),
         })
     }
 
@@ -183,21 +142,9 @@ impl EfficientNetLite0 {
     /// values as `features`.
     pub fn features_masked(&self, x: Tensor<4>, rows: &[Range<usize>]) -> Tensor<4> {
         let kernels: Vec<ConvKernel> = std::iter::once(&self.stem).chain(self.blocks.iter().flat_map(|b| b.convs.iter())).chain([&self.head]).map(|c| c.kernel).collect();
-        let recorded = {
-            let mut cache = self.zero_image.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            match &*cache {
-                Some((k, steps)) if *k == kernels => steps.clone(),
-                _ => {
-                    let [_, c, h, w] = x.dims();
-                    let mut record = Rows::Record(Vec::new());
-                    self.features_by_rows(Tensor::zeros([1, c, h, w], &x.device()), &mut record);
-                    let Rows::Record(steps) = record else { unreachable!("recorded above") };
-                    let steps = Arc::new(steps);
-                    *cache = Some((kernels, steps.clone()));
-                    steps
-                }
-            }
-        };
+        let recorded = self.zero_image.steps(kernels, &x, |zeros, record| {
+            self.features_by_rows(zeros, record);
+        });
         self.features_by_rows(x, &mut Rows::Reached { rows: rows.to_vec(), recorded: &recorded, step: 0 })
     }
 

@@ -11,6 +11,7 @@ mod layers;
 mod cpu_gemm;
 mod simd;
 mod vgg;
+mod zero_rows;
 
 use burn::tensor::{Device, Tensor};
 
@@ -214,11 +215,11 @@ impl Network {
 
     /// Logits of Score-CAM's masked inputs, each zero outside its input rows `rows`: the same as
     /// [`Self::forward`], with the rows no mask reaches copied from the zero image's forward where
-    /// the network supports it (EfficientNet-Lite0 on our CPU kernels).
+    /// the layers run on our CPU kernels.
     pub fn forward_masked(&self, x: Tensor<4>, rows: &[std::ops::Range<usize>]) -> Tensor<2> {
         match self {
             Self::EfficientNetLite0(m) => m.from_target(m.features_masked(x, rows)),
-            Self::Vgg(_) => self.forward(x),
+            Self::Vgg(m) => m.from_target(m.features_masked(x, rows)),
         }
     }
 }

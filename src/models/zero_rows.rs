@@ -1,0 +1,90 @@
+//! The rows a Score-CAM mask leaves at zero, through a whole network (`cpu_conv::Skip` does it
+//! for one layer). A masked input is zero outside its mask's rows, so each layer's output is the
+//! zero image's outside the rows the input reaches through the layers before: those are copied
+//! from one recorded forward of the zero image instead of computed. EfficientNet-Lite0 and VGG
+//! both run their features through [`Rows`], step by step.
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::Tensor;
+
+use super::conv::{host_image, ConvKernel, ConvShape};
+use super::cpu_conv::Skip;
+
+/// How a forward treats the rows a mask leaves at zero, step by step (a convolution, or a block
+/// run as one).
+pub(crate) enum Rows<'a> {
+    /// All computed.
+    All,
+    /// All computed, and each step's output for the first image recorded: run on the zero image,
+    /// what `Reached` copies.
+    Record(Vec<Vec<f32>>),
+    /// Each image's rows its input reaches computed, the others copied from the recorded steps.
+    Reached { rows: Vec<Range<usize>>, recorded: &'a [Vec<f32>], step: usize },
+}
+
+impl Rows<'_> {
+    /// Runs one step, `run(skip)`, whose rows follow `shape` (its strided convolution's, for a
+    /// block); `None` where `run` declines it.
+    pub(crate) fn step(&mut self, shape: &ConvShape, run: impl FnOnce(Option<Skip>) -> Option<Tensor<4>>) -> Option<Tensor<4>> {
+        match self {
+            Rows::All => run(None),
+            Rows::Record(steps) => {
+                let out = run(None)?;
+                steps.push(host_image(&out).unwrap_or_default());
+                Some(out)
+            }
+            Rows::Reached { rows, recorded, step } => {
+                let reached: Vec<Range<usize>> = rows.iter().map(|r| shape.rows_reached(r.clone())).collect();
+                let background = recorded.get(*step).map_or(&[][..], |b| &b[..]);
+                // (No recorded output: the step did not run on flex, and computes all its rows.)
+                let skip = Some(Skip { rows: &reached, background }).filter(|_| !background.is_empty());
+                let out = run(skip)?;
+                *rows = reached;
+                *step += 1;
+                Some(out)
+            }
+        }
+    }
+
+    /// A 2x2 max pool (stride 2), which needs no record: an output row is the zero image's
+    /// wherever both its input rows are.
+    pub(crate) fn pool_2x2(&mut self) {
+        if let Rows::Reached { rows, .. } = self {
+            for r in rows.iter_mut() {
+                *r = if r.start >= r.end { 0..0 } else { r.start / 2..r.end.div_ceil(2) };
+            }
+        }
+    }
+}
+
+/// Each step's output for the zero image, one image each.
+type Steps = Arc<Vec<Vec<f32>>>;
+/// The steps, with the conv kernels that computed them.
+type Recorded = Option<(Vec<ConvKernel>, Steps)>;
+
+/// The zero image's steps, recorded once per set of conv kernels (a model built on flex always
+/// has the same ones; kept with them in case not).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ZeroImage(Arc<Mutex<Recorded>>);
+
+impl ZeroImage {
+    /// The steps for `kernels`, recorded first by `features(zeros, Rows::Record)` if they are not
+    /// yet (`zeros`: one all-zero image shaped like `like`'s images).
+    pub(crate) fn steps(&self, kernels: Vec<ConvKernel>, like: &Tensor<4>, features: impl FnOnce(Tensor<4>, &mut Rows)) -> Steps {
+        let mut cache = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((k, steps)) = &*cache
+            && *k == kernels
+        {
+            return steps.clone();
+        }
+        let [_, c, h, w] = like.dims();
+        let mut record = Rows::Record(Vec::new());
+        features(Tensor::zeros([1, c, h, w], &like.device()), &mut record);
+        let Rows::Record(steps) = record else { unreachable!("recorded above") };
+        let steps = Arc::new(steps);
+        *cache = Some((kernels, steps.clone()));
+        steps
+    }
+}
