@@ -1,7 +1,9 @@
 """How much of a masked forward could be skipped where the mask is zero (docs/benchmarks.md,
 "What a mask's zeros could save"). Not a test; needs the torch venv of scripts/reference.py.
 
-  python scripts/mask_support.py [N]   -> one line per photo and a summary (chelsea + N ImageNet photos)
+  python scripts/mask_support.py [N] [VGG16.pth]
+      -> one line per photo and a summary (chelsea + N ImageNet photos); with VGG16.pth (torchvision's
+         layout, e.g. scripts/reference.py's seed-0 weights), VGG16's own masks too
 
 Score-CAM's masked input is the image times a channel's upsampled, min-max normalised map, so it
 is exactly zero wherever that map is at its minimum. An output pixel of a convolution can differ
@@ -9,7 +11,9 @@ from the zero image's only if its receptive field reaches a non-zero input pixel
 could copy every other pixel from one forward of the zero image. This counts, for
 EfficientNet-Lite0's Score-CAM (the masked inputs it actually scores), the share of each
 convolution's multiply-adds that such a skip would still compute: per pixel (the most it could
-save) and per row (what a kernel working on bands of rows, like ours, could skip).
+save) and per row (what a kernel working on bands of rows, like ours, skips). It also counts the
+rows VGG16's convolutions would compute with those masks (VGG16's real maps cannot be had here:
+Lite0's masks stand in for them) and, given VGG16 weights, with VGG16's own masks.
 """
 import csv
 import os
@@ -38,6 +42,30 @@ layers = [(m.kernel_size[0], m.stride[0], size,
 total_macs = sum(mac for *_, mac in layers)
 
 
+VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+
+
+def vgg16_row_share(live):
+    """The share of VGG16's convolution multiply-adds computed by rows, for masks `live` [n, 1, 224, 224]."""
+    row, size, cin, total, computed = live.amax(3, keepdim=True), live.shape[2], 3, 0.0, 0.0
+    for c in VGG16:
+        if c == "M":
+            row, size = F.max_pool2d(row, (2, 1), (2, 1)), size // 2
+            continue
+        row = F.max_pool2d(row, (3, 1), (1, 1), padding=(1, 0))
+        mac = size * size * cin * c * 9
+        total, computed, cin = total + mac, computed + mac * row.mean().item(), c
+    return computed / total
+
+
+def live_masks(acts, size):
+    """Where each non-constant channel's upsampled map is above its minimum (its mask is not zero)."""
+    up = F.interpolate(acts, size=size, mode="bilinear", align_corners=False)[0]
+    lo, hi = up.amin((1, 2)), up.amax((1, 2))
+    keep = (hi > lo).nonzero()[:, 0]  # the constant maps are skipped, as ours and the official code do
+    return (up[keep] > lo[keep, None, None]).float()[:, None]
+
+
 def computed_share(x):
     """(share of the image the masks cover, MAC share computed per pixel, per row, per-resolution shares)."""
     acts = {}
@@ -45,10 +73,7 @@ def computed_share(x):
     with torch.no_grad():
         model(x)
     h.remove()
-    up = F.interpolate(acts["a"], size=x.shape[2:], mode="bilinear", align_corners=False)[0]
-    lo, hi = up.amin((1, 2)), up.amax((1, 2))
-    keep = (hi > lo).nonzero()[:, 0]  # the constant maps are skipped, as ours and the official code do
-    live = (up[keep] > lo[keep, None, None]).float()[:, None]
+    live = live_masks(acts["a"], x.shape[2:])
     pixel, row = live, live.amax(3, keepdim=True)
     by_pixel = by_row = 0.0
     per_size = {}
@@ -61,21 +86,33 @@ def computed_share(x):
         acc = per_size.setdefault(size, [0.0, 0.0])
         acc[0] += mac
         acc[1] += mac * p
-    return live.mean().item(), by_pixel / total_macs, by_row / total_macs, per_size
+    return live.mean().item(), by_pixel / total_macs, by_row / total_macs, per_size, vgg16_row_share(live)
 
 
 photos = [("chelsea", torch.from_numpy(np.load(os.path.join(SHARED, "reference/inputs/chelsea_imagenet_norm.npy"))))]
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+vgg = None
+if len(sys.argv) > 2:
+    import torchvision
+    vgg = torchvision.models.vgg16()
+    vgg.load_state_dict(torch.load(sys.argv[2]))
+    vgg.eval()
 with open(os.path.join(SHARED, "data/imagenet-val/labels.csv")) as f:
     for r in list(csv.DictReader(f))[:n]:
         path = os.path.join(SHARED, "data/imagenet-val", r["file"])
         photos.append((os.path.basename(path), to_tensor(load_rgb_224(path))))
 rows = []
 for name, x in photos:
-    covered, px, rw, per_size = computed_share(x)
-    rows.append((covered, px, rw))
-    print(f"{name}: masks cover {covered:.3f} of the image; computed MACs per pixel {px:.3f}, per row {rw:.3f}")
-covered, px, rw = np.array(rows).mean(0)
-print(f"mean of {len(rows)} photos: masks cover {covered:.3f}; computed per pixel {px:.3f} (saves {1 - px:.3f}), per row {rw:.3f} (saves {1 - rw:.3f})")
+    covered, px, rw, per_size, vgg_rw = computed_share(x)
+    own = float("nan")
+    if vgg is not None:
+        with torch.no_grad():
+            own = vgg16_row_share(live_masks(vgg.features[:30](x), x.shape[2:]))
+    rows.append((covered, px, rw, vgg_rw, own))
+    print(f"{name}: masks cover {covered:.3f} of the image; computed MACs per pixel {px:.3f}, per row {rw:.3f}; "
+          f"VGG16 by rows with these masks {vgg_rw:.3f}, with its own {own:.3f}")
+covered, px, rw, vgg_rw, own = np.array(rows).mean(0)
+print(f"mean of {len(rows)} photos: masks cover {covered:.3f}; computed per pixel {px:.3f} (saves {1 - px:.3f}), per row {rw:.3f} (saves {1 - rw:.3f}); "
+      f"VGG16 by rows with Lite0's masks {vgg_rw:.3f}, with its own {own:.3f}")
 print("chelsea by output size: " + ", ".join(
     f"{size}x{size} {m / total_macs:.3f} of MACs, {c / m:.3f} computed" for size, (m, c) in sorted(computed_share(photos[0][1])[3].items(), reverse=True)))
