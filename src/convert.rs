@@ -220,6 +220,9 @@ pub fn convert(input: &Path, out: &Path, arch: Option<Architecture>) -> Result<C
     let file_name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let manifest = manifest_for(&arch, WeightsRef { file: file_name, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
     let manifest_path = out.with_extension("json");
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    }
     std::fs::write(out, &bytes).map_err(|e| Error::io(out.display(), e))?;
     std::fs::write(&manifest_path, manifest.to_json()).map_err(|e| Error::io(manifest_path.display(), e))?;
     Ok(Converted { arch, weights_path: out.to_path_buf(), manifest_path, manifest })

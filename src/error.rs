@@ -20,9 +20,10 @@ pub enum Error {
     /// The caller cancelled a running explanation.
     #[error("cancelled")]
     Cancelled,
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    /// Reading or writing a file failed. (The cause is in the message, and not also a `source`,
+    /// which the CLI would print a second time.)
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
 }
 
 impl Error {
@@ -32,8 +33,8 @@ impl Error {
     pub(crate) fn image(source_name: impl fmt::Display, message: impl fmt::Display) -> Self {
         Error::Image { source_name: source_name.to_string(), message: message.to_string() }
     }
-    pub(crate) fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_string(), source }
+    pub(crate) fn io(path: impl fmt::Display, cause: std::io::Error) -> Self {
+        Error::Io { path: path.to_string(), cause }
     }
 }
 

@@ -110,6 +110,24 @@ fn bad_weight_files_give_clear_errors() {
 }
 
 #[test]
+fn convert_makes_the_output_folder_and_says_a_write_error_once() {
+    let dir = tmp("convert-out");
+    let src = repo().join("tests/fixtures/vgg_tiny/weights.safetensors");
+    let out = dir.join("new/folder/tiny.safetensors");
+    let o = scorecam(&["convert", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.exists() && out.with_extension("json").exists());
+
+    // a folder that cannot be made (a file is in the way): the path and the cause, said once
+    std::fs::write(dir.join("a-file"), b"").unwrap();
+    let blocked = dir.join("a-file/tiny.safetensors");
+    let o = scorecam(&["convert", src.to_str().unwrap(), "--out", blocked.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("a-file") && err.matches("Not a directory").count() + err.matches("File exists").count() == 1, "{err}");
+}
+
+#[test]
 fn an_option_the_method_does_not_take_is_an_error() {
     let dir = tmp("options");
     let weights = convert_fixture(&dir);
