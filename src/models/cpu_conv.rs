@@ -363,31 +363,51 @@ fn with_winograd_filters<R>(weight: &[f32], cout: usize, cin: usize, f: impl FnO
 /// [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]].
 #[inline(always)]
 fn b_t(out: [&mut [f32]; 6], d: [&[f32]; 6], n: usize) {
-    let [o0, o1, o2, o3, o4, o5] = out.map(|o| &mut o[..n]);
-    let [d0, d1, d2, d3, d4, d5] = d.map(|d| &d[..n]);
-    for x in 0..n {
-        let (d12, d1m2, d4m2, d3m1) = (d1[x] + d2[x], d1[x] - d2[x], d4[x] - d2[x], d3[x] - d1[x]);
-        o0[x] = 4.0 * d0[x] - 5.0 * d2[x] + d4[x];
-        o1[x] = d3[x] + d4[x] - 4.0 * d12;
-        o2[x] = d4[x] - d3[x] + 4.0 * d1m2;
-        o3[x] = d4m2 + 2.0 * d3m1;
-        o4[x] = d4m2 - 2.0 * d3m1;
-        o5[x] = 4.0 * d1[x] - 5.0 * d3[x] + d5[x];
-    }
+    by_columns(out, d, n, |[d0, d1, d2, d3, d4, d5]| {
+        let (d12, d1m2, d4m2, d3m1) = (d1 + d2, d1 - d2, d4 - d2, d3 - d1);
+        [4.0 * d0 - 5.0 * d2 + d4, d3 + d4 - 4.0 * d12, d4 - d3 + 4.0 * d1m2, d4m2 + 2.0 * d3m1, d4m2 - 2.0 * d3m1, 4.0 * d1 - 5.0 * d3 + d5]
+    });
 }
 
 /// `out[k] = (A^T m)[k]` for 6 rows of values at once, A^T of F(4x4, 3x3):
 /// [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]].
 #[inline(always)]
 fn a_t(out: [&mut [f32]; 4], m: [&[f32]; 6], n: usize) {
-    let [o0, o1, o2, o3] = out.map(|o| &mut o[..n]);
-    let [m0, m1, m2, m3, m4, m5] = m.map(|m| &m[..n]);
-    for x in 0..n {
-        let (p, q, r, t) = (m1[x] + m2[x], m1[x] - m2[x], m3[x] + m4[x], m3[x] - m4[x]);
-        o0[x] = m0[x] + p + r;
-        o1[x] = q + 2.0 * t;
-        o2[x] = p + 4.0 * r;
-        o3[x] = q + 8.0 * t + m5[x];
+    by_columns(out, m, n, a_t_column);
+}
+
+#[inline(always)]
+fn a_t_column([m0, m1, m2, m3, m4, m5]: [f32; 6]) -> [f32; 4] {
+    let (p, q, r, t) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
+    [m0 + p + r, q + 2.0 * t, p + 4.0 * r, q + 8.0 * t + m5]
+}
+
+/// `out[k][x] = f(column x of the rows)[k]` for x < n, 8 columns at a time through local arrays,
+/// so that the compiler vectorises across columns without having to prove that the rows, which
+/// share buffers, do not overlap.
+#[inline(always)]
+fn by_columns<const I: usize, const O: usize>(out: [&mut [f32]; O], rows: [&[f32]; I], n: usize, f: impl Fn([f32; I]) -> [f32; O]) {
+    const L: usize = 8;
+    let mut x = 0;
+    while x + L <= n {
+        let inputs: [[f32; L]; I] = std::array::from_fn(|k| rows[k][x..x + L].try_into().expect("8 values"));
+        let mut outputs = [[0f32; L]; O];
+        for i in 0..L {
+            let r = f(std::array::from_fn(|k| inputs[k][i]));
+            for k in 0..O {
+                outputs[k][i] = r[k];
+            }
+        }
+        for k in 0..O {
+            out[k][x..x + L].copy_from_slice(&outputs[k]);
+        }
+        x += L;
+    }
+    for x in x..n {
+        let r = f(std::array::from_fn(|k| rows[k][x]));
+        for k in 0..O {
+            out[k][x] = r[k];
+        }
     }
 }
 
@@ -656,12 +676,10 @@ impl Layer<'_> {
                         let (t0, t1, t2, t3, t4, t5) = (srow(0), srow(1), srow(2), srow(3), srow(4), srow(5));
                         let bias = self.bias[co];
                         for (x, o) in quad.chunks_exact_mut(4).enumerate() {
-                            let (p, q) = (t1[x] + t2[x], t1[x] - t2[x]);
-                            let (r, t) = (t3[x] + t4[x], t3[x] - t4[x]);
-                            o[0] = t0[x] + p + r + bias;
-                            o[1] = q + 2.0 * t + bias;
-                            o[2] = p + 4.0 * r + bias;
-                            o[3] = q + 8.0 * t + t5[x] + bias;
+                            let y = a_t_column([t0[x], t1[x], t2[x], t3[x], t4[x], t5[x]]);
+                            for (o, y) in o.iter_mut().zip(y) {
+                                *o = y + bias;
+                            }
                         }
                         let out_row = &mut out[y * ow..(y + 1) * ow];
                         for (o, &v) in out_row.iter_mut().zip(&quad[..ow]) {
