@@ -18,8 +18,8 @@ export async function listModels() {
   set({ models });
 }
 
-/// VGG16 is the paper's model, but on the CPU it takes minutes (97 s on 2 cores here, with 2
-/// workers; docs/benchmarks.md): the light one there.
+/// VGG16 is the paper's model, but on the CPU it takes over a minute (81 s on 2 cores here, with
+/// 2 workers; docs/benchmarks.md): the light one there.
 export function defaultModel() {
   const { models, backend } = get();
   const byArch = (a) => models.find((m) => m.arch === a);
