@@ -35,11 +35,12 @@ use super::cpu_gemm::{Epilogue, matmul};
 /// Floats of Winograd-domain inputs and products one task holds (8 MiB).
 const WINOGRAD_BUDGET: usize = 1 << 21;
 /// Winograd outputs smaller than this are flushed to zero. F(4x4, 3x3) reaches an output's zero
-/// receptive field only through terms that cancel, so such an output is a rounding residual (up to
-/// about 1e-5 of its tile's other values), not zero; layer after layer, a Score-CAM mask's zero rows then
-/// fill with ever smaller values until they turn subnormal, which costs x86 CPUs (natively and in
-/// the browser's wasm alike) a slow microcode path on every multiply: a third more time for
-/// VGG16's Score-CAM. Nothing that small is signal next to activations of order one.
+/// receptive field only through terms that cancel, so such an output is a rounding residual (up
+/// to about 1e-5 of its tile's other values), not zero; layer after layer, a Score-CAM mask's
+/// zero rows then fill with ever smaller values until they turn subnormal, which costs x86 CPUs
+/// (natively and in the browser's wasm alike) a slow microcode path on every multiply: about a
+/// quarter more time for VGG16's Score-CAM. Nothing that small is signal next to activations of
+/// order one.
 const WINOGRAD_FLUSH: f32 = 1e-30;
 /// Floats of im2col columns one task fills before its GEMM (2 MiB: stays in L2/L3).
 const COLUMNS_BUDGET: usize = 1 << 19;
@@ -87,9 +88,10 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
         });
     } else if uses_winograd(shape) {
         let tw = ow.div_ceil(4);
-        // The tile rows (4 output rows each) holding each image's reached rows. A tile's output
-        // row reads only its own 3 input rows, so a row computed beside a reached one in its
-        // tile is the zero image's, and the background copied over it below the same values.
+        // The tile rows (4 output rows each) holding each image's reached rows. A row computed
+        // beside a reached one in its tile is the zero image's up to F(4x4, 3x3)'s rounding
+        // residuals (WINOGRAD_FLUSH), and the background copied over it below gives the exact
+        // values.
         let tiles: Vec<Range<usize>> = (0..n).map(&reached).map(|r| r.start / 4..r.end.div_ceil(4)).collect();
         let total: usize = tiles.iter().map(|t| t.len()).sum();
         // Tile rows per task: within the scratch budget, and enough tasks for every thread.
