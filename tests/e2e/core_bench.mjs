@@ -6,6 +6,7 @@
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof tests/e2e/core_bench.mjs --dist dist   # a V8 profile
 //   node --experimental-wasm-relaxed-simd tests/e2e/core_bench.mjs --wasm scorecam_relaxed_bg.wasm
 //   node tests/e2e/core_bench.mjs --chromium --wasm scorecam_relaxed_bg.wasm   # the same in a Chromium worker
+//   node tests/e2e/core_bench.mjs --model DIST/www/models/vgg16.json --runs 1    # another model's manifest
 //
 // --chromium runs the same steps in a dedicated worker of headless Chromium (a blank page, not
 // the app): the core in the browser's V8 without the page around it.
@@ -24,10 +25,12 @@ const { values: args } = parseArgs({
     wasm: { type: 'string', default: 'scorecam_bg.wasm' },
     runs: { type: 'string', default: '2' },
     chromium: { type: 'boolean', default: false },
+    model: { type: 'string', default: join(REPO, 'www/models/efficientnet_lite0.json') },
+    // The method's options as JSON, e.g. '{"batch_size": 4}' (the page's on the CPU).
+    options: { type: 'string', default: '{}' },
   },
 });
 const dist = resolve(args.dist);
-const models = join(REPO, 'www/models');
 
 
 /// An .npy float32 [1, 3, h, w] ImageNet-normalised image as RGBA bytes.
@@ -48,7 +51,7 @@ function rgbaFromNormalisedNpy(path) {
 
 /// The benchmark itself, in Node or (as a string) in a Chromium worker: `glue` is the module's
 /// bindings, already initialised; `log` prints a line.
-async function bench(glue, manifest, weights, { rgba, w, h }, runs, log) {
+async function bench(glue, manifest, weights, { rgba, w, h }, runs, options, log) {
   const session = await glue.Session.start('cpu');
   session.loadModel(manifest, weights);
   let t = performance.now();
@@ -57,7 +60,7 @@ async function bench(glue, manifest, weights, { rgba, w, h }, runs, log) {
   for (let run = 0; run < runs; run++) {
     t = performance.now();
     let first = null;
-    await session.explain({ class: null, method: 'scorecam', options: {} }, () => {
+    await session.explain({ class: null, method: 'scorecam', options }, () => {
       first ??= performance.now() - t;
       return true;
     });
@@ -66,12 +69,12 @@ async function bench(glue, manifest, weights, { rgba, w, h }, runs, log) {
 }
 
 const image = rgbaFromNormalisedNpy(join(REPO, '../shared/reference/inputs/chelsea_imagenet_norm.npy'));
-const manifest = readFileSync(join(models, 'efficientnet_lite0.json'), 'utf8');
-const weights = readFileSync(join(models, 'efficientnet_lite0.safetensors'));
+const manifest = readFileSync(args.model, 'utf8');
+const weights = readFileSync(join(dirname(resolve(args.model)), JSON.parse(manifest).weights.file));
 if (!args.chromium) {
   const glue = await import(pathToFileURL(join(dist, 'scorecam.js')).href);
   glue.initSync({ module: readFileSync(join(dist, args.wasm)) });
-  await bench(glue, manifest, weights, image, Number(args.runs), console.log);
+  await bench(glue, manifest, weights, image, Number(args.runs), JSON.parse(args.options), console.log);
 } else {
   const { launch } = await import('./browser.mjs');
   const { serve } = await import('./serve.mjs');
@@ -84,7 +87,7 @@ onmessage = async ({ data }) => {
   try {
     glue.initSync({ module: new Uint8Array(await (await fetch('${args.wasm}')).arrayBuffer()) });
     const image = { ...data.image, rgba: new Uint8Array(data.image.rgba) };
-    await bench(glue, data.manifest, data.weights, image, data.runs, (line) => postMessage({ line }));
+    await bench(glue, data.manifest, data.weights, image, data.runs, data.options, (line) => postMessage({ line }));
     postMessage({ done: true });
   } catch (err) {
     postMessage({ error: String(err?.stack ?? err) });
@@ -104,7 +107,7 @@ onmessage = async ({ data }) => {
           worker.onerror = (e) => resolve(e.message);
           worker.postMessage(data);
         }),
-      { manifest, weights: new Uint8Array(weights), image: { ...image, rgba: [...image.rgba] }, runs: Number(args.runs) },
+      { manifest, weights: new Uint8Array(weights), image: { ...image, rgba: [...image.rgba] }, runs: Number(args.runs), options: JSON.parse(args.options) },
     );
     if (failure) throw new Error(failure);
   } finally {

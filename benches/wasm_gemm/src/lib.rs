@@ -16,9 +16,10 @@ struct Operands {
     out: [Vec<f32>; 2],
 }
 
-/// The shapes timed alone (out x in x pixels): Lite0's and VGG16's, read by run.mjs and
+/// The shapes timed alone (out x in x pixels): Lite0's and VGG16's (the last six: VGG16's
+/// Winograd GEMMs, out x in x tiles, as a page worker's tasks run them), read by run.mjs and
 /// examples/native.rs.
-pub const SHAPES: [[usize; 3]; 9] = [[96, 16, 1024], [24, 144, 1024], [240, 40, 784], [480, 80, 196], [80, 480, 196], [1152, 192, 49], [1280, 320, 49], [256, 256, 196], [512, 512, 49]];
+pub const SHAPES: [[usize; 3]; 15] = [[96, 16, 1024], [24, 144, 1024], [240, 40, 784], [480, 80, 196], [80, 480, 196], [1152, 192, 49], [1280, 320, 49], [256, 256, 196], [512, 512, 49], [64, 64, 448], [128, 128, 224], [256, 256, 112], [512, 512, 56], [512, 256, 70], [128, 64, 280]];
 
 /// `SHAPES[i]` packed as `out << 40 | in << 20 | pixels` (one number across the wasm boundary),
 /// or 0 past the end.
