@@ -50,8 +50,10 @@ pub struct Backend {
     /// this instead.
     pub lanes: usize,
     /// Where models built on it keep their weights: int8 on a GPU (dequantised inside the
-    /// matmul: VGG16 takes 139 MB instead of 528 MB), f32 on the CPU (flex's quantized matmul
-    /// does not read per-block scales correctly, and memory is not the CPU's limit).
+    /// matmul: VGG16 takes 139 MB instead of 528 MB); on the CPU f32 natively (gemm's AVX-512
+    /// kernels; flex's quantized matmul does not read per-block scales correctly), and in the
+    /// browser f32 convolutions with int8 linear layers (`DeviceWeights::Int8Linear`: VGG16 in
+    /// 183 MB, where each worker of the page's pool holds a copy).
     pub weights: DeviceWeights,
 }
 
@@ -59,7 +61,7 @@ pub struct Backend {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackendInfo {
     pub name: String,
-    /// "f32" or "int8": where models keep their weights on this device.
+    /// "f32", "int8" or "int8-linear" ([`DeviceWeights`]): where models keep their weights on this device.
     pub weights: &'static str,
     pub adapter: String,
     pub binding_limit: Option<usize>,
@@ -77,10 +79,20 @@ fn cpu_lanes() -> usize {
     1
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+fn cpu_weights() -> DeviceWeights {
+    DeviceWeights::F32
+}
+
+#[cfg(target_arch = "wasm32")]
+fn cpu_weights() -> DeviceWeights {
+    DeviceWeights::Int8Linear
+}
+
 impl Backend {
     /// Burn's pure-Rust CPU backend (no binding limit).
     pub fn cpu(adapter: &str) -> Self {
-        Self { device: Device::flex(), name: "cpu", adapter: adapter.to_string(), binding_limit: None, notice: None, lanes: cpu_lanes(), weights: DeviceWeights::F32 }
+        Self { device: Device::flex(), name: "cpu", adapter: adapter.to_string(), binding_limit: None, notice: None, lanes: cpu_lanes(), weights: cpu_weights() }
     }
 
     pub fn info(&self) -> BackendInfo {

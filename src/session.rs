@@ -39,10 +39,10 @@ pub struct ModelInfo {
     pub class_names: Vec<String>,
     /// The largest forward batch the binding limit allows (`None`: no limit).
     pub max_batch: Option<usize>,
-    /// The weights in f32, as a backend holds them: what every copy of the model costs (the
-    /// page sizes its CPU worker pool by it).
+    /// The weights in f32: 4 bytes per parameter.
     pub weight_bytes: usize,
-    /// "f32" or "int8", and what the weights take on this device.
+    /// "f32", "int8" or "int8-linear" (`DeviceWeights`), and the bytes the weights take on this
+    /// device: what every copy of the model costs (the page sizes its CPU worker pool by it).
     pub device_weights: String,
     pub weight_bytes_on_device: usize,
     /// Each convolution's kernel, summarised ("1 direct, 12 matmul (12 with int8 weights)").
@@ -151,7 +151,7 @@ impl Session {
     /// and builds the new one under the backend's binding limit. A failure while building (out
     /// of device memory) leaves no model.
     pub fn load_model(&mut self, manifest: Manifest, bytes: &[u8]) -> Result<Arc<Model>> {
-        let (arch, tensors) = Model::decode(&manifest, bytes)?;
+        let (arch, tensors) = Model::decode_for(&manifest, bytes, self.backend.weights)?;
         if let Some(limit) = self.backend.binding_limit
             && limit < MAX_BINDING_BYTES
             && arch == Architecture::Vgg16

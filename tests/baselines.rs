@@ -13,7 +13,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 }
 
 fn setup() -> (scorecam::models::Model, Vec<f32>) {
-    let (f32_model, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
+    let (f32_model, _, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
     (f32_model, read_npy(&fixture("input.npy")).1)
 }
 

@@ -134,11 +134,14 @@ fn vgg16_int8_weights_fit_in_150_mb() {
     let device = burn::tensor::Device::flex();
     let arch = scorecam::models::Architecture::Vgg16;
     let int8 = Network::load(&arch, t.clone(), BuildOptions { weights: DeviceWeights::Int8, binding_limit: Some(128 << 20) }, &device).unwrap();
+    let linear = Network::load(&arch, t.clone(), BuildOptions { weights: DeviceWeights::Int8Linear, binding_limit: None }, &device).unwrap();
     let f32 = Network::load(&arch, t, BuildOptions::default(), &device).unwrap();
-    let (bytes_int8, bytes_f32) = (int8.weight_bytes_on_device(), f32.weight_bytes_on_device());
-    eprintln!("VGG16 weights on the device: int8 {bytes_int8} bytes, f32 {bytes_f32} bytes");
+    let (bytes_int8, bytes_f32, bytes_linear) = (int8.weight_bytes_on_device(), f32.weight_bytes_on_device(), linear.weight_bytes_on_device());
+    eprintln!("VGG16 weights on the device: int8 {bytes_int8} bytes, f32 {bytes_f32} bytes, int8 linear layers {bytes_linear} bytes");
     assert_eq!(bytes_f32, 4 * 138_357_544);
     assert!(bytes_int8 <= 150_000_000, "{bytes_int8}");
+    assert!(bytes_linear <= 185_000_000, "{bytes_linear}");
+    assert_eq!(linear.parameters(), 138_357_544);
     assert_eq!(int8.convs().iter().filter(|c| c.is_int8()).count(), 12);
 }
 
@@ -174,6 +177,44 @@ fn int8_on_the_device_matches_f32() {
     let r = pearson(&scorecam_map(&int8), &scorecam_map(&f32));
     eprintln!("int8 vs f32 on the device: logits {diff:.2e}, Score-CAM map Pearson {r:.6}");
     assert!(r >= 0.999, "{r}");
+}
+
+/// The browser's CPU backend keeps the linear layers as the file's int8 rows (our kernel
+/// dequantises them as it reads them): the same logits as f32 weights up to summation order,
+/// Score-CAM's map and a gradient method's (Burn's ops on the dequantised weights, as autodiff
+/// needs) the same, in less memory.
+#[test]
+fn int8_linear_layers_on_the_cpu_match_f32() {
+    if backend().name != "cpu" {
+        eprintln!("skipped: int8 linear layers are for the CPU backend");
+        return;
+    }
+    let int8 = tiny_session(DeviceWeights::Int8Linear).require_model().unwrap();
+    let f32 = tiny_session(DeviceWeights::F32).require_model().unwrap();
+    assert_eq!(int8.weights.name(), "int8-linear");
+    assert_eq!(int8.network.parameters(), f32.network.parameters());
+    assert!(int8.weight_bytes_on_device() < f32.weight_bytes_on_device(), "{} vs {}", int8.weight_bytes_on_device(), f32.weight_bytes_on_device());
+    let (_, input) = read_npy(&repo().join("tests/fixtures/vgg_tiny/input.npy"));
+    let batch: Vec<f32> = (0..5).flat_map(|i| input.iter().map(move |v| v * (1.0 - 0.2 * i as f32))).collect();
+    let logits = |m: &Model| pollster::block_on(cam::read_f32(m.network.forward(Tensor::from_data(TensorData::new(batch.clone(), [5, 3, 32, 32]), &m.device)))).unwrap();
+    let diff = max_rel_diff(&logits(&int8), &logits(&f32));
+    assert!(diff <= 1e-6, "logits {diff}");
+    let map = |m: &Model, method: Method| pollster::block_on(cam::explain(m, &input, None, &method, &mut Reporter::silent())).unwrap().map;
+    let score = max_rel_diff(&map(&int8, Method::ScoreCam(Default::default())), &map(&f32, Method::ScoreCam(Default::default())));
+    let grad_map = map(&int8, Method::GradCam);
+    let grad = max_rel_diff(&grad_map, &map(&f32, Method::GradCam));
+    assert_eq!(map(&int8, Method::GradCam), grad_map, "the second gradient run, on the kept f32 weights, gives the same map");
+    eprintln!("int8 linear layers vs f32 on the CPU: logits {diff:.2e}, Score-CAM map {score:.2e}, Grad-CAM map {grad:.2e}");
+    assert!(score <= 1e-5 && grad <= 1e-5, "Score-CAM {score}, Grad-CAM {grad}");
+    // The file decoded to f32 and built again (stage 0 of the sanity check's cascade): int8 rows
+    // again, so the very same map.
+    let dir = repo().join("tests/fixtures/vgg_tiny/int8");
+    let manifest = scorecam::weights::Manifest::from_json(&std::fs::read_to_string(dir.join("vgg_tiny.json")).unwrap(), "vgg_tiny.json").unwrap();
+    let (_, tensors) = Model::decode(&manifest, &std::fs::read(dir.join(&manifest.weights.file)).unwrap()).unwrap();
+    let again = int8.with_tensors(tensors).unwrap();
+    assert_eq!(again.weight_bytes_on_device(), int8.weight_bytes_on_device());
+    let method = Method::ScoreCam(Default::default());
+    assert_eq!(map(&again, method.clone()), map(&int8, method));
 }
 
 /// The probe times each layer shape with a choice, sets the kernels it found fastest, and a

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use common::*;
 use scorecam::cam::{self, Method, ScoreCamOptions, ScoreCamVariant};
-use scorecam::models::{Architecture, Model};
+use scorecam::models::{Architecture, DeviceWeights, Model};
+use scorecam::weights::Manifest;
 
 const IMAGES: [&str; 3] = ["chelsea", "coffee", "ILSVRC2012_val_00000247"];
 /// The class the reference explains on each image.
@@ -79,6 +80,31 @@ fn check_gradient_cams(model: &Model, key: &str, min_pearson: f64) {
     }
 }
 
+/// The int8 file as the page's CPU workers hold it (`DeviceWeights::Int8Linear`: the linear
+/// layers' int8 rows, read by our kernel) against the same file with f32 linear layers: logits
+/// to summation order (fc6 sums 25088 products, each of our kernel's 4 lanes a quarter of them in
+/// order, gemm in blocks), and the official Score-CAM map at the page's batch of 4.
+fn check_int8_linear(int8_model: &Model, (manifest, bytes): (Manifest, Vec<u8>), key: &str) {
+    let mut page = backend();
+    if page.name != "cpu" {
+        return;
+    }
+    page.weights = DeviceWeights::Int8Linear;
+    let linear = Model::load(manifest, &bytes, &page).unwrap();
+    assert!(linear.weight_bytes_on_device() < int8_model.weight_bytes_on_device());
+    for image in IMAGES {
+        let logits = |m: &Model| pollster::block_on(cam::forward_image(m, &input(image))).unwrap().logits;
+        let d = max_rel_diff(&logits(&linear), &logits(int8_model));
+        println!("{key} {image}: int8 linear layers vs f32, logits rel diff {d:.2e}");
+        assert!(d <= 1e-5, "{key} {image}: {d}");
+    }
+    let official = Method::ScoreCam(ScoreCamOptions { batch_size: 4, ..Default::default() });
+    let (a, b) = (explain(&linear, &input("chelsea"), Some(285), &official), explain(int8_model, &input("chelsea"), Some(285), &official));
+    let diff = a.map.iter().zip(&b.map).fold(0f32, |d, (x, y)| d.max((x - y).abs()));
+    println!("{key}: int8 linear layers vs f32, official Score-CAM map max diff {diff:.2e}");
+    assert!(diff <= 1e-5, "{key}: {diff}");
+}
+
 fn check_cams(f32_model: &Model, int8_model: &Model, key: &str, class: usize, batch_size: usize) {
     let x = input("chelsea");
     let official = Method::ScoreCam(ScoreCamOptions { batch_size, ..Default::default() });
@@ -102,10 +128,11 @@ fn check_cams(f32_model: &Model, int8_model: &Model, key: &str, class: usize, ba
 #[test]
 #[ignore]
 fn efficientnet_lite0_matches_pytorch() {
-    let (f32_model, int8_model) = f32_and_int8(&data_file("efficientnet_lite0.pth"), &Architecture::EfficientNetLite0, &backend());
+    let (f32_model, int8_model, file) = f32_and_int8(&data_file("efficientnet_lite0.pth"), &Architecture::EfficientNetLite0, &backend());
     check_forward(&f32_model, "efficientnet_lite0");
     check_batch_order(&f32_model);
     check_cams(&f32_model, &int8_model, "efficientnet_lite0", 285, 32);
+    check_int8_linear(&int8_model, file, "efficientnet_lite0");
     check_gradient_cams(&f32_model, "efficientnet_lite0", 0.999);
 }
 
@@ -117,8 +144,9 @@ fn vgg16_matches_pytorch() {
     let legacy = scorecam::convert::read_state_dict(&data_file("vgg16_random_seed0_legacy.pth")).unwrap();
     let modern = scorecam::convert::read_state_dict(&zip).unwrap();
     assert_eq!(legacy.tensors, modern.tensors);
-    let (f32_model, int8_model) = f32_and_int8(&zip, &Architecture::Vgg16, &backend());
+    let (f32_model, int8_model, file) = f32_and_int8(&zip, &Architecture::Vgg16, &backend());
     check_forward(&f32_model, "vgg16_random_seed0");
     check_cams(&f32_model, &int8_model, "vgg16_random_seed0", 285, 16);
+    check_int8_linear(&int8_model, file, "vgg16_random_seed0");
     check_gradient_cams(&f32_model, "vgg16_random_seed0", 0.999);
 }

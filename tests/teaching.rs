@@ -33,7 +33,7 @@ fn request(method: &str) -> ExplainRequest {
 
 #[test]
 fn channel_scores_match_the_official_algorithm() {
-    let (model, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
+    let (model, _, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
     let input = read_npy(&fixture("input.npy")).1;
     let e = explain(&model, &input, None, &Method::default());
     let (_, reference) = read_npy(&fixture("official_channel_scores.npy"));

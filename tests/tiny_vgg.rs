@@ -14,7 +14,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 }
 
 fn setup() -> (scorecam::models::Model, scorecam::models::Model, Vec<f32>) {
-    let (f32_model, int8_model) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
+    let (f32_model, int8_model, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
     (f32_model, int8_model, read_npy(&fixture("input.npy")).1)
 }
 

@@ -81,13 +81,15 @@ function coreError({ name, message, runtime, panic }) {
 
 /// How many workers score on the CPU backend: one per core the browser reports, while a model
 /// copy per worker fits in a quarter of the device's memory (navigator.deviceMemory, where the
-/// browser tells it; else 4 GiB assumed), at most 8. `weightBytes`: the model's f32 weights, which
-/// every worker holds; activations, the zero image's forward (kept to copy the rows a mask
-/// leaves at zero: VGG16's 54 MB) and the wasm heap's slack are counted as half as much again
-/// plus 64 MiB. EfficientNet-Lite0 (19 MB) gets every core; VGG16 (553 MB) gets 1 on 4 GiB, 2 on
-/// 8 GiB.
+/// browser tells it; else 4 GiB assumed), at most 8. `weightBytes`: the bytes a worker holds the
+/// model's weights in (ModelInfo.weight_bytes_on_device: f32 convolutions, int8 linear layers);
+/// the weight file's bytes while it loads, activations, the zero image's forward (kept to copy
+/// the rows a mask leaves at zero: VGG16's 54 MB) and the wasm heap's slack are counted as as
+/// much again plus 64 MiB, which is what a worker's wasm memory measured after a Score-CAM
+/// (docs/web.md). EfficientNet-Lite0 (15 MB) gets every core; VGG16 (183 MB) gets 2 workers on
+/// 4 GiB, 4 on 8 GiB.
 export function poolSize({ cores = globalThis.navigator?.hardwareConcurrency, memoryGiB = globalThis.navigator?.deviceMemory, weightBytes }) {
-  const perCopy = weightBytes * 1.5 + 64 * 2 ** 20;
+  const perCopy = weightBytes * 2 + 64 * 2 ** 20;
   const budget = ((memoryGiB || 4) * 2 ** 30) / 4;
   return Math.max(1, Math.min(cores || 1, 8, Math.floor(budget / perCopy)));
 }
@@ -165,7 +167,7 @@ export class PooledSession {
   resize() {
     const { backend, model } = this.info;
     if (backend.name !== 'cpu' || !model) this.size = 1;
-    else this.size = this.workers ? Math.min(Math.max(1, this.workers), 16) : poolSize({ weightBytes: model.weight_bytes });
+    else this.size = this.workers ? Math.min(Math.max(1, this.workers), 16) : poolSize({ weightBytes: model.weight_bytes_on_device });
     while (this.helpers.length > this.size - 1) this.helpers.pop().worker.terminate('the pool shrank');
     while (this.helpers.length < this.size - 1) this.helpers.push(this.newHelper());
     for (const h of this.helpers) this.sync(h).catch(() => {});

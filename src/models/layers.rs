@@ -4,9 +4,12 @@ use burn::module::Param;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::conv::{Activation, Conv, ConvShape, DeviceWeights};
+use std::sync::{Arc, OnceLock};
+
+use super::conv::{host_f32, Activation, Conv, ConvShape, DeviceWeights};
+use super::cpu_linear::Int8Linear;
 use crate::error::Result;
-use crate::weights::{HostTensor, NamedTensors};
+use crate::weights::{quantize_rows, HostTensor, NamedTensors, QuantizedRows};
 
 /// The WebGPU default for `maxStorageBufferBindingSize`; no single weight may exceed it.
 pub const MAX_BINDING_BYTES: usize = 128 << 20;
@@ -47,11 +50,25 @@ pub(crate) fn conv2d(t: &mut NamedTensors, prefix: &str, spec: ConvSpec, options
 /// A linear layer stored PyTorch-style (`weight` [out, in]) as blocks of output rows, each under
 /// [`MAX_BINDING_BYTES`] on the device, so VGG16's 411 MB fc6 fits WebGPU's default binding
 /// limit. With f32 weights a block is Burn's `Linear`; with int8 weights it is the file's rows,
-/// dequantised inside the matmul (`W x^T`, the form the convolutions' matmul takes too).
+/// dequantised inside the matmul (`W x^T`, the form the convolutions' matmul takes too). With
+/// [`DeviceWeights::Int8Linear`] on the CPU backend it is one [`Int8Linear`] in host memory, run
+/// by our kernel.
 #[derive(burn::module::Module, Debug)]
 pub struct SplitLinear {
     pub blocks: Vec<Linear>,
     int8: Vec<QuantizedLinear>,
+    #[module(skip)]
+    host: Option<HostLinear>,
+}
+
+/// An [`Int8Linear`], and its weights as Burn's f32 tensors for the gradient methods (autodiff
+/// needs Burn's ops): made the first time one runs, then kept, so a worker that never runs one
+/// never holds them (VGG16: 494 MB), and one that does pays the conversion once (the camera view
+/// runs Grad-CAM on every frame).
+#[derive(Clone, Debug)]
+struct HostLinear {
+    kernel: Arc<Int8Linear>,
+    for_autodiff: Arc<OnceLock<(Tensor<2>, Tensor<1>)>>,
 }
 
 #[derive(burn::module::Module, Debug)]
@@ -63,15 +80,28 @@ struct QuantizedLinear {
 
 impl SplitLinear {
     pub(crate) fn load(t: &mut NamedTensors, prefix: &str, d_in: usize, d_out: usize, weights: DeviceWeights, device: &Device) -> Result<Self> {
-        let weight = t.take(&format!("{prefix}.weight"), &[d_out, d_in])?;
+        let name = format!("{prefix}.weight");
         let bias = t.take(&format!("{prefix}.bias"), &[d_out])?;
+        let weight = if weights == DeviceWeights::Int8Linear && *device == Device::flex() {
+            let weight = match t.take_int8(&name, &[d_out, d_in])? {
+                Some(rows) => Ok(rows),
+                None => exact_int8_rows(t.take(&name, &[d_out, d_in])?),
+            };
+            match weight {
+                Ok(rows) => return Ok(Self { blocks: Vec::new(), int8: Vec::new(), host: Some(HostLinear { kernel: Arc::new(Int8Linear::new(rows, bias.data)), for_autodiff: Arc::default() }) }),
+                // Not int8 values (f32 weights from elsewhere): Burn's f32 layer.
+                Err(weight) => weight,
+            }
+        } else {
+            t.take(&name, &[d_out, d_in])?
+        };
         let bytes_per_weight = match weights {
-            DeviceWeights::F32 => 4,
+            DeviceWeights::F32 | DeviceWeights::Int8Linear => 4,
             // one byte, and a scale per block of at least 4
             DeviceWeights::Int8 => 2,
         };
         let rows_per_block = (MAX_BINDING_BYTES / (bytes_per_weight * d_in)).clamp(1, d_out);
-        let mut out = Self { blocks: Vec::new(), int8: Vec::new() };
+        let mut out = Self { blocks: Vec::new(), int8: Vec::new(), host: None };
         for start in (0..d_out).step_by(rows_per_block) {
             let rows = rows_per_block.min(d_out - start);
             let w = &weight.data[start * d_in..(start + rows) * d_in];
@@ -97,6 +127,9 @@ impl SplitLinear {
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        if let Some(host) = &self.host {
+            return host_forward(host, x);
+        }
         let outputs: Vec<Tensor<2>> = if self.int8.is_empty() {
             self.blocks.iter().map(|l| l.forward(x.clone())).collect()
         } else {
@@ -109,11 +142,17 @@ impl SplitLinear {
         Tensor::cat(outputs, 1)
     }
 
+    /// Weights and biases held outside Burn's module (which `num_params` does not count).
+    pub fn host_parameters(&self) -> usize {
+        self.host.as_ref().map_or(0, |h| h.kernel.rows() * (h.kernel.cols() + 1))
+    }
+
     /// Multiply-adds per input row.
     pub fn macs(&self) -> usize {
+        let host = self.host.as_ref().map_or(0, |h| h.kernel.rows() * h.kernel.cols());
         let float: usize = self.blocks.iter().map(|l| l.weight.val().shape().num_elements()).sum();
         let int8: usize = self.int8.iter().map(|q| q.weight.val().shape().num_elements()).sum();
-        float + int8
+        host + float + int8
     }
 
     /// Bytes the weights and biases take on the device.
@@ -127,6 +166,35 @@ impl SplitLinear {
                 rows * d_in + 4 * rows * (d_in / super::conv::scale_block(d_in).unwrap_or(d_in)) + 4 * rows
             })
             .sum();
-        float + int8
+        self.host.as_ref().map_or(0, |h| h.kernel.bytes()) + float + int8
     }
+}
+
+/// `weight`'s rows as int8 with one scale each, if that gives back exactly its values (weights
+/// that came from the int8 file do); else `weight` itself.
+fn exact_int8_rows(weight: HostTensor) -> std::result::Result<QuantizedRows, HostTensor> {
+    let rows = quantize_rows(&weight.data, weight.shape[0]);
+    let cols = weight.data.len() / rows.scales.len();
+    // Row by row, as `dequantize_rows` computes it, without its f32 copy (411 MB for fc6).
+    let exact = weight.data.chunks_exact(cols).zip(rows.values.chunks_exact(cols)).zip(&rows.scales).all(|((w, q), &s)| w.iter().zip(q).all(|(w, &q)| q as f32 * s == *w));
+    if exact { Ok(rows) } else { Err(weight) }
+}
+
+/// [`SplitLinear::forward`] of an [`Int8Linear`]: our kernel on flex's buffers; elsewhere (a
+/// tensor autodiff tracks, for the gradient methods) Burn's ops, as its `Linear` computes them,
+/// on the weights dequantised once.
+fn host_forward(layer: &HostLinear, x: Tensor<2>) -> Tensor<2> {
+    let [n, d_in] = x.dims();
+    let kernel = &layer.kernel;
+    if let Some(input) = host_f32(x.clone()) {
+        let out = kernel.forward(&input.storage::<f32>()[..n * d_in], n);
+        return Tensor::from_data(TensorData::new(out, [n, kernel.rows()]), &x.device());
+    }
+    let (weight, bias) = layer.for_autodiff.get_or_init(|| {
+        let (weight, bias) = kernel.dequantized_transposed();
+        // On flex, where the host layer lives, like every module's parameters.
+        let device = Device::flex();
+        (tensor(HostTensor::new(vec![d_in, kernel.rows()], weight), &device), tensor(HostTensor::new(vec![kernel.rows()], bias.to_vec()), &device))
+    });
+    x.matmul(weight.clone()) + bias.clone().unsqueeze_dim(0)
 }

@@ -9,6 +9,7 @@ pub mod probe;
 mod efficientnet_lite;
 mod layers;
 mod cpu_gemm;
+mod cpu_linear;
 mod simd;
 mod vgg;
 mod zero_rows;
@@ -23,7 +24,7 @@ pub use vgg::{Vgg, VggConfig};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::weights::{decode_int8, Manifest, NamedTensors, Normalisation};
+use crate::weights::{decode_int8, decode_int8_keeping_matrices, Manifest, NamedTensors, Normalisation};
 
 /// The architectures a weight file can hold, by the name stored in it.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,8 +168,8 @@ impl Network {
     pub fn parameters(&self) -> usize {
         use burn::module::Module;
         match self {
-            Network::Vgg(n) => n.num_params(),
-            Network::EfficientNetLite0(n) => n.num_params(),
+            Network::Vgg(n) => n.num_params() + [&n.fc6, &n.fc7, &n.fc8].iter().map(|l| l.host_parameters()).sum::<usize>(),
+            Network::EfficientNetLite0(n) => n.num_params() + n.classifier.host_parameters(),
         }
     }
 
@@ -243,9 +244,17 @@ pub struct Model {
 impl Model {
     /// Verifies `bytes` against the manifest (size, SHA-256) and decodes them on the host; nothing
     /// touches the device yet, so a bad file can be refused before an old model is dropped.
+    /// All f32: see [`Self::decode_for`].
     pub fn decode(manifest: &Manifest, bytes: &[u8]) -> Result<(Architecture, NamedTensors)> {
+        Self::decode_for(manifest, bytes, DeviceWeights::F32)
+    }
+
+    /// [`Self::decode`] for a model that keeps `weights`: with [`DeviceWeights::Int8Linear`] the
+    /// linear layers' weights stay int8 (no f32 copy of them is ever made).
+    pub fn decode_for(manifest: &Manifest, bytes: &[u8], weights: DeviceWeights) -> Result<(Architecture, NamedTensors)> {
         manifest.verify(bytes)?;
-        let (file_arch, tensors) = decode_int8(bytes, &manifest.weights.file)?;
+        let file = &manifest.weights.file;
+        let (file_arch, tensors) = if weights == DeviceWeights::Int8Linear { decode_int8_keeping_matrices(bytes, file)? } else { decode_int8(bytes, file)? };
         if file_arch != manifest.arch {
             return Err(Error::weights(&manifest.weights.file, format!("holds {file_arch:?} weights, manifest says {:?}", manifest.arch)));
         }
@@ -254,7 +263,7 @@ impl Model {
 
     /// Verifies, decodes and builds the model on `backend`'s device, under its binding limit.
     pub fn load(manifest: Manifest, bytes: &[u8], backend: &Backend) -> Result<Self> {
-        let (_, tensors) = Self::decode(&manifest, bytes)?;
+        let (_, tensors) = Self::decode_for(&manifest, bytes, backend.weights)?;
         Self::from_decoded(manifest, tensors, backend)
     }
 
@@ -272,9 +281,13 @@ impl Model {
 
     /// The same architecture on the same device and under the same binding limit, with other f32
     /// weights (the unquantised source, or randomised layers), kept f32 on the device: they
-    /// did not come from the int8 file, so quantising them would change them.
+    /// did not come from the int8 file, so quantising them would change them. (With
+    /// [`DeviceWeights::Int8Linear`] a linear layer whose weights are exactly int8 rows, as the
+    /// intact layers of `scorecam sanity`'s cascade are, stays int8: the same values, and the
+    /// same map as this model's.)
     pub fn with_tensors(&self, tensors: NamedTensors) -> Result<Self> {
-        let mut model = Self::build(self.manifest.clone(), tensors, &self.device, BuildOptions { weights: DeviceWeights::F32, binding_limit: self.binding_limit }, self.lanes)?;
+        let weights = if self.weights == DeviceWeights::Int8Linear { DeviceWeights::Int8Linear } else { DeviceWeights::F32 };
+        let mut model = Self::build(self.manifest.clone(), tensors, &self.device, BuildOptions { weights, binding_limit: self.binding_limit }, self.lanes)?;
         // The kernels a probe chose carry over; an int8 layer's matmul was no choice.
         let kernels: Vec<ConvKernel> = self.network.convs().iter().map(|c| if c.is_int8() { ConvKernel::Direct } else { c.kernel }).collect();
         model.set_conv_kernels(&kernels);

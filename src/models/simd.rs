@@ -1,5 +1,5 @@
 //! The few SIMD128 operations our CPU kernels are written against (`cpu_gemm`'s microkernel,
-//! `cpu_conv`'s depthwise taps), on f32 pointers. In wasm they are SIMD128 (and in the relaxed
+//! `cpu_conv`'s depthwise taps, `cpu_linear`'s int8 rows), on f32 pointers. In wasm they are SIMD128 (and in the relaxed
 //! build the multiply-add is one `f32x4.relaxed_madd`); elsewhere a portable stand-in with the same
 //! names and the same arithmetic (a multiply, then an add), which LLVM vectorises natively and
 //! the native tests run.
@@ -23,6 +23,21 @@ mod imp {
     #[inline(always)]
     pub fn add(a: V, b: V) -> V {
         w::f32x4_add(a, b)
+    }
+    #[inline(always)]
+    pub fn mul(a: V, b: V) -> V {
+        w::f32x4_mul(a, b)
+    }
+    /// The 4 int8 values at `p` as f32 (exactly: every int8 is an f32).
+    #[inline(always)]
+    pub unsafe fn i8x4_load_f32(p: *const i8) -> V {
+        let bytes = unsafe { w::v128_load32_zero(p as *const u32) };
+        w::f32x4_convert_i32x4(w::i32x4_extend_low_i16x8(w::i16x8_extend_low_i8x16(bytes)))
+    }
+    /// The lanes, in order.
+    #[inline(always)]
+    pub fn lanes(v: V) -> [f32; 4] {
+        [w::f32x4_extract_lane::<0>(v), w::f32x4_extract_lane::<1>(v), w::f32x4_extract_lane::<2>(v), w::f32x4_extract_lane::<3>(v)]
     }
     /// `lo` where `v < lo`, else `v` (NaN stays): one `maxps`, where `f32x4.max` is several.
     #[inline(always)]
@@ -65,6 +80,18 @@ mod imp {
     #[inline(always)]
     pub fn add(a: V, b: V) -> V {
         std::array::from_fn(|i| a[i] + b[i])
+    }
+    #[inline(always)]
+    pub fn mul(a: V, b: V) -> V {
+        std::array::from_fn(|i| a[i] * b[i])
+    }
+    #[inline(always)]
+    pub unsafe fn i8x4_load_f32(p: *const i8) -> V {
+        std::array::from_fn(|i| unsafe { *p.add(i) } as f32)
+    }
+    #[inline(always)]
+    pub fn lanes(v: V) -> [f32; 4] {
+        v
     }
     #[inline(always)]
     pub fn at_least(v: V, lo: V) -> V {

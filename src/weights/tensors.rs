@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::{dequantize_rows, QuantizedRows};
 use crate::error::{Error, Result};
 
 /// A row-major f32 tensor in host memory.
@@ -23,11 +24,14 @@ impl HostTensor {
 pub struct NamedTensors {
     pub file: String,
     pub tensors: BTreeMap<String, HostTensor>,
+    /// Tensors kept as the file's int8 rows (shape, values and scales) where the decoder was
+    /// asked to: [`Self::take_int8`] gives them as they are, [`Self::take`] dequantised.
+    pub int8: BTreeMap<String, (Vec<usize>, QuantizedRows)>,
 }
 
 impl NamedTensors {
     pub fn new(file: impl Into<String>) -> Self {
-        Self { file: file.into(), tensors: BTreeMap::new() }
+        Self { file: file.into(), ..Self::default() }
     }
 
     pub fn insert(&mut self, name: impl Into<String>, tensor: HostTensor) {
@@ -35,34 +39,49 @@ impl NamedTensors {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.tensors.contains_key(name) || self.int8.contains_key(name)
     }
 
-    /// Removes `name`, checking its shape; the error names the file and the tensor.
+    /// Removes `name` as f32 (dequantised if it was kept int8), checking its shape; the error
+    /// names the file and the tensor.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        if let Some(rows) = self.take_int8(name, shape)? {
+            return Ok(HostTensor::new(shape.to_vec(), dequantize_rows(&rows.values, &rows.scales)));
+        }
         let tensor = self
             .tensors
             .remove(name)
             .ok_or_else(|| Error::weights(&self.file, format!("missing tensor `{name}`")))?;
-        if tensor.shape != shape {
-            return Err(Error::weights(
-                &self.file,
-                format!("tensor `{name}` has shape {:?}, expected {:?}", tensor.shape, shape),
-            ));
-        }
+        self.check_shape(name, &tensor.shape, shape)?;
         Ok(tensor)
+    }
+
+    /// Removes `name` if the decoder kept it int8, checking its shape; `None` if it is f32 (left
+    /// for [`Self::take`]).
+    pub fn take_int8(&mut self, name: &str, shape: &[usize]) -> Result<Option<QuantizedRows>> {
+        if !self.int8.contains_key(name) {
+            return if self.tensors.contains_key(name) { Ok(None) } else { Err(Error::weights(&self.file, format!("missing tensor `{name}`"))) };
+        }
+        let (found, rows) = self.int8.remove(name).expect("checked above");
+        self.check_shape(name, &found, shape)?;
+        Ok(Some(rows))
+    }
+
+    fn check_shape(&self, name: &str, found: &[usize], shape: &[usize]) -> Result<()> {
+        if found != shape {
+            return Err(Error::weights(&self.file, format!("tensor `{name}` has shape {found:?}, expected {shape:?}")));
+        }
+        Ok(())
     }
 
     /// Fails if anything was left untaken: a file for another model must not half-load.
     pub fn expect_consumed(&self) -> Result<()> {
-        if self.tensors.is_empty() {
+        let left = self.tensors.len() + self.int8.len();
+        if left == 0 {
             return Ok(());
         }
-        let names: Vec<&str> = self.tensors.keys().take(5).map(String::as_str).collect();
-        Err(Error::weights(
-            &self.file,
-            format!("{} unexpected tensor(s), e.g. {}", self.tensors.len(), names.join(", ")),
-        ))
+        let names: Vec<&str> = self.tensors.keys().chain(self.int8.keys()).take(5).map(String::as_str).collect();
+        Err(Error::weights(&self.file, format!("{left} unexpected tensor(s), e.g. {}", names.join(", "))))
     }
 }
 

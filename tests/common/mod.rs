@@ -7,7 +7,7 @@ use scorecam::backend::Backend;
 use scorecam::cam::{self, Explanation, Method, Reporter};
 use scorecam::convert;
 use scorecam::models::{Architecture, Model};
-use scorecam::weights::{encode_int8, sha256_hex, NamedTensors, WeightsRef};
+use scorecam::weights::{encode_int8, sha256_hex, Manifest, NamedTensors, WeightsRef};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -48,14 +48,15 @@ pub fn source_tensors(path: &Path, arch: &Architecture) -> NamedTensors {
     convert::canonical_tensors(convert::read_state_dict(path).unwrap(), arch).unwrap()
 }
 
-/// The unquantised model and its int8 twin, both from the same source file.
-pub fn f32_and_int8(path: &Path, arch: &Architecture, backend: &Backend) -> (Model, Model) {
+/// The unquantised model and its int8 twin, both from the same source file; and the int8 file
+/// with its manifest, to load it again.
+pub fn f32_and_int8(path: &Path, arch: &Architecture, backend: &Backend) -> (Model, Model, (Manifest, Vec<u8>)) {
     let tensors = source_tensors(path, arch);
     let bytes = encode_int8(&tensors, arch.name()).unwrap();
     let manifest = convert::manifest_for(arch, WeightsRef { file: "test.safetensors".into(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
     let f32_model = Model::from_tensors(manifest.clone(), tensors, backend).unwrap();
-    let int8_model = Model::load(manifest, &bytes, backend).unwrap();
-    (f32_model, int8_model)
+    let int8_model = Model::load(manifest.clone(), &bytes, backend).unwrap();
+    (f32_model, int8_model, (manifest, bytes))
 }
 
 pub fn explain(model: &Model, input: &[f32], class: Option<usize>, method: &Method) -> Explanation {

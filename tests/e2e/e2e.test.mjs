@@ -394,6 +394,10 @@ describe('on the CPU fallback', () => {
     const backend = await page.evaluate(() => window.scorecam.backend());
     assert.equal(backend.name, 'cpu');
     assert.match(await page.textContent('#notice'), /CPU/);
+    // The linear layers stay the file's int8 rows (cpu_linear), the map still the CLI's (f32).
+    const model = await page.evaluate(() => window.scorecam.timings().model);
+    assert.equal(model.deviceWeights, 'int8-linear');
+    assert.ok(model.weightBytesOnDevice < model.weightBytes, JSON.stringify(model));
     first = await checkDroppedPhoto(page, 'cpu');
   });
 

@@ -111,15 +111,18 @@ describe('share links', () => {
 });
 
 describe('the CPU worker pool', () => {
-  const LITE0 = 4_652_008 * 4; // f32 weight bytes, as ModelInfo.weight_bytes gives them
-  const VGG16 = 138_357_544 * 4;
+  // The bytes a CPU worker holds the weights in, as ModelInfo.weight_bytes_on_device gives them
+  // (f32 convolutions, int8 linear layers).
+  const LITE0 = 14_688_000;
+  const VGG16 = 182_565_952;
   it('takes one worker per core while a model copy each fits a quarter of the memory, at most 8', () => {
     assert.equal(poolSize({ cores: 2, memoryGiB: 8, weightBytes: LITE0 }), 2);
     assert.equal(poolSize({ cores: 16, memoryGiB: 8, weightBytes: LITE0 }), 8);
-    assert.equal(poolSize({ cores: 8, memoryGiB: 4, weightBytes: VGG16 }), 1);
-    assert.equal(poolSize({ cores: 8, memoryGiB: 8, weightBytes: VGG16 }), 2);
-    assert.equal(poolSize({ cores: 8, memoryGiB: undefined, weightBytes: VGG16 }), 1, '4 GiB assumed where the browser does not say');
+    assert.equal(poolSize({ cores: 8, memoryGiB: 4, weightBytes: VGG16 }), 2);
+    assert.equal(poolSize({ cores: 8, memoryGiB: 8, weightBytes: VGG16 }), 4);
+    assert.equal(poolSize({ cores: 8, memoryGiB: undefined, weightBytes: VGG16 }), 2, '4 GiB assumed where the browser does not say');
     assert.equal(poolSize({ cores: 4, memoryGiB: 0.5, weightBytes: VGG16 }), 1, 'never fewer than one');
+    assert.equal(poolSize({ cores: 8, memoryGiB: 8, weightBytes: 553_430_176 }), 1, 'a model of f32 weights as large as VGG16');
   });
 });
 
