@@ -18,7 +18,7 @@ export async function listModels() {
   set({ models });
 }
 
-/// VGG16 is the paper's model, but on the CPU it takes over a minute (81 s on 2 cores here, with
+/// VGG16 is the paper's model, but on the CPU it takes over a minute (73 s on 2 cores here, with
 /// 2 workers; docs/benchmarks.md): the light one there.
 export function defaultModel() {
   const { models, backend } = get();
