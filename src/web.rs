@@ -116,7 +116,9 @@ fn cpu_backend(notice: Option<&str>) -> Backend {
     Backend { notice: notice.map(str::to_string), ..Backend::cpu("CPU (WebAssembly)") }
 }
 
-const CPU_ADVICE: &str = "so the network runs on the CPU, in workers on every core: an explanation takes from about ten seconds (a recent laptop) to a minute (an old or small device) with the light model (EfficientNet-Lite0), and from about a minute and a half to several minutes with VGG16.";
+/// Measured on 2 server cores (docs/benchmarks.md): Lite0 6.6 s, VGG16 73 s; a small device has
+/// fewer and slower cores, and VGG16 gets fewer workers where memory is short (www/workers.js).
+const CPU_ADVICE: &str = "so the network runs on the CPU, in workers on every core: an explanation takes from a few seconds (a recent laptop) to half a minute (an old or small device) with the light model (EfficientNet-Lite0), and from under a minute to several minutes with VGG16.";
 
 async fn start_webgpu() -> Backend {
     match Device::wgpu_options().init_with_setup_async().await {
