@@ -13,7 +13,7 @@
 //! Natively the CLI keeps f32 weights and gemm's AVX-512 kernels (docs/design.md).
 
 use super::simd::*;
-use crate::weights::QuantizedRows;
+use crate::weights::{dequantize_rows, QuantizedRows};
 
 /// A linear layer `y = W x + b` with `W` [rows, cols] stored as int8 with one f32 scale per row.
 #[derive(Clone)]
@@ -54,24 +54,10 @@ impl Int8Linear {
         self.values.len() + 4 * (self.scales.len() + self.bias.len())
     }
 
-    /// The weights as f32, transposed, [cols, rows] (Burn's `Linear` layout, for its ops where
-    /// this kernel does not apply), and the bias.
-    pub fn dequantized_transposed(&self) -> (Vec<f32>, &[f32]) {
-        const TILE: usize = 64;
-        let (rows, cols) = (self.rows, self.cols);
-        let mut out = vec![0.0; rows * cols];
-        // In tiles, so that neither side is read or written a row of the other's apart.
-        for r0 in (0..rows).step_by(TILE) {
-            for c0 in (0..cols).step_by(TILE) {
-                for r in r0..(r0 + TILE).min(rows) {
-                    let s = self.scales[r];
-                    for c in c0..(c0 + TILE).min(cols) {
-                        out[c * rows + r] = self.values[r * cols + c] as f32 * s;
-                    }
-                }
-            }
-        }
-        (out, &self.bias)
+    /// The weights as f32, [rows, cols] (for Burn's ops where this kernel does not apply), and
+    /// the bias.
+    pub fn dequantized(&self) -> (Vec<f32>, &[f32]) {
+        (dequantize_rows(&self.values, &self.scales), &self.bias)
     }
 
     /// `y = W x + b` for `n` inputs `x` [n, cols]: [n, rows].
@@ -130,7 +116,7 @@ impl Int8Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::weights::{dequantize_rows, quantize_rows};
+    use crate::weights::quantize_rows;
 
     /// Against the definition on the dequantised weights, on sizes with an odd last row, every
     /// number of images in a last group, and columns that are not a multiple of 4.
@@ -143,8 +129,7 @@ mod tests {
             let bias: Vec<f32> = (0..rows).map(|i| i as f32 * 0.25 - 0.5).collect();
             let x: Vec<f32> = (0..n * cols).map(|i| ((i * 53 % 97) as f32) / 48.0 - 1.0).collect();
             let layer = Int8Linear::new(q, bias.clone());
-            let transposed = layer.dequantized_transposed().0;
-            assert!((0..rows * cols).all(|i| transposed[(i % cols) * rows + i / cols] == weights[i]));
+            assert_eq!(layer.dequantized().0, weights);
             let y = layer.forward(&x, n);
             for b in 0..n {
                 for r in 0..rows {

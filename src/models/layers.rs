@@ -181,8 +181,8 @@ fn exact_int8_rows(weight: HostTensor) -> std::result::Result<QuantizedRows, Hos
 }
 
 /// [`SplitLinear::forward`] of an [`Int8Linear`]: our kernel on flex's buffers; elsewhere (a
-/// tensor autodiff tracks, for the gradient methods) Burn's ops, as its `Linear` computes them,
-/// on the weights dequantised once.
+/// tensor autodiff tracks, for the gradient methods) Burn's matmul on the weights dequantised
+/// once.
 fn host_forward(layer: &HostLinear, x: Tensor<2>) -> Tensor<2> {
     let [n, d_in] = x.dims();
     let kernel = &layer.kernel;
@@ -191,10 +191,12 @@ fn host_forward(layer: &HostLinear, x: Tensor<2>) -> Tensor<2> {
         return Tensor::from_data(TensorData::new(out, [n, kernel.rows()]), &x.device());
     }
     let (weight, bias) = layer.for_autodiff.get_or_init(|| {
-        let (weight, bias) = kernel.dequantized_transposed();
+        let (weight, bias) = kernel.dequantized();
         // On flex, where the host layer lives, like every module's parameters.
         let device = Device::flex();
-        (tensor(HostTensor::new(vec![d_in, kernel.rows()], weight), &device), tensor(HostTensor::new(vec![kernel.rows()], bias.to_vec()), &device))
+        (tensor(HostTensor::new(vec![kernel.rows(), d_in], weight), &device), tensor(HostTensor::new(vec![kernel.rows()], bias.to_vec()), &device))
     });
-    x.matmul(weight.clone()) + bias.clone().unsqueeze_dim(0)
+    // `x W^T` through a transposed view of the rows as stored: transposing fc6's 103 M weights
+    // into Burn's [in, out] took 2-5 times as long as dequantising them (docs/benchmarks.md).
+    x.matmul(weight.clone().transpose()) + bias.clone().unsqueeze_dim(0)
 }
