@@ -1,6 +1,6 @@
 // Model files: download with progress, keep in Cache Storage, keyed by the file's SHA-256 so a
 // new conversion is a new entry. The bytes are verified (size and SHA-256 against the manifest)
-// by the wasm core when it builds the model; only bytes that passed are cached.
+// by the wasm core when it builds the model; only bytes that passed are cached, in the background.
 
 const CACHE = 'scorecam-models-v1';
 
@@ -67,10 +67,23 @@ export async function loadModelFiles(entry, build, onProgress) {
   }
   const bytes = await download(url, total, onProgress);
   const info = await build(manifestText, bytes);
-  if (cache) {
-    // Older conversions of the same file are dead weight.
-    for (const old of await cache.keys()) if (old.url.startsWith(`${url.href}?`) && old.url !== key) await cache.delete(old);
-    await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } })).catch((e) => console.warn('not cached:', e));
-  }
+  // In the background: the model is usable now, and writing VGG16's 138 MB took 0.4-1.8 s in
+  // headless Chromium (longer while the pool's helpers start), which held up the first
+  // explanation. A reload before it is written downloads the file again.
+  if (cache) stored = stored.then(() => store(cache, url, key, bytes)).catch((e) => console.warn('not cached:', e));
   return { info, fromCache: false };
+}
+
+let stored = Promise.resolve(); // the background writes to Cache Storage, in order
+
+async function store(cache, url, key, bytes) {
+  // Older conversions of the same file are dead weight.
+  for (const old of await cache.keys()) if (old.url.startsWith(`${url.href}?`) && old.url !== key) await cache.delete(old);
+  // (A Response copies the bytes as it is made.)
+  await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
+}
+
+/// Resolves once the models loaded so far are in Cache Storage (or failed to go there).
+export function whenModelsCached() {
+  return stored;
 }

@@ -6,6 +6,7 @@ import { get, set, whenSettled } from './store.js';
 import { wasm, session, act, loseDeviceForTesting } from './core.js';
 import { explainClass } from './explain.js';
 import { selectModel } from './model.js';
+import { whenModelsCached } from './models.js';
 import { setImageBlob, setImageUrl } from './inputs.js';
 import { shareLink } from './share.js';
 import { channelRecords, curves, finished } from './teachdata.js';
@@ -36,6 +37,8 @@ export function expose() {
     selectModel: action((name) => selectModel(name)),
     getMap,
     whenSettled,
+    /** Resolves once the loaded models are in Cache Storage (written in the background). */
+    whenModelsCached,
     shareLink,
     state: () => get().page,
     /** Where the network runs: {name: 'webgpu' | 'cpu', adapter, binding_limit, notice}. */

@@ -95,6 +95,7 @@ for (const backend of arg('--backends', 'cpu,webgpu').split(',')) {
   await settled(page);
   r.adapter = (await page.evaluate(() => window.scorecam.backend())).adapter;
   r.coldLoad = (await page.evaluate(() => window.scorecam.timings())).model;
+  await page.evaluate(() => window.scorecam.whenModelsCached?.()); // (older builds awaited the write in the load)
   await page.reload();
   await settled(page);
   const warm = await page.evaluate(() => window.scorecam.timings());

@@ -537,6 +537,7 @@ describe('on the CPU fallback', () => {
   });
 
   it('keeps the model in Cache Storage across reloads', async () => {
+    await page.evaluate(() => window.scorecam.whenModelsCached());
     await page.reload();
     assert.equal(await settled(page), 'ready');
     const t = await page.evaluate(() => window.scorecam.timings());
