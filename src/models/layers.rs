@@ -222,7 +222,7 @@ mod tests {
     fn linear_weight_is_the_transpose() {
         for (rows, d_in) in [(1, 1), (3, 130), (65, 64), (129, 70)] {
             let w: Vec<f32> = (0..rows * d_in).map(|i| i as f32).collect();
-            let t = linear_weight(&w, rows, d_in, &Device::flex()).into_data().to_vec::<f32>().expect("f32");
+            let t = linear_weight(&w, rows, d_in, &Device::flex()).into_data().try_to_vec::<f32>().expect("f32");
             assert!((0..rows * d_in).all(|i| t[(i % d_in) * rows + i / d_in] == w[i]), "{rows} x {d_in}");
         }
     }
