@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::registry::{Method, MethodKind, MethodSpec, OptionKind, OptionSpec, Options, BATCH_SIZE};
 use crate::imageops::upsample::bilinear_matrix;
 use crate::models::ConvKernel;
+use crate::weights::transpose;
 use super::{read_f32, softmax, Finish, Forwarded, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
 use crate::error::{Error, Result};
 
@@ -347,16 +348,6 @@ fn library_weights(scored: &[usize], logits: &[f32], n: usize) -> Vec<f32> {
         weights[k] = p;
     }
     weights
-}
-
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; m.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = m[r * cols + c];
-        }
-    }
-    t
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use super::conv::{host_f32, Activation, Conv, ConvShape, DeviceWeights};
 use super::cpu_linear::Int8Linear;
 use crate::error::Result;
-use crate::weights::{quantize_rows, HostTensor, NamedTensors, QuantizedRows};
+use crate::weights::{quantize_rows, transpose, HostTensor, NamedTensors, QuantizedRows};
 
 /// The WebGPU default for `maxStorageBufferBindingSize`; no single weight may exceed it.
 pub const MAX_BINDING_BYTES: usize = 128 << 20;
@@ -112,7 +112,9 @@ impl SplitLinear {
                 out.int8.push(QuantizedLinear { weight: Param::from_tensor(q), bias: Param::from_tensor(b) });
                 continue;
             }
-            out.blocks.push(Linear { weight: Param::from_tensor(linear_weight(w, rows, d_in, device)), bias: Some(Param::from_tensor(b)) });
+            // Burn's Linear wants [in, out]: transpose this block of PyTorch rows.
+            let wt = tensor(HostTensor::new(vec![d_in, rows], transpose(w, rows, d_in)), device);
+            out.blocks.push(Linear { weight: Param::from_tensor(wt), bias: Some(Param::from_tensor(b)) });
         }
         // Every block has the same width, so either all of them quantise or none does.
         debug_assert!(out.int8.is_empty() || out.blocks.is_empty());
@@ -163,25 +165,6 @@ impl SplitLinear {
     }
 }
 
-/// Burn's `Linear` weight, [in, out], from `rows` PyTorch rows `w` [rows, in]: transposed in
-/// 64 x 64 tiles, each written a column at a time. Row by row (every write a row of the output
-/// apart) it took 0.6 s more of the CLI's VGG16 load (fc6 is 103 M weights; docs/benchmarks.md).
-fn linear_weight(w: &[f32], rows: usize, d_in: usize, device: &Device) -> Tensor<2> {
-    const TILE: usize = 64;
-    let mut wt = vec![0f32; d_in * rows];
-    for r0 in (0..rows).step_by(TILE) {
-        let r1 = (r0 + TILE).min(rows);
-        for c0 in (0..d_in).step_by(TILE) {
-            for c in c0..(c0 + TILE).min(d_in) {
-                for (o, r) in wt[c * rows + r0..c * rows + r1].iter_mut().zip(r0..r1) {
-                    *o = w[r * d_in + c];
-                }
-            }
-        }
-    }
-    tensor(HostTensor::new(vec![d_in, rows], wt), device)
-}
-
 /// `weight`'s rows as int8 with one scale each, if that gives back exactly its values (weights
 /// that came from the int8 file do); else `weight` itself.
 fn exact_int8_rows(weight: HostTensor) -> std::result::Result<QuantizedRows, HostTensor> {
@@ -213,17 +196,3 @@ fn host_forward(layer: &HostLinear, x: Tensor<2>) -> Tensor<2> {
     x.matmul(weight.clone().transpose()) + bias.clone().unsqueeze_dim(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The tiled transpose, on sizes that end mid-tile both ways, against the definition.
-    #[test]
-    fn linear_weight_is_the_transpose() {
-        for (rows, d_in) in [(1, 1), (3, 130), (65, 64), (129, 70)] {
-            let w: Vec<f32> = (0..rows * d_in).map(|i| i as f32).collect();
-            let t = linear_weight(&w, rows, d_in, &Device::flex()).into_data().try_to_vec::<f32>().expect("f32");
-            assert!((0..rows * d_in).all(|i| t[(i % d_in) * rows + i / d_in] == w[i]), "{rows} x {d_in}");
-        }
-    }
-}

@@ -256,7 +256,7 @@ impl Model {
         let file = &manifest.weights.file;
         let (file_arch, tensors) = if weights == DeviceWeights::Int8Linear { decode_int8_keeping_matrices(bytes, file)? } else { decode_int8(bytes, file)? };
         if file_arch != manifest.arch {
-            return Err(Error::weights(&manifest.weights.file, format!("holds {file_arch:?} weights, manifest says {:?}", manifest.arch)));
+            return Err(Error::weights(file, format!("holds {file_arch:?} weights, manifest says {:?}", manifest.arch)));
         }
         Ok((Architecture::from_name(&manifest.arch)?, tensors))
     }

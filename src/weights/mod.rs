@@ -15,4 +15,4 @@ pub use format::{decode_int8, decode_int8_keeping_matrices, encode_int8, sha256_
 pub use manifest::{Manifest, Normalisation, WeightsRef};
 pub use quant::{dequantize_rows, quantize_rows, QuantizedRows};
 pub use randomise::{groups_top_down, Cascade};
-pub use tensors::{HostTensor, NamedTensors};
+pub use tensors::{transpose, HostTensor, NamedTensors};
