@@ -4,8 +4,8 @@
 import { get, set, newRun, isCurrent } from './store.js';
 import { session, serial, isAbort, clearError, showNotice, hasNotice } from './core.js';
 
-// On the CPU: small batches, so the first heatmap comes early and the pool's workers share the
-// work finely (www/workers.js).
+// On the CPU: small batches, so the pool's workers share the work finely (www/workers.js); the
+// core makes the first batch a single masked input, so the first heatmap comes early.
 const CPU_BATCH = 4;
 // Partial heatmaps are drawn at most this often (the first at once): drawing is the page
 // thread's only work during a run, and the CPU pool reports a batch every few tens of ms.

@@ -120,14 +120,13 @@ impl ChannelScoring {
         }
         let batch_size = opts.batch_size.min(input.model.max_batch());
         let (chosen, constant) = channels_to_score(input.forwarded, opts);
-        Ok(Self {
-            variant: opts.variant,
-            batches: chosen.chunks(batch_size).map(<[usize]>::to_vec).collect(),
-            constant,
-            top_k: opts.top_k.is_some(),
-            channels: input.forwarded.maps.channels,
-            pad_to: input.model.binding_limit.map(|_| batch_size.min(chosen.len()).max(1)),
-        })
+        let pad_to = input.model.binding_limit.map(|_| batch_size.min(chosen.len()).max(1));
+        // Unpadded (on the CPU), the first batch is one masked input, so the first partial map
+        // comes after one forward pass rather than `batch_size` of them: VGG16's first heatmap in
+        // the page (docs/benchmarks.md, "The first heatmap after one forward pass").
+        let (first, rest) = chosen.split_at(if pad_to.is_none() { chosen.len().min(1) } else { 0 });
+        let batches = std::iter::once(first).filter(|b| !b.is_empty()).chain(rest.chunks(batch_size)).map(<[usize]>::to_vec).collect();
+        Ok(Self { variant: opts.variant, batches, constant, top_k: opts.top_k.is_some(), channels: input.forwarded.maps.channels, pad_to })
     }
 
     pub fn batch_count(&self) -> usize {
