@@ -605,12 +605,16 @@ impl Layer<'_> {
         // The task's tile rows, (image, tile row) each: row k is columns k*tw.. of the GEMMs.
         let tile_rows: Vec<(usize, usize)> = parts.iter().flat_map(|p| (p.ty0..p.ty0 + p.rows).map(move |ty| (p.image, ty))).collect();
         let count = tile_rows.len() * tw;
-        with_scratch(36 * (cin + cout) * count + 28 * (tw + 1) + 36 * tw, |scratch| {
+        // The second step of each transform runs over all the task's tiles at once (`count`
+        // columns), not a tile row at a time: VGG16's 28 x 28 and 14 x 14 layers have rows of 7
+        // and 4 tiles, too narrow for the 8-column vector loop of `by_columns`.
+        with_scratch(36 * (cin + cout) * count + 28 * (tw + 1) + 36 * count, |scratch| {
             let (v, rest) = scratch.split_at_mut(36 * cin * count);
             let (m, rest) = rest.split_at_mut(36 * cout * count);
             // The 6 padded input rows of a tile row, each split into its 4 column phases (columns
             // 4tx..4tx+5 of a patch are p0[tx], p1[tx], p2[tx], p3[tx], p0[tx+1], p1[tx+1]).
             let (split, rest) = rest.split_at_mut(24 * (tw + 1));
+            // hrow: [r][j][tile] for patch row r, column combination j.
             let (pad_row, hrow) = rest.split_at_mut(4 * (tw + 1));
             for ci in 0..cin {
                 for (k, &(image, ty)) in tile_rows.iter().enumerate() {
@@ -638,16 +642,16 @@ impl Layer<'_> {
                     for (r, phases) in split.chunks_exact(4 * (tw + 1)).enumerate() {
                         let p = |i: usize| &phases[i * (tw + 1)..(i + 1) * (tw + 1)];
                         let (d0, d1, d2, d3, d4, d5) = (&p(0)[..tw], &p(1)[..tw], &p(2)[..tw], &p(3)[..tw], &p(0)[1..], &p(1)[1..]);
-                        let out: [&mut [f32]; 6] = six_rows(&mut hrow[6 * r * tw..6 * (r + 1) * tw], tw);
+                        let out = six_rows(&mut hrow[6 * r * count..6 * (r + 1) * count], count).map(|row| &mut row[k * tw..(k + 1) * tw]);
                         b_t(out, [d0, d1, d2, d3, d4, d5], tw);
                     }
-                    // B^T times that: the same combinations of the six rows, straight into V.
-                    for j in 0..6 {
-                        let row = |r: usize| &hrow[(6 * r + j) * tw..(6 * r + j + 1) * tw];
-                        let at = |i: usize| ((6 * i + j) * cin + ci) * count + k * tw;
-                        let [v0, v1, v2, v3, v4, v5] = [0, 1, 2, 3, 4, 5].map(|i| unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().add(at(i)), tw) });
-                        b_t([v0, v1, v2, v3, v4, v5], [row(0), row(1), row(2), row(3), row(4), row(5)], tw);
-                    }
+                }
+                // B^T times that: the same combinations of the six rows, straight into V.
+                for j in 0..6 {
+                    let row = |r: usize| &hrow[(6 * r + j) * count..(6 * r + j + 1) * count];
+                    let at = |i: usize| ((6 * i + j) * cin + ci) * count;
+                    let [v0, v1, v2, v3, v4, v5] = [0, 1, 2, 3, 4, 5].map(|i| unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().add(at(i)), count) });
+                    b_t([v0, v1, v2, v3, v4, v5], [row(0), row(1), row(2), row(3), row(4), row(5)], count);
                 }
             }
             for xi in 0..36 {
@@ -658,23 +662,23 @@ impl Layer<'_> {
             // Y = A^T M A: the 4 combinations `a_t` of the 6 rows of each tile's 6x6 products, then
             // of their columns, giving each tile's 4x4 outputs; bias and activation on the rows.
             let plane = oh * ow;
-            let (s_rows, quad) = hrow.split_at_mut(24 * tw);
+            // s_rows: [a][j][tile] for output row a of a tile; quad: one output row's 4 columns per tile.
+            let (s_rows, quad) = hrow.split_at_mut(24 * count);
             let quad = &mut quad[..4 * tw];
             for co in 0..cout {
+                let mrow = |xi: usize| &m[(xi * cout + co) * count..][..count];
+                for j in 0..6 {
+                    let [s0, s1, s2, s3] = [0, 1, 2, 3].map(|a| unsafe { std::slice::from_raw_parts_mut(s_rows.as_mut_ptr().add((6 * a + j) * count), count) });
+                    a_t([s0, s1, s2, s3], [mrow(j), mrow(6 + j), mrow(12 + j), mrow(18 + j), mrow(24 + j), mrow(30 + j)], count);
+                }
                 for (k, &(image, ty)) in tile_rows.iter().enumerate() {
                     let out = unsafe { std::slice::from_raw_parts_mut(dst.add((image * cout + co) * plane), plane) };
-                    let mrow = |xi: usize| &m[(xi * cout + co) * count + k * tw..][..tw];
-                    for j in 0..6 {
-                        // s_rows: [a][j] for output row a of the tile.
-                        let [s0, s1, s2, s3] = [0, 1, 2, 3].map(|a| unsafe { std::slice::from_raw_parts_mut(s_rows.as_mut_ptr().add((6 * a + j) * tw), tw) });
-                        a_t([s0, s1, s2, s3], [mrow(j), mrow(6 + j), mrow(12 + j), mrow(18 + j), mrow(24 + j), mrow(30 + j)], tw);
-                    }
                     for a in 0..4 {
                         let y = 4 * ty + a;
                         if y >= oh {
                             break;
                         }
-                        let srow = |j: usize| &s_rows[(6 * a + j) * tw..(6 * a + j + 1) * tw];
+                        let srow = |j: usize| &s_rows[(6 * a + j) * count + k * tw..][..tw];
                         let (t0, t1, t2, t3, t4, t5) = (srow(0), srow(1), srow(2), srow(3), srow(4), srow(5));
                         let bias = self.bias[co];
                         for (x, o) in quad.chunks_exact_mut(4).enumerate() {
