@@ -163,7 +163,10 @@ impl ChannelScoring {
             masks = Tensor::cat(vec![masks, Tensor::zeros([full - batch.len(), h, w], &model.device)], 0);
         }
         let masked = f.input.clone() * masks.clone().unsqueeze_dim::<4>(1);
-        let logits = if model.conv_kernels().contains(&ConvKernel::Cpu) {
+        // The first batch (one masked input, see `plan`) computes every row: the skip copies
+        // from the zero image's forward, which a model records at its first masked batch, and
+        // that forward would double the wait for the first partial map.
+        let logits = if b > 0 && model.conv_kernels().contains(&ConvKernel::Cpu) {
             // On the CPU the rows a mask leaves at zero need not be computed (the masks are in
             // host memory already: reading them costs a copy).
             let [n, h, w] = masks.dims();
