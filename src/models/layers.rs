@@ -195,4 +195,3 @@ fn host_forward(layer: &HostLinear, x: Tensor<2>) -> Tensor<2> {
     // into Burn's [in, out] took 2-5 times as long as dequantising them (docs/benchmarks.md).
     x.matmul(weight.clone().transpose()) + bias.clone().unsqueeze_dim(0)
 }
-
