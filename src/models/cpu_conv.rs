@@ -11,7 +11,8 @@
 //! - **general** (other k x k, not grouped): im2col of a band of output rows straight from NCHW,
 //!   in the weight's own (channel, ky, kx) order, then one GEMM into the output band;
 //! - **depthwise**: the padded plane split into stride phases, so every tap is one contiguous
-//!   run, with 32 outputs summed in registers across all taps (SIMD128 in the browser);
+//!   run, with blocks of 32 outputs summed in registers across all taps and written straight into
+//!   their rows (SIMD128 in the browser);
 //! - **inverted-residual blocks** (1x1, depthwise, 1x1: Lite0's): the three in one pass over bands
 //!   of output rows, so the expanded activations stay in cache (`inverted_residual`);
 //! - **rows a Score-CAM mask leaves at zero**: not computed, but copied from the layer's output
@@ -703,9 +704,8 @@ impl Layer<'_> {
     ///
     /// The padded input plane is split into stride x stride phases (phase (ry, rx) holds padded
     /// pixels (i*stride + ry, j*stride + rx)), so tap (ky, kx) of every output pixel reads one
-    /// phase at a fixed offset. Outputs are computed on the phase grid, `phase_w` wide (the
-    /// columns past `ow` are discarded), which makes each tap a single contiguous multiply-add
-    /// over a block of output rows, however narrow the plane.
+    /// phase at a fixed offset: a run of contiguous values for a run of outputs in a row
+    /// (`TapPlane`).
     #[inline(never)]
     unsafe fn depthwise(&self, image: &[f32], in_plane: usize, dst: *mut f32, out_plane: usize, c0: usize, count: usize) {
         let s = self.shape;
@@ -716,38 +716,114 @@ impl Layer<'_> {
         let (phase_h, phase_w) = ((h + top + bottom).div_ceil(stride), (w + left + right).div_ceil(stride));
         // The last tap of the last row runs up to (k - 1) / stride values past the phase.
         let phase_len = phase_h * phase_w + k;
-        // A block is summed in whole runs of 8 (no scalar tail): its last run reads up to 7
-        // values past the block, which land in the next phase or in this slack.
+        // A row's last vectors read up to 3 values past its `ow` outputs, which land in the next
+        // row, the next phase, or this slack.
         let mut phases = vec![0f32; stride * stride * phase_len + 8];
-        // Output rows per block: the accumulator stays in L1.
-        let rows = (4096 / phase_w).clamp(1, oh);
-        // (+ 8: the row copies below read whole runs of 8 from each row.)
-        let mut acc = vec![0f32; (rows * phase_w).next_multiple_of(8) + 8];
-        // For each block of rows, where each tap's run starts in `phases` (the same for every
-        // channel).
-        let blocks: Vec<(usize, Vec<usize>)> = (0..oh)
-            .step_by(rows)
-            .map(|y0| {
-                let taps = (0..k * k).map(|t| {
-                    let (ky, kx) = (t / k, t % k);
-                    ((ky % stride) * stride + kx % stride) * phase_len + (y0 + ky / stride) * phase_w + kx / stride
-                });
-                (y0, taps.collect())
+        // Where tap (ky, kx) of output (0, 0) reads in `phases` (output (y, x) reads
+        // `y * phase_w + x` further on).
+        let taps: Vec<usize> = (0..k * k)
+            .map(|t| {
+                let (ky, kx) = (t / k, t % k);
+                ((ky % stride) * stride + kx % stride) * phase_len + (ky / stride) * phase_w + kx / stride
             })
             .collect();
         for c in c0..c0 + count {
-            let plane = &image[c * in_plane..][..h * w];
-            fill_phases(plane, &mut phases, w, top, left, stride, phase_len, phase_w);
+            fill_phases(&image[c * in_plane..][..h * w], &mut phases, w, top, left, stride, phase_len, phase_w);
             let filter = &self.weight[c * k * k..(c + 1) * k * k];
-            let out = unsafe { std::slice::from_raw_parts_mut(dst.add(c * out_plane), oh * ow) };
-            let (bias, act) = (self.bias[c], self.activation);
-            for (y0, taps) in &blocks {
-                let block_rows = rows.min(oh - y0);
-                let n = block_rows * phase_w;
-                let sums = &mut acc[..n.next_multiple_of(8)];
-                let done = taps_block::<8>(sums, 0, &phases, taps, filter, bias, act);
-                taps_block::<2>(sums, done, &phases, taps, filter, bias, act);
-                copy_rows(&acc, phase_w, &mut out[y0 * ow..], ow, block_rows);
+            // The last plane ends exactly: past it lie other tasks' outputs, or nothing.
+            let exact_end = c + 1 == c0 + count;
+            let plane = TapPlane { out_hw: [oh, ow], phases: &phases, phase_w, taps: &taps };
+            unsafe { plane.run(dst.add(c * out_plane), filter, self.bias[c], self.activation.range(), exact_end) };
+        }
+    }
+}
+
+/// The depthwise taps of one plane: output (y, x) is `bias + sum_t filter[t] * phases[taps[t] +
+/// y * phase_w + x]`, clamped, for `out_hw` outputs written `ow` apart.
+#[derive(Clone, Copy)]
+struct TapPlane<'a> {
+    out_hw: [usize; 2],
+    phases: &'a [f32],
+    phase_w: usize,
+    taps: &'a [usize],
+}
+
+impl TapPlane<'_> {
+    /// Every output, in blocks of R rows x C vectors of 4 summed in registers across all taps
+    /// (8 vectors where the rows are wide enough: the multiply-adds' latency hidden), written
+    /// straight into their rows. Each row is 32 outputs at a time, its remainder first, over all
+    /// rows, as the plane's one narrow block (`ow`: 7 gives 4 rows x 2 vectors). A remainder's
+    /// last vector runs up to 3 outputs past the row, into the rows after it, which are written
+    /// later; where `exact_end`, a row whose vectors would run past the plane is cut to its length.
+    ///
+    /// # Safety
+    /// `out` must be valid for writes of `oh` rows of `ow` floats, and of 3 more unless `exact_end`.
+    unsafe fn run(&self, out: *mut f32, filter: &[f32], bias: f32, range: [f32; 2], exact_end: bool) {
+        let [oh, ow] = self.out_hw;
+        let (whole, rest) = (ow / 32 * 32, ow % 32);
+        // Every read below is at most here: checked once instead of per tap (the bounds checks
+        // cost as much as the multiply-adds in wasm).
+        let end = self.taps.iter().max().map_or(0, |t| t + (oh - 1) * self.phase_w + whole + rest.next_multiple_of(4));
+        assert!(end <= self.phases.len() && filter.len() == self.taps.len(), "taps stay inside the phases");
+        let args = (out, filter, bias, range, exact_end);
+        unsafe {
+            match (rest.div_ceil(4), oh) {
+                (0, _) => {}
+                (1, 8..) => self.rows::<8, 1>(whole, args),
+                (2, 4..) => self.rows::<4, 2>(whole, args),
+                (3, 2..) => self.rows::<2, 3>(whole, args),
+                (4, 2..) => self.rows::<2, 4>(whole, args),
+                (1, _) => self.rows::<1, 1>(whole, args),
+                (2, _) => self.rows::<1, 2>(whole, args),
+                (3, _) => self.rows::<1, 3>(whole, args),
+                (4, _) => self.rows::<1, 4>(whole, args),
+                (5, _) => self.rows::<1, 5>(whole, args),
+                (6, _) => self.rows::<1, 6>(whole, args),
+                (7, _) => self.rows::<1, 7>(whole, args),
+                _ => self.rows::<1, 8>(whole, args),
+            }
+            for x in (0..whole).step_by(32) {
+                self.rows::<1, 8>(x, args);
+            }
+        }
+    }
+
+    /// Columns `x..x + 4 * C` of every row, R rows at a time (the last block moved up to end
+    /// with the plane, recomputing a few rows). Needs `oh >= R`.
+    #[inline(never)]
+    unsafe fn rows<const R: usize, const C: usize>(&self, x: usize, (out, filter, bias, range, exact_end): (*mut f32, &[f32], f32, [f32; 2], bool)) {
+        use super::simd::*;
+        let [oh, ow] = self.out_hw;
+        let (lo, hi) = (f32x4_splat(range[0]), f32x4_splat(range[1]));
+        for y in (0..oh).step_by(R) {
+            let y = y.min(oh - R);
+            let mut sums = [[f32x4_splat(bias); C]; R];
+            // SAFETY (every load): inside the phases, as `run` asserts.
+            let at = unsafe { self.phases.as_ptr().add(y * self.phase_w + x) };
+            for (&tap, &wv) in self.taps.iter().zip(filter) {
+                let (wv, src) = (f32x4_splat(wv), unsafe { at.add(tap) });
+                for (r, row) in sums.iter_mut().enumerate() {
+                    for (c, sum) in row.iter_mut().enumerate() {
+                        *sum = madd(wv, unsafe { v128_load(src.add(r * self.phase_w + 4 * c)) }, *sum);
+                    }
+                }
+            }
+            for (r, row) in sums.iter().enumerate() {
+                let dst = unsafe { out.add((y + r) * ow + x) };
+                let row = row.map(|sum| at_most(at_least(sum, lo), hi));
+                if exact_end && (y + r) * ow + x + 4 * C > oh * ow {
+                    let mut lanes = [[0f32; 4]; C];
+                    for (l, v) in lanes.iter_mut().zip(row) {
+                        unsafe { v128_store(l.as_mut_ptr(), v) };
+                    }
+                    // SAFETY: the row's last `ow - x` outputs, inside the plane.
+                    unsafe { std::ptr::copy_nonoverlapping(lanes.as_ptr().cast::<f32>(), dst, ow - x) };
+                } else {
+                    for (c, v) in row.into_iter().enumerate() {
+                        // SAFETY: inside the row, or up to 3 floats past it (see `run`).
+                        unsafe { v128_store(dst.add(4 * c), v) };
+                    }
+                }
             }
         }
     }
@@ -799,59 +875,6 @@ fn fill_phases(plane: &[f32], phases: &mut [f32], w: usize, top: usize, left: us
             }
         }
     }
-}
-
-/// Rows `0..rows` of `from` (`from_w` apart) to `out`'s first rows (`w` apart). Each row but
-/// `out`'s last is copied in whole runs of 8 floats, fixed-size copies that stay in registers
-/// (a short row's `copy_from_slice` is a call to memcpy in wasm); what they write past a row is
-/// overwritten by the next row's copy. `from` must hold a run of 8 past each row's `w`.
-#[inline(always)]
-fn copy_rows(from: &[f32], from_w: usize, out: &mut [f32], w: usize, rows: usize) {
-    for r in 0..rows {
-        let (src, dst) = (&from[r * from_w..], &mut out[r * w..]);
-        let len = if dst.len() > w { w.next_multiple_of(8).min(dst.len()) } else { w };
-        let (src, dst) = (&src[..len], &mut dst[..len]);
-        let mut runs = dst.chunks_exact_mut(8);
-        for (d, s) in (&mut runs).zip(src.chunks_exact(8)) {
-            d.copy_from_slice(s);
-        }
-        let tail = runs.into_remainder();
-        let t = tail.len();
-        tail.copy_from_slice(&src[len - t..]);
-    }
-}
-
-/// Depthwise outputs `from..` of `acc`, `4 * V` at a time (`V` vectors of independent sums held
-/// in registers across all taps), activation applied, as far as whole blocks go. Returns where it
-/// stopped. Written with explicit vectors (`models::simd`) so that the relaxed-SIMD build gets one
-/// `relaxed_madd` per 4 multiply-adds (about 1.09x on a whole Score-CAM in Node; the SIMD128 build
-/// and native code compute exactly what the auto-vectorised loop did, about as fast).
-#[inline(never)]
-fn taps_block<const V: usize>(acc: &mut [f32], from: usize, phases: &[f32], taps: &[usize], filter: &[f32], bias: f32, activation: Activation) -> usize {
-    use super::simd::*;
-    let len = acc.len();
-    // Every read below is at most at `start + len` for the largest start: checked once here
-    // instead of per tap (the bounds checks cost as much as the multiply-adds in wasm).
-    assert!(taps.iter().max().map_or(0, |m| m + len) <= phases.len(), "taps stay inside the phases");
-    let mut chunks = acc[from..].chunks_exact_mut(4 * V);
-    for (i, sum) in (&mut chunks).enumerate() {
-        let at = from + i * 4 * V;
-        let mut lanes = [f32x4_splat(bias); V];
-        for (&start, &wv) in taps.iter().zip(filter) {
-            let wv = f32x4_splat(wv);
-            // SAFETY: start + at + 4 * V <= start + len <= phases.len() (asserted above).
-            let src = unsafe { phases.as_ptr().add(start + at) };
-            for (v, l) in lanes.iter_mut().enumerate() {
-                *l = madd(wv, unsafe { v128_load(src.add(4 * v)) }, *l);
-            }
-        }
-        for (v, l) in lanes.iter().enumerate() {
-            // SAFETY: `sum` holds 4 * V floats.
-            unsafe { v128_store(sum.as_mut_ptr().add(4 * v), *l) };
-        }
-        activation.apply(sum);
-    }
-    len - chunks.into_remainder().len()
 }
 
 #[cfg(test)]
@@ -1028,6 +1051,13 @@ mod tests {
             (3, 3, 5, 2, 3, &same, [11, 13], Activation::Relu),
             (4, 4, 3, 2, 4, &tf_even, [8, 9], Activation::Relu6),
             (2, 2, 5, 2, 2, &tf_odd, [9, 15], Activation::None),
+            // Depthwise rows of whole runs of 32 and a remainder of every block shape: 6 (4 rows
+            // of 2 vectors), 21 (6 vectors), 24 (stride 2), 7 over fewer rows than a block has.
+            (3, 3, 3, 1, 3, &one, [9, 70], Activation::Relu6),
+            (2, 2, 5, 1, 2, &same, [5, 53], Activation::None),
+            (3, 3, 3, 2, 3, &tf_even, [20, 112], Activation::Relu),
+            (4, 4, 5, 1, 4, &same, [3, 7], Activation::Relu6),
+            (3, 3, 3, 1, 3, &one, [11, 1], Activation::None),
         ];
         for (cin, cout, k, stride, groups, padding, input, act) in cases {
             let s = ConvShape::new(cin, cout, k, stride, groups, padding, input);
@@ -1038,7 +1068,6 @@ mod tests {
             let got = conv2d(&s, &weight, &bias, act, &x, n, None);
             let want = reference(&s, &weight, &bias, act, &x, n);
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            eprintln!("DBG {cin} {cout} {k} {input:?} worst {worst:.2e} max {:.2e}", want.iter().fold(0f32, |m, v| m.max(v.abs())));
             assert!(worst <= 1e-5 * (s.depth() as f32).sqrt(), "{s:?} {act:?}: max abs diff {worst}");
             assert_eq!(uses_winograd(&s), k == 3 && stride == 1 && groups == 1 && cin >= 8);
         }
