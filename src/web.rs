@@ -466,7 +466,7 @@ pub fn render_heatmap(map: &[f32], size: usize, width: u32, height: u32, colorma
         return Err(invalid("renderHeatmap: bad map or canvas size"));
     }
     let resized = crate::render::map_to_image_size(map, size, width, height);
-    Ok(opaque_rgba(&crate::render::heatmap(&resized, width, height, cmap)))
+    Ok(crate::render::heatmap_rgba(&resized, cmap))
 }
 
 /// `n` colours from 0 to 1 as RGBA bytes (the legend).
@@ -475,12 +475,7 @@ pub fn colormap_strip(colormap: &str, n: usize) -> Result<Vec<u8>, JsValue> {
     let cmap = Colormap::from_name(colormap).map_err(js_error)?;
     let n = n.clamp(2, 4096);
     let ramp: Vec<f32> = (0..n).map(|i| i as f32 / (n - 1) as f32).collect();
-    Ok(opaque_rgba(&crate::render::heatmap(&ramp, n as u32, 1, cmap)))
-}
-
-/// RGB pixels as the RGBA bytes a canvas `ImageData` takes.
-fn opaque_rgba(img: &image::RgbImage) -> Vec<u8> {
-    img.pixels().flat_map(|p| [p[0], p[1], p[2], 255]).collect()
+    Ok(crate::render::heatmap_rgba(&ramp, cmap))
 }
 
 /// A `size x size` map resampled to `out x out` (bilinear), e.g. to 224x224 for scripts.

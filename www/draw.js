@@ -21,6 +21,15 @@ function heatmapCanvas({ map, size }, w, h, cmap) {
   return c;
 }
 
+// The last heatmap coloured for the canvas: moving the opacity slider or changing the layout
+// redraws without colouring the map again.
+let heatCache = { map: null };
+function cachedHeatmapCanvas(result, w, h, cmap) {
+  const c = heatCache;
+  if (c.map !== result.map || c.w !== w || c.h !== h || c.cmap !== cmap) heatCache = { map: result.map, w, h, cmap, canvas: heatmapCanvas(result, w, h, cmap) };
+  return heatCache.canvas;
+}
+
 function drawOverlay(ctx, photo, x, w, h, heat, alpha) {
   ctx.drawImage(photo, x, 0, w, h);
   if (heat) {
@@ -42,7 +51,7 @@ function draw() {
   canvas.height = h;
   const ctx = canvas.getContext('2d');
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  const heat = result ? heatmapCanvas(result, w, h, view.cmap) : null;
+  const heat = result ? cachedHeatmapCanvas(result, w, h, view.cmap) : null;
   if (side) {
     ctx.drawImage(image.canvas, 0, 0, w, h);
     if (heat) ctx.drawImage(heat, w, 0);
