@@ -7,10 +7,10 @@
 //   - model load, cold (download + verify + build) and warm (Cache Storage), per backend
 //   - Lite0 forward (warm), time to the first heatmap and to the full Score-CAM, per backend
 //   - the same forward in onnxruntime-web (wasm and webgpu providers) on the same page
-import { cpSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch } from './browser.mjs';
 import { serve } from './serve.mjs';
@@ -30,6 +30,7 @@ const QUERY = arg('--query', '');
 const ISOLATED = process.argv.includes('--isolated');
 
 const site = join(mkdtempSync(join(tmpdir(), 'scorecam-bench-')), 'site');
+process.on('exit', () => rmSync(dirname(site), { recursive: true, force: true })); // the models: hundreds of MB
 cpSync(DIST, site, { recursive: true });
 const ortDir = join(HERE, 'node_modules/onnxruntime-web/dist');
 if (ONNX) {

@@ -12,7 +12,7 @@
 // the app): the core in the browser's V8 without the page around it.
 //
 // Build with `SCORECAM_WASM_OPT=0 scripts/build_web.sh` for a profile with function names.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -81,6 +81,7 @@ if (!args.chromium) {
   const { launch } = await import('./browser.mjs');
   const { serve } = await import('./serve.mjs');
   const site = mkdtempSync(join(tmpdir(), 'scorecam-core-bench-'));
+  process.on('exit', () => rmSync(site, { recursive: true, force: true })); // the weights: up to 138 MB
   for (const f of ['scorecam.js', args.wasm]) cpSync(join(dist, f), join(site, f));
   // The worker fetches the weights: VGG16's 138 MB is too large to pass through page.evaluate.
   writeFileSync(join(site, 'weights.bin'), weights);

@@ -237,6 +237,7 @@ before(async () => {
 after(() => {
   site?.server.close();
   for (const s of copies) s.close();
+  if (work) rmSync(work, { recursive: true, force: true }); // the site's copies: about 180 MB a run
 });
 
 /// A copy of the app changed by `edit(dir)`, served on its own origin (its own Cache Storage and
