@@ -16,10 +16,10 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scorecam-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory for one test, removed when it is dropped (at the test's end, or as a
+/// failed assertion unwinds).
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("scorecam-cli-{name}-")).tempdir().unwrap()
 }
 
 fn convert_fixture(dir: &Path) -> PathBuf {
@@ -32,8 +32,9 @@ fn convert_fixture(dir: &Path) -> PathBuf {
 
 #[test]
 fn convert_then_explain_writes_overlay_map_and_json() {
-    let dir = tmp("explain");
-    let weights = convert_fixture(&dir);
+    let scratch = tmp("explain");
+    let dir = scratch.path();
+    let weights = convert_fixture(dir);
     let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tiny.json")).unwrap()).unwrap();
     assert_eq!(manifest["arch"], "vgg_tiny");
     assert_eq!(manifest["target_layer"], "features.9");
@@ -65,8 +66,9 @@ fn convert_then_explain_writes_overlay_map_and_json() {
 
 #[test]
 fn bad_weight_files_give_clear_errors() {
-    let dir = tmp("bad-weights");
-    let weights = convert_fixture(&dir);
+    let scratch = tmp("bad-weights");
+    let dir = scratch.path();
+    let weights = convert_fixture(dir);
     let image = repo().join("tests/fixtures/vgg_tiny/input.png");
     let bytes = std::fs::read(&weights).unwrap();
 
@@ -111,7 +113,8 @@ fn bad_weight_files_give_clear_errors() {
 
 #[test]
 fn convert_makes_the_output_folder_and_says_a_write_error_once() {
-    let dir = tmp("convert-out");
+    let scratch = tmp("convert-out");
+    let dir = scratch.path();
     let src = repo().join("tests/fixtures/vgg_tiny/weights.safetensors");
     let out = dir.join("new/folder/tiny.safetensors");
     let o = scorecam(&["convert", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
@@ -129,8 +132,9 @@ fn convert_makes_the_output_folder_and_says_a_write_error_once() {
 
 #[test]
 fn an_option_the_method_does_not_take_is_an_error() {
-    let dir = tmp("options");
-    let weights = convert_fixture(&dir);
+    let scratch = tmp("options");
+    let dir = scratch.path();
+    let weights = convert_fixture(dir);
     let image = repo().join("tests/fixtures/vgg_tiny/input.png");
     let explain = |extra: &[&str]| {
         let out = dir.join("o.png");
@@ -151,8 +155,9 @@ fn an_option_the_method_does_not_take_is_an_error() {
 
 #[test]
 fn unreadable_image_is_a_clear_error() {
-    let dir = tmp("bad-image");
-    let weights = convert_fixture(&dir);
+    let scratch = tmp("bad-image");
+    let dir = scratch.path();
+    let weights = convert_fixture(dir);
     let bad = dir.join("cat.jpg");
     std::fs::write(&bad, b"\xff\xd8\xff\xe0 truncated jpeg").unwrap();
     let o = scorecam(&["explain", bad.to_str().unwrap(), "--model", weights.to_str().unwrap()]);
@@ -163,8 +168,9 @@ fn unreadable_image_is_a_clear_error() {
 
 #[test]
 fn convert_writes_the_model_index_and_the_checked_in_int8_fixture_is_current() {
-    let dir = tmp("index");
-    let weights = convert_fixture(&dir);
+    let scratch = tmp("index");
+    let dir = scratch.path();
+    let weights = convert_fixture(dir);
     let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
     let models = index["models"].as_array().unwrap();
     assert_eq!(models.len(), 1);
@@ -199,9 +205,10 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn eval_writes_the_paper_tables_resumes_and_shards() {
-    let dir = tmp("eval");
-    let weights = convert_fixture(&dir);
-    let data = tiny_dataset(&dir);
+    let scratch = tmp("eval");
+    let dir = scratch.path();
+    let weights = convert_fixture(dir);
+    let data = tiny_dataset(dir);
     let out = dir.join("out");
     let args = |out: &Path| -> Vec<String> {
         ["eval", "--model", weights.to_str().unwrap(), "--data", data.to_str().unwrap(), "--methods", "gradcam,scorecam,rise", "--rise-masks", "40", "--out", out.to_str().unwrap(), "--save-maps"]
@@ -269,9 +276,10 @@ fn eval_writes_the_paper_tables_resumes_and_shards() {
 
 #[test]
 fn eval_rejects_unknown_methods_and_bad_shards() {
-    let dir = tmp("eval-bad");
-    let weights = convert_fixture(&dir);
-    let data = tiny_dataset(&dir);
+    let scratch = tmp("eval-bad");
+    let dir = scratch.path();
+    let weights = convert_fixture(dir);
+    let data = tiny_dataset(dir);
     let out = dir.join("o");
     let base = ["eval", "--model", weights.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()];
     let o = scorecam(&[&base[..], &["--methods", "lime"]].concat());

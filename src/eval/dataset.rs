@@ -136,18 +136,17 @@ mod tests {
 
     #[test]
     fn image_size_comes_from_the_image_when_the_columns_are_missing() {
-        let dir = std::env::temp_dir().join(format!("scorecam-labels-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("scorecam-labels-").tempdir().unwrap();
+        let dir = scratch.path();
         image::RgbImage::new(40, 30).save(dir.join("a.png")).unwrap();
         std::fs::write(dir.join("labels.csv"), "file,class_index,bboxes\na.png,3,1 2 10 20\nb.png,4,\n").unwrap();
-        let samples = read_labels(&dir).unwrap();
+        let samples = read_labels(dir).unwrap();
         assert_eq!((samples[0].width, samples[0].height), (40.0, 30.0));
         assert_eq!((samples[1].width, samples[1].height, samples[1].boxes.len()), (0.0, 0.0, 0));
         // boxes, no size columns and no image: a clear error, not a silently dropped pointing game
         std::fs::write(dir.join("labels.csv"), "file,class_index,bboxes\nmissing.png,3,1 2 10 20\n").unwrap();
-        let e = read_labels(&dir).unwrap_err().to_string();
+        let e = read_labels(dir).unwrap_err().to_string();
         assert!(e.contains("row 2") && e.contains("no width/height") && e.contains("missing.png"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
