@@ -68,28 +68,34 @@ fn batch_size_does_not_change_the_map() {
     assert_eq!(many.stats.batches, if model.binding_limit.is_none() { 3 } else { 2 });
 }
 
-/// Score-CAM's masked inputs are zero outside their mask's rows: the forward that computes only
-/// the rows those reach (the rest copied from the zero image's forward) gives the forward's
-/// logits, through every conv (the first, then Winograd's) and max pool. Twice: the second reuses
-/// the zero image's record. Not bit for bit: F(4x4, 3x3) leaves a rounding residual (about 1e-7
-/// of a tile's values) in a computed row that no input reaches, where the skip copies the zero
-/// image's exact values (`cpu_conv::WINOGRAD_FLUSH`).
+/// Score-CAM's masked inputs are zero outside their mask's rectangle: the forward that computes
+/// only the rows those reach (and Winograd only the tiles of the columns they reach; the rest
+/// copied from the zero image's forward) gives the forward's logits, through every conv (the
+/// first, then Winograd's) and max pool. Twice: the second reuses the zero image's record. Not
+/// bit for bit: F(4x4, 3x3) leaves a rounding residual (about 1e-7 of a tile's values) in a
+/// computed pixel that no input reaches, where the skip copies the zero image's exact values
+/// (`cpu_conv::WINOGRAD_FLUSH`).
 #[test]
-fn masked_forward_skipping_rows_equals_the_forward() {
+fn masked_forward_skipping_regions_equals_the_forward() {
     use burn::tensor::{Tensor, TensorData};
+    use scorecam::models::Region;
     let (model, _, input) = setup();
     let size = model.input_size();
-    // Image 0 non-zero in rows 9..14 (not on a tile's edge: a Winograd tile row computes rows
-    // no input reaches), image 1 nowhere, image 2 everywhere but its last row.
-    let rows = [9..14, 0..0, 0..size - 1];
-    let pixels: Vec<f32> = rows.iter().flat_map(|r| input.chunks_exact(size).enumerate().flat_map(move |(i, row)| row.iter().map(move |v| if r.contains(&(i % size)) { *v } else { 0.0 }))).collect();
-    let batch = || Tensor::<4>::from_data(TensorData::new(pixels.clone(), [rows.len(), 3, size, size]), &model.device);
+    // Image 0 non-zero in rows 9..14 and columns 5..12 (not on a tile's edge: a Winograd tile
+    // computes pixels no input reaches), image 1 nowhere, image 2 everywhere but its last row and
+    // first column.
+    let regions = [Region { rows: 9..14, cols: 5..12 }, Region::EMPTY, Region { rows: 0..size - 1, cols: 1..size }];
+    let pixels: Vec<f32> = regions
+        .iter()
+        .flat_map(|r| input.chunks_exact(size).enumerate().flat_map(move |(i, row)| row.iter().enumerate().map(move |(x, v)| if r.rows.contains(&(i % size)) && r.cols.contains(&x) { *v } else { 0.0 })))
+        .collect();
+    let batch = || Tensor::<4>::from_data(TensorData::new(pixels.clone(), [regions.len(), 3, size, size]), &model.device);
     let want = model.network.forward(batch()).into_data().try_to_vec::<f32>().unwrap();
     let mut first = None;
     for _ in 0..2 {
-        let got = model.network.forward_masked(batch(), &rows).into_data().try_to_vec::<f32>().unwrap();
+        let got = model.network.forward_masked(batch(), &regions).into_data().try_to_vec::<f32>().unwrap();
         let diff = max_rel_diff(&got, &want);
-        eprintln!("masked forward, rows skipped: logits differ by {diff:.2e} of the largest");
+        eprintln!("masked forward, regions skipped: logits differ by {diff:.2e} of the largest");
         assert!(diff <= 1e-6, "logits differ by {diff}");
         // The same every time.
         assert_eq!(first.get_or_insert_with(|| got.clone()), &got);

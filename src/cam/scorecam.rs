@@ -1,14 +1,12 @@
 //! Score-CAM's channel weights: each target-layer map, upsampled and min-max normalised, masks
 //! the input; the class score on that masked input is the channel's weight.
 
-use std::ops::Range;
-
 use burn::tensor::activation::softmax as softmax_dim;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::registry::{Method, MethodKind, MethodSpec, OptionKind, OptionSpec, Options, BATCH_SIZE};
 use crate::imageops::upsample::bilinear_matrix;
-use crate::models::ConvKernel;
+use crate::models::{ConvKernel, Region};
 use crate::weights::transpose;
 use super::{read_f32, softmax, Finish, Forwarded, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
 use crate::error::{Error, Result};
@@ -167,13 +165,13 @@ impl ChannelScoring {
         // from the zero image's forward, which a model records at its first masked batch, and
         // that forward would double the wait for the first partial map.
         let logits = if b > 0 && model.conv_kernels().contains(&ConvKernel::Cpu) {
-            // On the CPU the rows a mask leaves at zero need not be computed (the masks are in
-            // host memory already: reading them costs a copy).
+            // On the CPU what a mask leaves at zero need not be computed (the masks are in host
+            // memory already: reading them costs a copy).
             let [n, h, w] = masks.dims();
             let values = read_f32(masks).await?;
-            let rows: Vec<Range<usize>> = values.chunks_exact(h * w).map(|mask| mask_rows(mask, w)).collect();
-            debug_assert_eq!(rows.len(), n);
-            model.network.forward_masked(masked, &rows)
+            let regions: Vec<Region> = values.chunks_exact(h * w).map(|mask| mask_region(mask, w)).collect();
+            debug_assert_eq!(regions.len(), n);
+            model.network.forward_masked(masked, &regions)
         } else {
             model.network.forward(masked)
         };
@@ -294,13 +292,20 @@ fn score_in_lanes(plan: &ChannelScoring, input: &MethodInput<'_>, lanes: usize, 
     pollster::block_on(plan.finish(input, tally.scores))
 }
 
-/// The rows of a mask (`width` wide) from its first non-zero row to its last (none if all zero).
-fn mask_rows(mask: &[f32], width: usize) -> Range<usize> {
+/// The rectangle of a mask (`width` wide) from its first non-zero row to its last, and from its
+/// first non-zero column to its last (empty if all zero).
+fn mask_region(mask: &[f32], width: usize) -> Region {
     let live = |row: &[f32]| row.iter().any(|&v| v != 0.0);
-    match mask.chunks_exact(width).position(live) {
-        Some(first) => first..mask.len() / width - mask.chunks_exact(width).rev().position(live).expect("a live row exists"),
-        None => 0..0,
+    let Some(first) = mask.chunks_exact(width).position(live) else { return Region::EMPTY };
+    let rows = first..mask.len() / width - mask.chunks_exact(width).rev().position(live).expect("a live row exists");
+    let (mut left, mut right) = (width, 0);
+    for row in mask.chunks_exact(width).skip(rows.start).take(rows.len()) {
+        if let Some(x) = row.iter().position(|&v| v != 0.0) {
+            left = left.min(x);
+            right = right.max(width - row.iter().rev().position(|&v| v != 0.0).expect("a live value exists"));
+        }
     }
+    Region { rows, cols: left..right }
 }
 
 /// The masks of `channels`, `[B, size, size]` on the device: each activation map upsampled to the
@@ -354,17 +359,22 @@ fn library_weights(scored: &[usize], logits: &[f32], n: usize) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::mask_rows;
+    use super::mask_region;
+    use crate::models::Region;
 
     #[test]
-    fn a_masks_rows_run_from_its_first_non_zero_row_to_its_last() {
+    fn a_masks_region_runs_from_its_first_non_zero_row_and_column_to_its_last() {
+        let region = |rows, cols| Region { rows, cols };
         let mut mask = vec![0f32; 5 * 3];
-        assert_eq!(mask_rows(&mask, 3), 0..0);
-        mask[3 + 2] = 0.5; // row 1
-        assert_eq!(mask_rows(&mask, 3), 1..2);
-        mask[3 * 3] = 1.0; // row 3
-        assert_eq!(mask_rows(&mask, 3), 1..4);
+        assert_eq!(mask_region(&mask, 3), Region::EMPTY);
+        mask[3 + 2] = 0.5; // row 1, column 2
+        assert_eq!(mask_region(&mask, 3), region(1..2, 2..3));
+        mask[3 * 3] = 1.0; // row 3, column 0
+        assert_eq!(mask_region(&mask, 3), region(1..4, 0..3));
+        mask[3 * 3] = 0.0;
+        mask[3 * 3 + 1] = 1.0; // row 3, column 1
+        assert_eq!(mask_region(&mask, 3), region(1..4, 1..3));
         mask[0] = -0.0; // a negative zero masks like zero
-        assert_eq!(mask_rows(&mask, 3), 1..4);
+        assert_eq!(mask_region(&mask, 3), region(1..4, 1..3));
     }
 }

@@ -17,6 +17,7 @@ use burn::nn::PaddingConfig2d;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Device, Slice, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 use super::cpu_conv::Skip;
 
@@ -143,16 +144,42 @@ pub struct ConvShape {
     pub input: [usize; 2],
 }
 
+/// The rectangle of an image a Score-CAM mask leaves non-zero, or that such an input reaches in a
+/// layer's output: rows `rows`, columns `cols`. Everything outside it is the zero image's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    pub rows: Range<usize>,
+    pub cols: Range<usize>,
+}
+
+impl Region {
+    pub const EMPTY: Region = Region { rows: 0..0, cols: 0..0 };
+
+    /// Nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() || self.cols.is_empty()
+    }
+}
+
 impl ConvShape {
-    /// The output rows that read any of input rows `rows` (through the kernel, stride and padding).
-    pub fn rows_reached(&self, rows: std::ops::Range<usize>) -> std::ops::Range<usize> {
-        if rows.is_empty() {
-            return 0..0;
+    /// The output region that reads any input pixel of `region` (through the kernel, stride and
+    /// padding): its rows and its columns.
+    pub fn reached(&self, region: &Region) -> Region {
+        if region.is_empty() {
+            return Region::EMPTY;
         }
-        let (k, stride, top) = (self.kernel, self.stride, self.padding[0]);
-        // Output row o reads input rows o * stride - top up to o * stride - top + k - 1.
-        let end = ((rows.end - 1 + top) / stride + 1).min(self.output()[0]);
-        let first = (rows.start + top + 1).saturating_sub(k).div_ceil(stride).min(end);
+        let [oh, ow] = self.output();
+        let reached = Region { rows: self.reached_along(region.rows.clone(), self.padding[0], oh), cols: self.reached_along(region.cols.clone(), self.padding[2], ow) };
+        if reached.is_empty() { Region::EMPTY } else { reached }
+    }
+
+    /// The outputs along one axis (`before` zeros of padding, `len` outputs) that read any of
+    /// inputs `inputs`.
+    fn reached_along(&self, inputs: Range<usize>, before: usize, len: usize) -> Range<usize> {
+        let (k, stride) = (self.kernel, self.stride);
+        // Output o reads inputs o * stride - before up to o * stride - before + k - 1.
+        let end = ((inputs.end - 1 + before) / stride + 1).min(len);
+        let first = (inputs.start + before + 1).saturating_sub(k).div_ceil(stride).min(end);
         first..end
     }
 

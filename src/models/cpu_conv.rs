@@ -30,7 +30,7 @@ use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use super::conv::{Activation, ConvShape};
+use super::conv::{Activation, ConvShape, Region};
 use super::cpu_gemm::{Epilogue, matmul};
 
 /// Floats of Winograd-domain inputs and products one task holds (8 MiB).
@@ -50,13 +50,14 @@ const COLUMNS_BUDGET: usize = 1 << 19;
 const POINTWISE_BLOCK: usize = 1024;
 
 /// Score-CAM's masked inputs are zero wherever their mask is, so most of an early layer's output
-/// rows are the zero image's: `Skip` names, for each image, the output rows its input reaches
-/// (`rows`), and the others are copied from `background`, this layer's output for an all-zero
-/// input (one image). The values are those of the whole computation: each output pixel is the
-/// same sum of the same inputs, however the rows are split.
+/// is the zero image's: `Skip` names, for each image, the output region its input reaches
+/// (`regions`), and the rest is copied from `background`, this layer's output for an all-zero
+/// input (one image). Every kernel computes the region's rows, whole (each output pixel the same
+/// sum of the same inputs, however the rows are split; outside the region that is the zero
+/// image's value); Winograd tiles only the region's columns of them.
 #[derive(Clone, Copy)]
 pub struct Skip<'a> {
-    pub rows: &'a [Range<usize>],
+    pub regions: &'a [Region],
     pub background: &'a [f32],
 }
 
@@ -73,7 +74,7 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
     let mut out: Vec<f32> = Vec::with_capacity(n * per_image);
     let dst = SharedOut(out.spare_capacity_mut().as_mut_ptr());
     let layer = Layer { shape, weight, bias, activation };
-    let reached = |b: usize| skip.map_or(0..oh, |s| s.rows[b].clone());
+    let reached = |b: usize| skip.map_or(0..oh, |s| s.regions[b].rows.clone());
     if shape.groups == 1 && shape.kernel == 1 && shape.stride == 1 && shape.padding == [0; 4] {
         let blocks = (oh * ow).div_ceil(POINTWISE_BLOCK);
         for_each_task(n * blocks, |task| {
@@ -88,13 +89,30 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
             unsafe { layer.pointwise(&x[b * shape.cin * h * w..], dst.at(b * per_image), start, pixels) }
         });
     } else if uses_winograd(shape) {
-        let tw = ow.div_ceil(4);
-        // The tile rows (4 output rows each) holding each image's reached rows. A row computed
-        // beside a reached one in its tile is the zero image's up to F(4x4, 3x3)'s rounding
-        // residuals (WINOGRAD_FLUSH), and the background copied over it below gives the exact
-        // values.
-        let tiles: Vec<Range<usize>> = (0..n).map(&reached).map(|r| r.start / 4..r.end.div_ceil(4)).collect();
-        let total: usize = tiles.iter().map(|t| t.len()).sum();
+        let (th, tw) = (oh.div_ceil(4), ow.div_ceil(4));
+        // The tiles (4 x 4 outputs each) holding each image's reached region: tile rows and tile
+        // columns. A pixel computed beside the region in its tile is the zero image's up to
+        // F(4x4, 3x3)'s rounding residuals (WINOGRAD_FLUSH), and the background copied over it
+        // below gives the exact values.
+        // Where a region's columns leave out less than a quarter of the tiles, its rows are
+        // computed whole (the narrower rows' overheads cost more than those tiles: VGG16 took
+        // 1.02-1.07x the time with 200 px squares of 224).
+        let computed: Vec<Region> = (0..n)
+            .map(|b| match skip {
+                None => Region { rows: 0..oh, cols: 0..ow },
+                Some(s) if s.regions[b].is_empty() => Region::EMPTY,
+                Some(s) => {
+                    let r = &s.regions[b];
+                    let narrow = 4 * (r.cols.end.div_ceil(4) - r.cols.start / 4) <= 3 * tw;
+                    Region { rows: r.rows.clone(), cols: if narrow { r.cols.clone() } else { 0..ow } }
+                }
+            })
+            .collect();
+        let tiles: Vec<[Range<usize>; 2]> = computed
+            .iter()
+            .map(|r| if r.is_empty() { [0..0, 0..0] } else { [r.rows.start / 4..r.rows.end.div_ceil(4).min(th), r.cols.start / 4..r.cols.end.div_ceil(4).min(tw)] })
+            .collect();
+        let total: usize = tiles.iter().map(|[rows, _]| rows.len()).sum();
         // Tile rows per task: within the scratch budget, and enough tasks for every thread.
         let budget = (WINOGRAD_BUDGET / (36 * (shape.cin + shape.cout) * tw)).max(1);
         let tasks = winograd_tasks(&tiles, budget.min(total.div_ceil(threads())).max(1));
@@ -104,6 +122,10 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
                 unsafe { layer.winograd(u, x, dst.at(0), &tasks[t]) }
             })
         });
+        if let Some(skip) = skip {
+            // Outside the rows, and outside the columns where only theirs were computed.
+            fill_background(dst, &Skip { regions: &computed, ..skip }, n, shape.cout, [oh, ow], true);
+        }
     } else if shape.groups == 1 {
         let depth = shape.depth();
         let rows = (COLUMNS_BUDGET / (depth * ow).max(1)).clamp(1, oh);
@@ -137,8 +159,8 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
             unsafe { Layer { shape: &band, ..layer }.depthwise(&image[first * w..], h * w, dst.at(b * per_image + rows.start * ow), oh * ow, c0, per_task.min(shape.cout - c0)) }
         });
     }
-    if let Some(skip) = skip {
-        fill_background(dst, &skip, n, shape.cout, [oh, ow]);
+    if let Some(skip) = skip.filter(|_| !uses_winograd(shape)) {
+        fill_background(dst, &skip, n, shape.cout, [oh, ow], false);
     }
     // SAFETY: the tasks above wrote every element of every image.
     unsafe { out.set_len(n * per_image) };
@@ -187,7 +209,7 @@ fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer
     let held_rows = band_rows * stride + k;
     for_each_task(n * parts, |task| {
         let (b, part) = (task / parts, task % parts);
-        let reached = skip.map_or(0..oh, |s| s.rows[b].clone());
+        let reached = skip.map_or(0..oh, |s| s.regions[b].rows.clone());
         let (y_start, y_end) = (reached.start + part * reached.len() / parts, reached.start + (part + 1) * reached.len() / parts);
         if y_start == y_end {
             return;
@@ -234,7 +256,7 @@ fn inverted_residual_in_bands(expand: &Layer, depthwise: &Layer, project: &Layer
         });
     });
     if let Some(skip) = skip {
-        fill_background(dst, &skip, n, cout, [oh, ow]);
+        fill_background(dst, &skip, n, cout, [oh, ow], false);
     }
     // SAFETY: the tasks above and the background wrote every output row of every image.
     unsafe { out.set_len(n * per_image) };
@@ -273,25 +295,29 @@ fn uses_winograd(shape: &ConvShape) -> bool {
     shape.groups == 1 && shape.kernel == 3 && shape.stride == 1 && shape.cin >= 8
 }
 
-/// Tile rows `ty0..ty0 + rows` of image `image`: part of one Winograd task.
+/// Tiles `tx0..tx0 + cols` of tile rows `ty0..ty0 + rows` of image `image`: part of one
+/// Winograd task.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct TileRows {
     image: usize,
     ty0: usize,
     rows: usize,
+    tx0: usize,
+    cols: usize,
 }
 
-/// Each image's tile rows `tiles[b]`, in order, cut into tasks of at most `per_task` tile rows:
-/// a large layer splits an image across tasks, a small one (VGG16's 28 x 28 and 14 x 14) puts
-/// several images into one task, so that its GEMMs are wide enough to reuse each filter block.
-fn winograd_tasks(tiles: &[Range<usize>], per_task: usize) -> Vec<Vec<TileRows>> {
+/// Each image's tiles `tiles[b]` (tile rows, tile columns), in order, cut into tasks of at most
+/// `per_task` tile rows: a large layer splits an image across tasks, a small one (VGG16's 28 x 28
+/// and 14 x 14) puts several images into one task, so that its GEMMs are wide enough to reuse
+/// each filter block.
+fn winograd_tasks(tiles: &[[Range<usize>; 2]], per_task: usize) -> Vec<Vec<TileRows>> {
     let mut tasks = vec![];
     let (mut task, mut filled) = (vec![], 0);
-    for (image, range) in tiles.iter().enumerate() {
+    for (image, [range, cols]) in tiles.iter().enumerate() {
         let mut ty0 = range.start;
         while ty0 < range.end {
             let rows = (range.end - ty0).min(per_task - filled);
-            task.push(TileRows { image, ty0, rows });
+            task.push(TileRows { image, ty0, rows, tx0: cols.start, cols: cols.len() });
             (ty0, filled) = (ty0 + rows, filled + rows);
             if filled == per_task {
                 tasks.push(std::mem::take(&mut task));
@@ -464,16 +490,28 @@ fn band_shape(s: &ConvShape, rows: Range<usize>) -> (usize, usize, ConvShape) {
     (first, end, band)
 }
 
-/// Each image's output rows outside its `skip.rows`, copied from `skip.background`.
-fn fill_background(out: SharedOut, skip: &Skip, n: usize, channels: usize, [oh, ow]: [usize; 2]) {
+/// Each image's output rows outside its region's rows, copied from `skip.background`, and where
+/// `cols` (a kernel that computed only the region's columns of them, and a little around them)
+/// the columns outside the region's too.
+fn fill_background(out: SharedOut, skip: &Skip, n: usize, channels: usize, [oh, ow]: [usize; 2], cols: bool) {
     let per_image = channels * oh * ow;
-    assert!(skip.rows.len() == n && skip.background.len() == per_image, "a skip names every image's rows and one image's background");
-    for (b, rows) in skip.rows.iter().enumerate() {
-        assert!(rows.start <= rows.end && rows.end <= oh, "reached rows inside the output");
+    assert!(skip.regions.len() == n && skip.background.len() == per_image, "a skip names every image's region and one image's background");
+    let copy = |b: usize, range: Range<usize>| {
+        // SAFETY: outputs of image b the background replaces, inside the allocation, written by
+        // no task still running.
+        unsafe { std::ptr::copy_nonoverlapping(skip.background.as_ptr().add(range.start), out.at(b * per_image + range.start), range.len()) };
+    };
+    for (b, region) in skip.regions.iter().enumerate() {
+        let Region { rows, cols: columns } = if region.is_empty() { Region::EMPTY } else { region.clone() };
+        assert!(rows.end <= oh && columns.end <= ow, "a reached region inside the output");
         for plane in (0..per_image).step_by(oh * ow) {
-            for range in [plane..plane + rows.start * ow, plane + rows.end * ow..plane + oh * ow] {
-                // SAFETY: rows of image b's output no task wrote, inside the allocation.
-                unsafe { std::ptr::copy_nonoverlapping(skip.background.as_ptr().add(range.start), out.at(b * per_image + range.start), range.len()) };
+            copy(b, plane..plane + rows.start * ow);
+            copy(b, plane + rows.end * ow..plane + oh * ow);
+            if cols && columns != (0..ow) {
+                for y in rows.clone() {
+                    copy(b, plane + y * ow..plane + y * ow + columns.start);
+                    copy(b, plane + y * ow + columns.end..plane + (y + 1) * ow);
+                }
             }
         }
     }
@@ -593,8 +631,8 @@ impl Layer<'_> {
     /// of a tile becomes 36 independent channel sums, computed as 36 GEMMs
     /// `U[xi] (out x in) x V[xi] (in x tiles)`: 36 multiplies per 16 outputs instead of 144
     /// (Lavin & Gray, 2016, with their points 0, 1, -1, 2, -2). `u` is the transformed filters,
-    /// [36][cout][cin]; `dst` the output of image 0. Both transforms run on whole tile rows, so
-    /// every step is a contiguous loop over the tiles of a row.
+    /// [36][cout][cin]; `dst` the output of image 0. Both transforms run on a tile row's tiles
+    /// (those `parts` names), so every step is a contiguous loop over them.
     #[inline(never)]
     unsafe fn winograd(&self, u: &[f32], x: &[f32], dst: *mut f32, parts: &[TileRows]) {
         let s = self.shape;
@@ -603,9 +641,11 @@ impl Layer<'_> {
         let [top, _, left, _] = s.padding;
         let (cin, cout) = (s.cin, s.cout);
         let tw = ow.div_ceil(4);
-        // The task's tile rows, (image, tile row) each: row k is columns k*tw.. of the GEMMs.
-        let tile_rows: Vec<(usize, usize)> = parts.iter().flat_map(|p| (p.ty0..p.ty0 + p.rows).map(move |ty| (p.image, ty))).collect();
-        let count = tile_rows.len() * tw;
+        // The task's tile rows, (image, tile row, first tile, tiles) each, and where each starts
+        // among the GEMMs' columns.
+        let tile_rows: Vec<(usize, usize, usize, usize)> = parts.iter().flat_map(|p| (p.ty0..p.ty0 + p.rows).map(move |ty| (p.image, ty, p.tx0, p.cols))).collect();
+        let starts: Vec<usize> = tile_rows.iter().scan(0, |next, &(.., cols)| Some(std::mem::replace(next, *next + cols))).collect();
+        let count: usize = tile_rows.iter().map(|&(.., cols)| cols).sum();
         // The second step of each transform runs over all the task's tiles at once (`count`
         // columns), not a tile row at a time: VGG16's 28 x 28 and 14 x 14 layers have rows of 7
         // and 4 tiles, too narrow for the 8-column vector loop of `by_columns`.
@@ -618,8 +658,14 @@ impl Layer<'_> {
             // hrow: [r][j][tile] for patch row r, column combination j.
             let (pad_row, hrow) = rest.split_at_mut(4 * (tw + 1));
             for ci in 0..cin {
-                for (k, &(image, ty)) in tile_rows.iter().enumerate() {
+                for (&(image, ty, tx0, tiles), &start) in tile_rows.iter().zip(&starts) {
                     let plane = &x[(image * cin + ci) * h * w..][..h * w];
+                    // Padded columns 4 tx0 .. 4 (tx0 + tiles + 1): the tiles' patches, in quads.
+                    let pad_row = &mut pad_row[..4 * (tiles + 1)];
+                    let (c0, c1) = (4 * tx0, 4 * (tx0 + tiles + 1));
+                    // Where the input's columns lie in `pad_row`: from `lo`, input column `lo + c0 - left`.
+                    let lo = left.saturating_sub(c0).min(pad_row.len());
+                    let hi = (left + w).clamp(c0 + lo, c1) - c0;
                     for (r, phases) in split.chunks_exact_mut(4 * (tw + 1)).enumerate() {
                         let iy = (4 * ty + r) as isize - top as isize;
                         if iy < 0 || iy >= h as isize {
@@ -628,10 +674,13 @@ impl Layer<'_> {
                         }
                         // The padded row, then its 4 phases.
                         let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-                        let end = (left + w).min(pad_row.len());
-                        pad_row[..left].fill(0.0);
-                        pad_row[left..end].copy_from_slice(&src[..end - left]);
-                        pad_row[end..].fill(0.0);
+                        if lo < hi {
+                            pad_row[..lo].fill(0.0);
+                            pad_row[lo..hi].copy_from_slice(&src[lo + c0 - left..hi + c0 - left]);
+                            pad_row[hi..].fill(0.0);
+                        } else {
+                            pad_row.fill(0.0);
+                        }
                         let (p0, rest) = phases.split_at_mut(tw + 1);
                         let (p1, rest) = rest.split_at_mut(tw + 1);
                         let (p2, p3) = rest.split_at_mut(tw + 1);
@@ -641,10 +690,10 @@ impl Layer<'_> {
                     }
                     // Rows times B: the 6 combinations `b_t` of each patch row's 6 values.
                     for (r, phases) in split.chunks_exact(4 * (tw + 1)).enumerate() {
-                        let p = |i: usize| &phases[i * (tw + 1)..(i + 1) * (tw + 1)];
-                        let (d0, d1, d2, d3, d4, d5) = (&p(0)[..tw], &p(1)[..tw], &p(2)[..tw], &p(3)[..tw], &p(0)[1..], &p(1)[1..]);
-                        let out = six_rows(&mut hrow[6 * r * count..6 * (r + 1) * count], count).map(|row| &mut row[k * tw..(k + 1) * tw]);
-                        b_t(out, [d0, d1, d2, d3, d4, d5], tw);
+                        let p = |i: usize| &phases[i * (tw + 1)..][..tiles + 1];
+                        let (d0, d1, d2, d3, d4, d5) = (&p(0)[..tiles], &p(1)[..tiles], &p(2)[..tiles], &p(3)[..tiles], &p(0)[1..], &p(1)[1..]);
+                        let out = six_rows(&mut hrow[6 * r * count..6 * (r + 1) * count], count).map(|row| &mut row[start..start + tiles]);
+                        b_t(out, [d0, d1, d2, d3, d4, d5], tiles);
                     }
                 }
                 // B^T times that: the same combinations of the six rows, straight into V.
@@ -663,33 +712,36 @@ impl Layer<'_> {
             // Y = A^T M A: the 4 combinations `a_t` of the 6 rows of each tile's 6x6 products, then
             // of their columns, giving each tile's 4x4 outputs; bias and activation on the rows.
             let plane = oh * ow;
-            // s_rows: [a][j][tile] for output row a of a tile; quad: one output row's 4 columns per tile.
-            let (s_rows, quad) = hrow.split_at_mut(24 * count);
-            let quad = &mut quad[..4 * tw];
+            // s_rows: [a][j][tile] for output row a of a tile; quad (in `pad_row`'s place): one
+            // output row's 4 columns per tile.
+            let s_rows = &mut hrow[..24 * count];
+            let quad = &mut pad_row[..4 * tw];
             for co in 0..cout {
                 let mrow = |xi: usize| &m[(xi * cout + co) * count..][..count];
                 for j in 0..6 {
                     let [s0, s1, s2, s3] = [0, 1, 2, 3].map(|a| unsafe { std::slice::from_raw_parts_mut(s_rows.as_mut_ptr().add((6 * a + j) * count), count) });
                     a_t([s0, s1, s2, s3], [mrow(j), mrow(6 + j), mrow(12 + j), mrow(18 + j), mrow(24 + j), mrow(30 + j)], count);
                 }
-                for (k, &(image, ty)) in tile_rows.iter().enumerate() {
+                for (&(image, ty, tx0, tiles), &start) in tile_rows.iter().zip(&starts) {
                     let out = unsafe { std::slice::from_raw_parts_mut(dst.add((image * cout + co) * plane), plane) };
+                    // The output columns of the tiles.
+                    let (x0, x1) = (4 * tx0, (4 * (tx0 + tiles)).min(ow));
                     for a in 0..4 {
                         let y = 4 * ty + a;
                         if y >= oh {
                             break;
                         }
-                        let srow = |j: usize| &s_rows[(6 * a + j) * count + k * tw..][..tw];
+                        let srow = |j: usize| &s_rows[(6 * a + j) * count + start..][..tiles];
                         let (t0, t1, t2, t3, t4, t5) = (srow(0), srow(1), srow(2), srow(3), srow(4), srow(5));
                         let bias = self.bias[co];
-                        for (x, o) in quad.chunks_exact_mut(4).enumerate() {
+                        for (x, o) in quad[..4 * tiles].chunks_exact_mut(4).enumerate() {
                             let y = a_t_column([t0[x], t1[x], t2[x], t3[x], t4[x], t5[x]]);
                             for (o, y) in o.iter_mut().zip(y) {
                                 *o = y + bias;
                             }
                         }
-                        let out_row = &mut out[y * ow..(y + 1) * ow];
-                        for (o, &v) in out_row.iter_mut().zip(&quad[..ow]) {
+                        let out_row = &mut out[y * ow + x0..y * ow + x1];
+                        for (o, &v) in out_row.iter_mut().zip(&quad[..x1 - x0]) {
                             *o = if v.abs() < WINOGRAD_FLUSH { 0.0 } else { v };
                         }
                         self.activation.apply(out_row);
@@ -966,48 +1018,58 @@ mod tests {
         }
     }
 
-    /// Inputs zero outside each image's `rows`: computing only the output rows those reach, the
-    /// rest copied from the zero image's output, gives exactly the whole computation.
+    /// Inputs zero outside each image's region: computing only the output rows it reaches (and
+    /// Winograd only the tiles of its columns), the rest copied from the zero image's output,
+    /// gives exactly the whole computation.
     #[test]
-    fn skipped_rows_equal_the_whole_computation() {
+    fn skipped_regions_equal_the_whole_computation() {
         let (valid, same) = (PaddingConfig2d::Valid, PaddingConfig2d::Same);
-        let input = [13, 11];
-        // Image 0 non-zero in rows 4..7, image 1 nowhere, image 2 everywhere.
-        let rows = [4..7, 0..0, 0..13];
-        let n = rows.len();
+        let input = [13, 19];
+        let region = |rows, cols| Region { rows, cols };
+        // Non-zero inside the image, nowhere, everywhere, in the top-left corner, at the right edge.
+        let regions = [region(4..7, 9..13), Region::EMPTY, region(0..13, 0..19), region(0..2, 0..3), region(10..13, 15..19)];
+        let n = regions.len();
         let plane = input[0] * input[1];
         let masked = |cin: usize| {
             let mut x = values(n * cin * plane, 3);
-            for (b, r) in rows.iter().enumerate() {
+            for (b, r) in regions.iter().enumerate() {
                 for c in 0..cin {
-                    let p = &mut x[(b * cin + c) * plane..][..plane];
-                    p[..r.start * input[1]].fill(0.0);
-                    p[r.end * input[1]..].fill(0.0);
+                    for (y, row) in x[(b * cin + c) * plane..][..plane].chunks_exact_mut(input[1]).enumerate() {
+                        for (col, v) in row.iter_mut().enumerate() {
+                            if !(r.rows.contains(&y) && r.cols.contains(&col)) {
+                                *v = 0.0;
+                            }
+                        }
+                    }
                 }
             }
             x
         };
         let one = PaddingConfig2d::Explicit(1, 1, 1, 1);
         // (cin, cout, k, stride, groups, padding): pointwise, the stem's kind, depthwise 3x3 and
-        // 5x5 / 2, Winograd (VGG's; image 0 reaches rows 3..8, so a tile row computes row 2 too).
+        // 5x5 / 2, Winograd (VGG's; image 0 reaches rows 3..8 and columns 8..14, so its tiles
+        // compute row 2 and columns 14..16 too).
         for (cin, cout, k, stride, groups, padding) in [(4, 6, 1, 1, 1, &valid), (4, 5, 3, 2, 1, &same), (4, 4, 3, 1, 4, &same), (4, 4, 5, 2, 4, &same), (8, 9, 3, 1, 1, &one)] {
             let s = ConvShape::new(cin, cout, k, stride, groups, padding, input);
             let (x, zero) = (masked(cin), vec![0f32; cin * plane]);
             let (weight, bias) = (values(cout * s.depth(), 5), values(cout, 6));
             let background = conv2d(&s, &weight, &bias, Activation::Relu6, &zero, 1, None);
-            let reached: Vec<_> = rows.iter().map(|r| s.rows_reached(r.clone())).collect();
-            let skip = Skip { rows: &reached, background: &background };
+            let reached: Vec<_> = regions.iter().map(|r| s.reached(r)).collect();
+            let skip = Skip { regions: &reached, background: &background };
             let want = conv2d(&s, &weight, &bias, Activation::Relu6, &x, n, None);
             let got = conv2d(&s, &weight, &bias, Activation::Relu6, &x, n, Some(skip));
             if uses_winograd(&s) {
                 // F(4x4, 3x3) leaves rounding residuals where the skip copies the zero image's
-                // values (WINOGRAD_FLUSH): equal up to those.
+                // values (WINOGRAD_FLUSH): equal up to those (a few units in the last place of
+                // sums of `depth` products).
                 let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                assert!(worst <= 1e-6, "{s:?}, reached {reached:?}: max abs diff {worst}");
+                assert!(worst <= 1e-6 * (s.depth() as f32).sqrt(), "{s:?}, reached {reached:?}: max abs diff {worst}");
+                assert_eq!(reached[0], region(3..8, 8..14));
             } else {
                 assert_eq!(got, want, "{s:?}, reached {reached:?}");
             }
-            assert!(reached[0].len() < s.output()[0] && reached[1].is_empty() && reached[2] == (0..s.output()[0]));
+            let [oh, ow] = s.output();
+            assert!(reached[0].rows.len() < oh && reached[0].cols.len() < ow && reached[1].is_empty() && reached[2] == region(0..oh, 0..ow));
             assert_eq!(uses_winograd(&s), cin == 8);
         }
         let (cin, x, zero) = (4, masked(4), vec![0f32; 4 * plane]);
@@ -1019,8 +1081,8 @@ mod tests {
         let layers: Vec<Layer> = [(&e, Activation::Relu6), (&d, Activation::Relu6), (&p, Activation::None)].iter().zip(&params).map(|(&(shape, activation), (weight, bias))| Layer { shape, weight, bias, activation }).collect();
         let block = |x: &[f32], n, skip| inverted_residual(&layers[0], &layers[1], &layers[2], true, x, n, skip);
         let background = block(&zero, 1, None);
-        let reached: Vec<_> = rows.iter().map(|r| d.rows_reached(r.clone())).collect();
-        assert_eq!(block(&x, n, Some(Skip { rows: &reached, background: &background })), block(&x, n, None), "a block, reached {reached:?}");
+        let reached: Vec<_> = regions.iter().map(|r| d.reached(r)).collect();
+        assert_eq!(block(&x, n, Some(Skip { regions: &reached, background: &background })), block(&x, n, None), "a block, reached {reached:?}");
     }
 
     #[test]
@@ -1076,10 +1138,10 @@ mod tests {
     /// Tile rows are cut into tasks in order, at most `per_task` each, across images.
     #[test]
     fn winograd_tasks_pack_tile_rows_in_order() {
-        let t = |image, ty0, rows| TileRows { image, ty0, rows };
-        let tasks = winograd_tasks(&[0..5, 2..2, 1..3, 0..1], 3);
-        assert_eq!(tasks, vec![vec![t(0, 0, 3)], vec![t(0, 3, 2), t(2, 1, 1)], vec![t(2, 2, 1), t(3, 0, 1)]]);
-        assert_eq!(winograd_tasks(&[0..0, 0..0], 4), Vec::<Vec<TileRows>>::new());
+        let t = |image, ty0, rows, tx0, cols| TileRows { image, ty0, rows, tx0, cols };
+        let tasks = winograd_tasks(&[[0..5, 0..4], [2..2, 0..0], [1..3, 1..3], [0..1, 0..4]], 3);
+        assert_eq!(tasks, vec![vec![t(0, 0, 3, 0, 4)], vec![t(0, 3, 2, 0, 4), t(2, 1, 1, 1, 2)], vec![t(2, 2, 1, 1, 2), t(3, 0, 1, 0, 4)]]);
+        assert_eq!(winograd_tasks(&[[0..0, 0..0], [0..0, 0..0]], 4), Vec::<Vec<TileRows>>::new());
     }
 
     /// Several images per Winograd task (VGG16's 14 x 14 layers), and one image over several

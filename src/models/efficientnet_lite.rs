@@ -6,9 +6,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Tensor};
 
-use std::ops::Range;
-
-use super::conv::{inverted_residual_cpu, Activation, Conv, ConvKernel};
+use super::conv::{inverted_residual_cpu, Activation, Conv, ConvKernel, Region};
 use super::layers::{conv2d, BuildOptions, ConvSpec, SplitLinear};
 use super::zero_rows::{Rows, ZeroImage};
 use crate::error::Result;
@@ -137,15 +135,15 @@ impl EfficientNetLite0 {
     }
 
     /// [`Self::features`] of Score-CAM's masked inputs, which are zero outside each image's input
-    /// rows `rows`: on our CPU kernels, each layer computes only the rows those reach and copies
-    /// the others from the zero image's forward (recorded once per set of kernels). The same
-    /// values as `features`.
-    pub fn features_masked(&self, x: Tensor<4>, rows: &[Range<usize>]) -> Tensor<4> {
+    /// region `regions`: on our CPU kernels, each layer computes only the rows those reach and
+    /// copies the others from the zero image's forward (recorded once per set of kernels). The
+    /// same values as `features`.
+    pub fn features_masked(&self, x: Tensor<4>, regions: &[Region]) -> Tensor<4> {
         let kernels: Vec<ConvKernel> = std::iter::once(&self.stem).chain(self.blocks.iter().flat_map(|b| b.convs.iter())).chain([&self.head]).map(|c| c.kernel).collect();
         let recorded = self.zero_image.steps(kernels, &x, |zeros, record| {
             self.features_by_rows(zeros, record);
         });
-        self.features_by_rows(x, &mut Rows::Reached { rows: rows.to_vec(), recorded: &recorded, step: 0 })
+        self.features_by_rows(x, &mut Rows::Reached { regions: regions.to_vec(), recorded: &recorded, step: 0 })
     }
 
     /// Global average pool and the classifier.

@@ -17,7 +17,7 @@ mod zero_rows;
 use burn::tensor::{Device, Tensor};
 
 pub use efficientnet_lite::{lite0_convs, EfficientNetLite0, BN_EPS as LITE_BN_EPS, LITE0_STAGES};
-pub use conv::{Activation, Conv, ConvKernel, ConvShape, DeviceWeights};
+pub use conv::{Activation, Conv, ConvKernel, ConvShape, DeviceWeights, Region};
 pub use layers::{BuildOptions, MAX_BINDING_BYTES};
 pub use probe::{ConvChoice, ConvProbe, ProbedLayer};
 pub use vgg::{Vgg, VggConfig};
@@ -214,13 +214,13 @@ impl Network {
         self.forward_with_target(x).1
     }
 
-    /// Logits of Score-CAM's masked inputs, each zero outside its input rows `rows`: the same as
-    /// [`Self::forward`], with the rows no mask reaches copied from the zero image's forward where
-    /// the layers run on our CPU kernels.
-    pub fn forward_masked(&self, x: Tensor<4>, rows: &[std::ops::Range<usize>]) -> Tensor<2> {
+    /// Logits of Score-CAM's masked inputs, each zero outside its input region: the same as
+    /// [`Self::forward`], with what no mask reaches copied from the zero image's forward where the
+    /// layers run on our CPU kernels.
+    pub fn forward_masked(&self, x: Tensor<4>, regions: &[Region]) -> Tensor<2> {
         match self {
-            Self::EfficientNetLite0(m) => m.from_target(m.features_masked(x, rows)),
-            Self::Vgg(m) => m.from_target(m.features_masked(x, rows)),
+            Self::EfficientNetLite0(m) => m.from_target(m.features_masked(x, regions)),
+            Self::Vgg(m) => m.from_target(m.features_masked(x, regions)),
         }
     }
 }

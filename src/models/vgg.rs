@@ -6,9 +6,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxP
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Tensor};
 
-use std::ops::Range;
-
-use super::conv::{Activation, Conv, ConvKernel};
+use super::conv::{Activation, Conv, ConvKernel, Region};
 use super::layers::{conv2d, BuildOptions, ConvSpec, SplitLinear};
 use super::zero_rows::{Rows, ZeroImage};
 use crate::error::Result;
@@ -145,16 +143,16 @@ impl Vgg {
         x
     }
 
-    /// [`Self::features`] of Score-CAM's masked inputs, zero outside each image's input rows
-    /// `rows`: on our CPU kernels each conv computes only the rows those reach, the others copied
-    /// from the zero image's forward (recorded once: VGG16's is 54 MB). The same values as
-    /// `features`.
-    pub fn features_masked(&self, x: Tensor<4>, rows: &[Range<usize>]) -> Tensor<4> {
+    /// [`Self::features`] of Score-CAM's masked inputs, zero outside each image's input region
+    /// `regions`: on our CPU kernels each conv computes only the rows those reach (its Winograd
+    /// tiles only the reached columns of them), the rest copied from the zero image's forward
+    /// (recorded once: VGG16's is 54 MB). The same values as `features`.
+    pub fn features_masked(&self, x: Tensor<4>, regions: &[Region]) -> Tensor<4> {
         let kernels: Vec<ConvKernel> = self.convs.iter().map(|c| c.kernel).collect();
         let recorded = self.zero_image.steps(kernels, &x, |zeros, record| {
             self.features_by_rows(zeros, record);
         });
-        self.features_by_rows(x, &mut Rows::Reached { rows: rows.to_vec(), recorded: &recorded, step: 0 })
+        self.features_by_rows(x, &mut Rows::Reached { regions: regions.to_vec(), recorded: &recorded, step: 0 })
     }
 
     /// From the target layer to the logits: the last max pool, then the classifier head.

@@ -1,15 +1,16 @@
-//! The rows a Score-CAM mask leaves at zero, through a whole network (`cpu_conv::Skip` does it
-//! for one layer). A masked input is zero outside its mask's rows, so each layer's output is the
-//! zero image's outside the rows the input reaches through the layers before: those are copied
-//! from one recorded forward of the zero image instead of computed. EfficientNet-Lite0 and VGG
-//! both run their features through [`Rows`], step by step.
+//! The part of an image a Score-CAM mask leaves at zero, through a whole network
+//! (`cpu_conv::Skip` does it for one layer). A masked input is zero outside its mask's rectangle
+//! of rows and columns ([`Region`]), so each layer's output is the zero image's outside the
+//! region the input reaches through the layers before: that is copied from one recorded forward
+//! of the zero image instead of computed (by every kernel outside the reached rows; by Winograd
+//! tiles outside the reached columns too). EfficientNet-Lite0 and VGG both run their features
+//! through [`Rows`], step by step.
 
-use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use burn::tensor::Tensor;
 
-use super::conv::{host_image, ConvKernel, ConvShape};
+use super::conv::{host_image, ConvKernel, ConvShape, Region};
 use super::cpu_conv::Skip;
 
 /// How a forward treats the rows a mask leaves at zero, step by step (a convolution, or a block
@@ -20,12 +21,12 @@ pub(crate) enum Rows<'a> {
     /// All computed, and each step's output for the first image recorded: run on the zero image,
     /// what `Reached` copies.
     Record(Vec<Vec<f32>>),
-    /// Each image's rows its input reaches computed, the others copied from the recorded steps.
-    Reached { rows: Vec<Range<usize>>, recorded: &'a [Vec<f32>], step: usize },
+    /// Each image's region its input reaches computed, the rest copied from the recorded steps.
+    Reached { regions: Vec<Region>, recorded: &'a [Vec<f32>], step: usize },
 }
 
 impl Rows<'_> {
-    /// Runs one step, `run(skip)`, whose rows follow `shape` (its strided convolution's, for a
+    /// Runs one step, `run(skip)`, whose regions follow `shape` (its strided convolution's, for a
     /// block); `None` where `run` declines it.
     pub(crate) fn step(&mut self, shape: &ConvShape, run: impl FnOnce(Option<Skip>) -> Option<Tensor<4>>) -> Option<Tensor<4>> {
         match self {
@@ -35,25 +36,25 @@ impl Rows<'_> {
                 steps.push(host_image(&out).unwrap_or_default());
                 Some(out)
             }
-            Rows::Reached { rows, recorded, step } => {
-                let reached: Vec<Range<usize>> = rows.iter().map(|r| shape.rows_reached(r.clone())).collect();
+            Rows::Reached { regions, recorded, step } => {
+                let reached: Vec<Region> = regions.iter().map(|r| shape.reached(r)).collect();
                 let background = recorded.get(*step).map_or(&[][..], |b| &b[..]);
                 // (No recorded output: the step did not run on flex, and computes all its rows.)
-                let skip = Some(Skip { rows: &reached, background }).filter(|_| !background.is_empty());
+                let skip = Some(Skip { regions: &reached, background }).filter(|_| !background.is_empty());
                 let out = run(skip)?;
-                *rows = reached;
+                *regions = reached;
                 *step += 1;
                 Some(out)
             }
         }
     }
 
-    /// A 2x2 max pool (stride 2), which needs no record: an output row is the zero image's
-    /// wherever both its input rows are.
+    /// A 2x2 max pool (stride 2), which needs no record: an output pixel is the zero image's
+    /// wherever its four input pixels are.
     pub(crate) fn pool_2x2(&mut self) {
-        if let Rows::Reached { rows, .. } = self {
-            for r in rows.iter_mut() {
-                *r = if r.start >= r.end { 0..0 } else { r.start / 2..r.end.div_ceil(2) };
+        if let Rows::Reached { regions, .. } = self {
+            for r in regions.iter_mut() {
+                *r = if r.is_empty() { Region::EMPTY } else { Region { rows: r.rows.start / 2..r.rows.end.div_ceil(2), cols: r.cols.start / 2..r.cols.end.div_ceil(2) } };
             }
         }
     }
