@@ -11,7 +11,8 @@ from the zero image's only if its receptive field reaches a non-zero input pixel
 could copy every other pixel from one forward of the zero image. This counts, for
 EfficientNet-Lite0's Score-CAM (the masked inputs it actually scores), the share of each
 convolution's multiply-adds that such a skip would still compute: per pixel (the most it could
-save) and per row (what a kernel working on bands of rows, like ours, skips). It also counts the
+save), per row (what a kernel working on bands of rows, like ours, skips) and per rectangle (the
+reached rows times the reached columns, what a kernel skipping columns as well would compute). It also counts the
 rows VGG16's convolutions would compute with those masks (VGG16's real maps cannot be had here:
 Lite0's masks stand in for them) and, given VGG16 weights, with VGG16's own masks.
 """
@@ -45,17 +46,21 @@ total_macs = sum(mac for *_, mac in layers)
 VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 
 
-def vgg16_row_share(live):
-    """The share of VGG16's convolution multiply-adds computed by rows, for masks `live` [n, 1, 224, 224]."""
-    row, size, cin, total, computed = live.amax(3, keepdim=True), live.shape[2], 3, 0.0, 0.0
+def vgg16_shares(live):
+    """The shares of VGG16's convolution multiply-adds computed by rows and by rectangles, for masks
+    `live` [n, 1, 224, 224]."""
+    row, col, size, cin = live.amax(3, keepdim=True), live.amax(2, keepdim=True), live.shape[2], 3
+    total = by_row = by_rect = 0.0
     for c in VGG16:
         if c == "M":
-            row, size = F.max_pool2d(row, (2, 1), (2, 1)), size // 2
+            row, col, size = F.max_pool2d(row, (2, 1), (2, 1)), F.max_pool2d(col, (1, 2), (1, 2)), size // 2
             continue
         row = F.max_pool2d(row, (3, 1), (1, 1), padding=(1, 0))
+        col = F.max_pool2d(col, (1, 3), (1, 1), padding=(0, 1))
         mac = size * size * cin * c * 9
-        total, computed, cin = total + mac, computed + mac * row.mean().item(), c
-    return computed / total
+        total, by_row, cin = total + mac, by_row + mac * row.mean().item(), c
+        by_rect += mac * (row.mean((1, 2, 3)) * col.mean((1, 2, 3))).mean().item()
+    return by_row / total, by_rect / total
 
 
 def live_masks(acts, size):
@@ -67,26 +72,29 @@ def live_masks(acts, size):
 
 
 def computed_share(x):
-    """(share of the image the masks cover, MAC share computed per pixel, per row, per-resolution shares)."""
+    """(share of the image the masks cover, MAC share computed per pixel, per row, per rectangle,
+    per-resolution shares, VGG16's share by rows)."""
     acts = {}
     h = model.head_act.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o.detach()))
     with torch.no_grad():
         model(x)
     h.remove()
     live = live_masks(acts["a"], x.shape[2:])
-    pixel, row = live, live.amax(3, keepdim=True)
-    by_pixel = by_row = 0.0
+    pixel, row, col = live, live.amax(3, keepdim=True), live.amax(2, keepdim=True)
+    by_pixel = by_row = by_rect = 0.0
     per_size = {}
     for k, s, size, mac in layers:
         pixel = F.max_pool2d(pixel, k, s, padding=k // 2)
         row = F.max_pool2d(row, (k, 1), (s, 1), padding=(k // 2, 0))
+        col = F.max_pool2d(col, (1, k), (1, s), padding=(0, k // 2))
         p, r = pixel.mean().item(), row.mean().item()
         by_pixel += mac * p
         by_row += mac * r
+        by_rect += mac * (row.mean((1, 2, 3)) * col.mean((1, 2, 3))).mean().item()
         acc = per_size.setdefault(size, [0.0, 0.0])
         acc[0] += mac
         acc[1] += mac * p
-    return live.mean().item(), by_pixel / total_macs, by_row / total_macs, per_size, vgg16_row_share(live)
+    return live.mean().item(), by_pixel / total_macs, by_row / total_macs, by_rect / total_macs, per_size, vgg16_shares(live)
 
 
 photos = [("chelsea", torch.from_numpy(np.load(os.path.join(SHARED, "reference/inputs/chelsea_imagenet_norm.npy"))))]
@@ -103,16 +111,17 @@ with open(os.path.join(SHARED, "data/imagenet-val/labels.csv")) as f:
         photos.append((os.path.basename(path), to_tensor(load_rgb_224(path))))
 rows = []
 for name, x in photos:
-    covered, px, rw, per_size, vgg_rw = computed_share(x)
+    covered, px, rw, rect, per_size, (vgg_rw, vgg_rect) = computed_share(x)
     own = float("nan")
     if vgg is not None:
         with torch.no_grad():
-            own = vgg16_row_share(live_masks(vgg.features[:30](x), x.shape[2:]))
-    rows.append((covered, px, rw, vgg_rw, own))
-    print(f"{name}: masks cover {covered:.3f} of the image; computed MACs per pixel {px:.3f}, per row {rw:.3f}; "
-          f"VGG16 by rows with these masks {vgg_rw:.3f}, with its own {own:.3f}")
-covered, px, rw, vgg_rw, own = np.array(rows).mean(0)
-print(f"mean of {len(rows)} photos: masks cover {covered:.3f}; computed per pixel {px:.3f} (saves {1 - px:.3f}), per row {rw:.3f} (saves {1 - rw:.3f}); "
-      f"VGG16 by rows with Lite0's masks {vgg_rw:.3f}, with its own {own:.3f}")
+            own = vgg16_shares(live_masks(vgg.features[:30](x), x.shape[2:]))[0]
+    rows.append((covered, px, rw, rect, vgg_rw, vgg_rect, own))
+    print(f"{name}: masks cover {covered:.3f} of the image; computed MACs per pixel {px:.3f}, per row {rw:.3f}, per rectangle {rect:.3f}; "
+          f"VGG16 by rows with these masks {vgg_rw:.3f} (by rectangles {vgg_rect:.3f}), with its own {own:.3f}")
+covered, px, rw, rect, vgg_rw, vgg_rect, own = np.array(rows).mean(0)
+print(f"mean of {len(rows)} photos: masks cover {covered:.3f}; computed per pixel {px:.3f} (saves {1 - px:.3f}), per row {rw:.3f} (saves {1 - rw:.3f}), "
+      f"per rectangle {rect:.3f} (saves {1 - rect:.3f}); "
+      f"VGG16 by rows with Lite0's masks {vgg_rw:.3f} (by rectangles {vgg_rect:.3f}), with its own {own:.3f}")
 print("chelsea by output size: " + ", ".join(
-    f"{size}x{size} {m / total_macs:.3f} of MACs, {c / m:.3f} computed" for size, (m, c) in sorted(computed_share(photos[0][1])[3].items(), reverse=True)))
+    f"{size}x{size} {m / total_macs:.3f} of MACs, {c / m:.3f} computed" for size, (m, c) in sorted(computed_share(photos[0][1])[4].items(), reverse=True)))
