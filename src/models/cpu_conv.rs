@@ -54,7 +54,8 @@ const POINTWISE_BLOCK: usize = 1024;
 /// (`regions`), and the rest is copied from `background`, this layer's output for an all-zero
 /// input (one image). Every kernel computes the region's rows, whole (each output pixel the same
 /// sum of the same inputs, however the rows are split; outside the region that is the zero
-/// image's value); Winograd tiles only the region's columns of them.
+/// image's value); Winograd only the tiles of the region's columns, where that leaves out at
+/// least a quarter of a row's tiles.
 #[derive(Clone, Copy)]
 pub struct Skip<'a> {
     pub regions: &'a [Region],
@@ -94,9 +95,9 @@ pub fn conv2d(shape: &ConvShape, weight: &[f32], bias: &[f32], activation: Activ
         // columns. A pixel computed beside the region in its tile is the zero image's up to
         // F(4x4, 3x3)'s rounding residuals (WINOGRAD_FLUSH), and the background copied over it
         // below gives the exact values.
-        // Where a region's columns leave out less than a quarter of the tiles, its rows are
-        // computed whole (the narrower rows' overheads cost more than those tiles: VGG16 took
-        // 1.02-1.07x the time with 200 px squares of 224).
+        // Where a region's columns leave out less than a quarter of a row's tiles, its rows are
+        // computed whole (narrower rows cost more per tile than those few tiles save: with
+        // columns always, VGG16's masked forward took 1.03-1.06x the time with 200 px squares).
         let computed: Vec<Region> = (0..n)
             .map(|b| match skip {
                 None => Region { rows: 0..oh, cols: 0..ow },
