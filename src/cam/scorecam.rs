@@ -295,17 +295,17 @@ fn score_in_lanes(plan: &ChannelScoring, input: &MethodInput<'_>, lanes: usize, 
 /// The rectangle of a mask (`width` wide) from its first non-zero row to its last, and from its
 /// first non-zero column to its last (empty if all zero).
 fn mask_region(mask: &[f32], width: usize) -> Region {
-    let live = |row: &[f32]| row.iter().any(|&v| v != 0.0);
-    let Some(first) = mask.chunks_exact(width).position(live) else { return Region::EMPTY };
-    let rows = first..mask.len() / width - mask.chunks_exact(width).rev().position(live).expect("a live row exists");
-    let (mut left, mut right) = (width, 0);
-    for row in mask.chunks_exact(width).skip(rows.start).take(rows.len()) {
-        if let Some(x) = row.iter().position(|&v| v != 0.0) {
-            left = left.min(x);
-            right = right.max(width - row.iter().rev().position(|&v| v != 0.0).expect("a live value exists"));
+    let mut region: Option<Region> = None;
+    for (y, row) in mask.chunks_exact(width).enumerate() {
+        if let Some(first) = row.iter().position(|&v| v != 0.0) {
+            let end = width - row.iter().rev().position(|&v| v != 0.0).expect("a non-zero value exists");
+            region = Some(match region {
+                None => Region { rows: y..y + 1, cols: first..end },
+                Some(r) => Region { rows: r.rows.start..y + 1, cols: r.cols.start.min(first)..r.cols.end.max(end) },
+            });
         }
     }
-    Region { rows, cols: left..right }
+    region.unwrap_or(Region::EMPTY)
 }
 
 /// The masks of `channels`, `[B, size, size]` on the device: each activation map upsampled to the

@@ -13,8 +13,8 @@ use burn::tensor::Tensor;
 use super::conv::{host_image, ConvKernel, ConvShape, Region};
 use super::cpu_conv::Skip;
 
-/// How a forward treats the rows a mask leaves at zero, step by step (a convolution, or a block
-/// run as one).
+/// How a forward treats the region a mask leaves at zero (its rows, and for Winograd its
+/// columns), step by step (a convolution, or a block run as one).
 pub(crate) enum Rows<'a> {
     /// All computed.
     All,
