@@ -11,7 +11,7 @@ scripts/setup.sh
 scripts/setup_web.sh
 
 echo "== unit, fixture and CLI tests"
-cargo test --release --locked
+cargo test --release --locked --workspace
 echo "== the fixture suite again on the wgpu backend (Vulkan; lavapipe where there is no GPU)"
 if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -5,7 +5,7 @@
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::models::DeviceWeights;
+use crate::models::{BuildOptions, DeviceWeights};
 
 use crate::error::{Error, Result};
 
@@ -93,6 +93,12 @@ impl Backend {
     /// Burn's pure-Rust CPU backend (no binding limit).
     pub fn cpu(adapter: &str) -> Self {
         Self { device: Device::flex(), name: "cpu", adapter: adapter.to_string(), binding_limit: None, notice: None, lanes: cpu_lanes(), weights: cpu_weights() }
+    }
+
+    /// What models are built under on this backend: its device, where it keeps weights, its
+    /// binding limit and lanes.
+    pub fn build_options(&self) -> BuildOptions {
+        BuildOptions { device: self.device.clone(), weights: self.weights, binding_limit: self.binding_limit, lanes: self.lanes }
     }
 
     pub fn info(&self) -> BackendInfo {

@@ -15,14 +15,16 @@
 
 pub mod backend;
 pub mod cam;
-pub mod error;
 pub mod image_input;
 pub mod imageops;
 pub mod metrics;
 pub mod models;
 pub mod render;
 pub mod session;
-pub mod weights;
+
+// The files (weight file, manifest, the error type) live in a crate without Burn; they keep
+// their paths here.
+pub use scorecam_formats::{error, graph, weights};
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -11,7 +11,7 @@ use crate::cam::{self, ChannelRecord, ChannelScoring, Explanation, Forwarded, Me
 use crate::metrics::{self, CausalCurve, CausalMode, ModelScorer, Protocol, Scorer};
 use crate::error::{Error, Result};
 use crate::image_input;
-use crate::models::{ConvChoice, ConvProbe, Architecture, Model, MAX_BINDING_BYTES};
+use crate::models::{ConvChoice, ConvProbe, Model, MAX_BINDING_BYTES};
 use crate::weights::{Cascade, Manifest};
 
 /// A backend, at most one model on it, and at most one forwarded image.
@@ -151,19 +151,26 @@ impl Session {
     /// and builds the new one under the backend's binding limit. A failure while building (out
     /// of device memory) leaves no model.
     pub fn load_model(&mut self, manifest: Manifest, bytes: &[u8]) -> Result<Arc<Model>> {
-        let (arch, tensors) = Model::decode_for(&manifest, bytes, self.backend.weights)?;
+        let decoded = Model::decode_for(&manifest, bytes, self.backend.weights)?;
+        // One weight block of a linear layer is at most 128 MiB (`SplitLinear`), a convolution's
+        // weight one block: each must fit one binding.
         if let Some(limit) = self.backend.binding_limit
             && limit < MAX_BINDING_BYTES
-            && arch == Architecture::Vgg16
         {
-            return Err(Error::Invalid(format!(
-                "this GPU binds at most {} MiB per buffer and VGG16's weight blocks need 128 MiB: use EfficientNet-Lite0",
-                limit >> 20
-            )));
+            let shapes = decoded.tensors.tensors.values().map(|t| &t.shape).chain(decoded.tensors.int8.values().map(|(shape, _)| shape));
+            let block = shapes.map(|s| (4 * s.iter().product::<usize>()).min(MAX_BINDING_BYTES)).max().unwrap_or(0);
+            if block > limit {
+                return Err(Error::Invalid(format!(
+                    "this GPU binds at most {} MiB per buffer and {}'s largest weight block needs {} MiB: use a smaller model, such as EfficientNet-Lite0",
+                    limit >> 20,
+                    manifest.name,
+                    block.div_ceil(1 << 20)
+                )));
+            }
         }
         self.model = None;
         self.image = None;
-        let model = Arc::new(Model::from_decoded(manifest, tensors, &self.backend)?);
+        let model = Arc::new(Model::from_decoded(manifest, decoded, &self.backend.build_options())?);
         self.model = Some(model.clone());
         Ok(model)
     }
@@ -360,7 +367,7 @@ impl Explainer {
     /// model's own int8 file (checked against its manifest). The class stays the one the intact
     /// network is asked about.
     pub async fn randomised(&self, weights: &[u8], stage: usize, seed: u64, reporter: &mut Reporter<'_>) -> Result<(SanityStage, Explanation, ExplanationSummary)> {
-        let (_, tensors) = Model::decode(&self.model.manifest, weights)?;
+        let tensors = Model::decode(&self.model.manifest, weights)?.tensors;
         let mut cascade = Cascade::new(tensors, seed);
         let groups = cascade.groups().to_vec();
         if stage > groups.len() {
@@ -403,8 +410,8 @@ impl ModelInfo {
     pub fn of(model: &Model) -> Self {
         Self {
             name: model.manifest.name.clone(),
-            arch: model.arch.name().to_string(),
-            display_name: model.arch.display_name().to_string(),
+            arch: model.arch.name.to_string(),
+            display_name: model.arch.display_name.to_string(),
             input_size: model.input_size(),
             class_names: model.manifest.class_names.clone(),
             max_batch: model.binding_limit.map(|_| model.max_batch()),

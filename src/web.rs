@@ -279,7 +279,7 @@ impl WebSession {
         explanation_to_js(summary, &e.map)
     }
 
-    // Sharing an explanation out (the page's worker pool, www/pool.js): every worker holds the
+    // Sharing an explanation out (the page's worker pool, www/workers.js): every worker holds the
     // same model and image; each scores the batches it is handed (`scoreBatch`), and one of them
     // turns all the scores into the map (`finishScores`). A batch holds the same channels
     // wherever it is scored, so the map equals `explain`'s. Scores are one value per channel of

@@ -6,14 +6,13 @@ mod common;
 
 use common::*;
 use scorecam::cam::{self, IntegratedGradientsOptions, MeaningfulPerturbationOptions, Method, RiseOptions, SmoothGradOptions};
-use scorecam::models::Architecture;
 
 fn fixture(name: &str) -> std::path::PathBuf {
     repo().join("tests/fixtures/vgg_tiny").join(name)
 }
 
 fn setup() -> (scorecam::models::Model, Vec<f32>) {
-    let (f32_model, _, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
+    let (f32_model, _, _) = f32_and_int8(&fixture("weights.safetensors"), arch("vgg_tiny"), &backend());
     (f32_model, read_npy(&fixture("input.npy")).1)
 }
 
@@ -114,6 +113,6 @@ fn load_int8_fixture() -> scorecam::models::Model {
     let manifest_path = fixture("int8/vgg_tiny.json");
     let manifest = scorecam::weights::Manifest::from_json(&std::fs::read_to_string(&manifest_path).unwrap(), "vgg_tiny.json").unwrap();
     let bytes = std::fs::read(fixture("int8/vgg_tiny.safetensors")).unwrap();
-    scorecam::models::Model::load(manifest, &bytes, &backend()).unwrap()
+    scorecam::models::Model::load(manifest, &bytes, &backend().build_options()).unwrap()
 }
 

@@ -43,7 +43,8 @@ fn full_size_shapes() -> Vec<ConvShape> {
 
 fn layer(shape: ConvShape, weights: DeviceWeights, kernel: ConvKernel, w: &[f32], b: &[f32], device: &burn::tensor::Device) -> Conv {
     let wt = HostTensor::new(vec![shape.cout, shape.cin / shape.groups, shape.kernel, shape.kernel], w.to_vec());
-    let mut conv = Conv::new(wt, HostTensor::new(vec![shape.cout], b.to_vec()), shape, scorecam::models::Activation::None, weights, Some(128 << 20), device);
+    let options = BuildOptions { device: device.clone(), weights, binding_limit: Some(128 << 20), lanes: 1 };
+    let mut conv = Conv::new(wt, HostTensor::new(vec![shape.cout], b.to_vec()), shape, scorecam::models::Activation::None, &options);
     conv.set_kernel(kernel);
     conv
 }
@@ -96,7 +97,8 @@ fn chunked_im2col_equals_one_image_at_a_time() {
     // 64*9*56*56*4 bytes = 7.2 MB of columns per image: a 16 MiB limit makes chunks of 2.
     assert_eq!((16 << 20) / shape.columns_bytes(), 2);
     let wt = HostTensor::new(vec![64, 64, 3, 3], w.clone());
-    let mut conv = Conv::new(wt, HostTensor::new(vec![64], b.clone()), shape, scorecam::models::Activation::None, DeviceWeights::F32, Some(16 << 20), device);
+    let options = BuildOptions { device: device.clone(), weights: DeviceWeights::F32, binding_limit: Some(16 << 20), lanes: 1 };
+    let mut conv = Conv::new(wt, HostTensor::new(vec![64], b.clone()), shape, scorecam::models::Activation::None, &options);
     conv.set_kernel(ConvKernel::Matmul);
     let images = pattern(5 * 64 * 56 * 56, 6);
     let x: Tensor<4> = Tensor::from_data(TensorData::new(images.clone(), [5, 64, 56, 56]), device);
@@ -131,11 +133,11 @@ fn vgg16_int8_weights_fit_in_150_mb() {
         t.insert(format!("classifier.{}.weight", i * 3), HostTensor::new(vec![dout, din], vec![0.0; dout * din]));
         t.insert(format!("classifier.{}.bias", i * 3), HostTensor::new(vec![dout], vec![0.0; dout]));
     }
-    let device = burn::tensor::Device::flex();
-    let arch = scorecam::models::Architecture::Vgg16;
-    let int8 = Network::load(&arch, t.clone(), BuildOptions { weights: DeviceWeights::Int8, binding_limit: Some(128 << 20) }, &device).unwrap();
-    let linear = Network::load(&arch, t.clone(), BuildOptions { weights: DeviceWeights::Int8Linear, binding_limit: None }, &device).unwrap();
-    let f32 = Network::load(&arch, t, BuildOptions::default(), &device).unwrap();
+    let arch = scorecam::models::architecture("vgg16").unwrap();
+    let options = |weights, binding_limit| BuildOptions { weights, binding_limit, ..BuildOptions::cpu() };
+    let int8 = Network::load(arch, None, t.clone(), &options(DeviceWeights::Int8, Some(128 << 20))).unwrap();
+    let linear = Network::load(arch, None, t.clone(), &options(DeviceWeights::Int8Linear, None)).unwrap();
+    let f32 = Network::load(arch, None, t, &BuildOptions::cpu()).unwrap();
     let (bytes_int8, bytes_f32, bytes_linear) = (int8.weight_bytes_on_device(), f32.weight_bytes_on_device(), linear.weight_bytes_on_device());
     eprintln!("VGG16 weights on the device: int8 {bytes_int8} bytes, f32 {bytes_f32} bytes, int8 linear layers {bytes_linear} bytes");
     assert_eq!(bytes_f32, 4 * 138_357_544);
@@ -210,7 +212,7 @@ fn int8_linear_layers_on_the_cpu_match_f32() {
     // again, so the very same map.
     let dir = repo().join("tests/fixtures/vgg_tiny/int8");
     let manifest = scorecam::weights::Manifest::from_json(&std::fs::read_to_string(dir.join("vgg_tiny.json")).unwrap(), "vgg_tiny.json").unwrap();
-    let (_, tensors) = Model::decode(&manifest, &std::fs::read(dir.join(&manifest.weights.file)).unwrap()).unwrap();
+    let tensors = Model::decode(&manifest, &std::fs::read(dir.join(&manifest.weights.file)).unwrap()).unwrap().tensors;
     let again = int8.with_tensors(tensors).unwrap();
     assert_eq!(again.weight_bytes_on_device(), int8.weight_bytes_on_device());
     let method = Method::ScoreCam(Default::default());

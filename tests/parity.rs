@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use common::*;
 use scorecam::cam::{self, Method, ScoreCamOptions, ScoreCamVariant};
-use scorecam::models::{Architecture, DeviceWeights, Model};
+use scorecam::models::{DeviceWeights, Model};
 use scorecam::weights::Manifest;
 
 const IMAGES: [&str; 3] = ["chelsea", "coffee", "ILSVRC2012_val_00000247"];
@@ -90,7 +90,7 @@ fn check_int8_linear(int8_model: &Model, (manifest, bytes): (Manifest, Vec<u8>),
         return;
     }
     page.weights = DeviceWeights::Int8Linear;
-    let linear = Model::load(manifest, &bytes, &page).unwrap();
+    let linear = Model::load(manifest, &bytes, &page.build_options()).unwrap();
     assert!(linear.weight_bytes_on_device() < int8_model.weight_bytes_on_device());
     for image in IMAGES {
         let logits = |m: &Model| pollster::block_on(cam::forward_image(m, &input(image))).unwrap().logits;
@@ -128,7 +128,7 @@ fn check_cams(f32_model: &Model, int8_model: &Model, key: &str, class: usize, ba
 #[test]
 #[ignore]
 fn efficientnet_lite0_matches_pytorch() {
-    let (f32_model, int8_model, file) = f32_and_int8(&data_file("efficientnet_lite0.pth"), &Architecture::EfficientNetLite0, &backend());
+    let (f32_model, int8_model, file) = f32_and_int8(&data_file("efficientnet_lite0.pth"), arch("efficientnet_lite0"), &backend());
     check_forward(&f32_model, "efficientnet_lite0");
     check_batch_order(&f32_model);
     check_cams(&f32_model, &int8_model, "efficientnet_lite0", 285, 32);
@@ -144,7 +144,7 @@ fn vgg16_matches_pytorch() {
     let legacy = scorecam::convert::read_state_dict(&data_file("vgg16_random_seed0_legacy.pth")).unwrap();
     let modern = scorecam::convert::read_state_dict(&zip).unwrap();
     assert_eq!(legacy.tensors, modern.tensors);
-    let (f32_model, int8_model, file) = f32_and_int8(&zip, &Architecture::Vgg16, &backend());
+    let (f32_model, int8_model, file) = f32_and_int8(&zip, arch("vgg16"), &backend());
     check_forward(&f32_model, "vgg16_random_seed0");
     check_cams(&f32_model, &int8_model, "vgg16_random_seed0", 285, 16);
     check_int8_linear(&int8_model, file, "vgg16_random_seed0");

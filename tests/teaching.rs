@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use scorecam::cam::{self, Method, Reporter};
 use scorecam::metrics::{self, CausalMode, Metric, ModelScorer, Sample};
-use scorecam::models::Architecture;
 use scorecam::session::{ExplainRequest, PreparedImage, Session};
 use scorecam::weights::Manifest;
 
@@ -33,7 +32,7 @@ fn request(method: &str) -> ExplainRequest {
 
 #[test]
 fn channel_scores_match_the_official_algorithm() {
-    let (model, _, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
+    let (model, _, _) = f32_and_int8(&fixture("weights.safetensors"), arch("vgg_tiny"), &backend());
     let input = read_npy(&fixture("input.npy")).1;
     let e = explain(&model, &input, None, &Method::default());
     let (_, reference) = read_npy(&fixture("official_channel_scores.npy"));

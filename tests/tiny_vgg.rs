@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use scorecam::backend::Backend;
 use scorecam::cam::{self, Method, Progress, Reporter, ScoreCamOptions, ScoreCamVariant};
-use scorecam::models::Architecture;
 use scorecam::Error;
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -14,7 +13,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 }
 
 fn setup() -> (scorecam::models::Model, scorecam::models::Model, Vec<f32>) {
-    let (f32_model, int8_model, _) = f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &backend());
+    let (f32_model, int8_model, _) = f32_and_int8(&fixture("weights.safetensors"), arch("vgg_tiny"), &backend());
     (f32_model, int8_model, read_npy(&fixture("input.npy")).1)
 }
 
@@ -109,7 +108,7 @@ fn batches_scored_in_any_order_on_another_copy_give_the_same_map() {
     let (model, copy, input) = setup();
     let (_, copy_b, _) = setup();
     // Natively on the CPU the batches are also scored by several threads at once (lanes).
-    let lanes = |n: usize| f32_and_int8(&fixture("weights.safetensors"), &Architecture::VggTiny, &Backend { lanes: n, ..backend() }).1;
+    let lanes = |n: usize| f32_and_int8(&fixture("weights.safetensors"), arch("vgg_tiny"), &Backend { lanes: n, ..backend() }).1;
     let (sequential, threaded) = (lanes(1), lanes(3));
     for method in [
         Method::ScoreCam(ScoreCamOptions { batch_size: 3, ..Default::default() }),
@@ -208,7 +207,7 @@ fn backend_reports_its_binding_limit_and_starts_once() {
 fn a_model_with_other_weights_keeps_device_and_binding_limit() {
     let (f32_model, mut int8_model, x) = setup();
     int8_model.binding_limit = Some(3 << 20);
-    let twin = int8_model.with_tensors(source_tensors(&fixture("weights.safetensors"), &Architecture::VggTiny)).unwrap();
+    let twin = int8_model.with_tensors(source_tensors(&fixture("weights.safetensors"), arch("vgg_tiny"))).unwrap();
     assert_eq!(twin.binding_limit, Some(3 << 20));
     assert_eq!(twin.max_batch(), int8_model.max_batch());
     // the source weights: the f32 model's logits exactly

@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::maps::softmax;
 use crate::error::{Error, Result};
-use crate::models::Model;
+use crate::models::{read_f32, Model};
 
 /// The target layer's maps for one image, on the host.
 #[derive(Debug, Clone)]
@@ -55,16 +55,6 @@ pub struct Forwarded {
     pub maps: FeatureMaps,
     pub logits: Vec<f32>,
     pub probabilities: Vec<f32>,
-}
-
-/// Reads a float tensor back (async: the browser cannot block on the GPU).
-pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    let data = t.into_data_async().await.map_err(|e| Error::Device(format!("{e:?}")))?;
-    let values = data.try_into_vec::<f32>().map_err(|e| Error::Device(format!("{e:?}")))?;
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Device("the network produced NaN or infinity (device lost or out of memory?)".into()));
-    }
-    Ok(values)
 }
 
 /// Runs the unmasked forward pass on a normalised `[3, size, size]` image.

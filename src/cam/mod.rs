@@ -21,7 +21,9 @@ pub mod registry;
 mod rise;
 mod scorecam;
 
-pub use forward::{class_probabilities, forward_image, input_tensor, masked_on_device, read_f32, FeatureMaps, Forwarded};
+pub use forward::{class_probabilities, forward_image, input_tensor, masked_on_device, FeatureMaps, Forwarded};
+/// Device read-back lives with the models (`models::device`); methods read through it too.
+pub use crate::models::read_f32;
 pub use gradients::{input_gradients, IntegratedGradientsOptions, SmoothGradOptions};
 pub use maps::{saliency_from_weights, softmax, top_k, Finish};
 pub(crate) use maps::min_max;

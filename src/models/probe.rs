@@ -5,13 +5,14 @@
 //! on a GPU without tensor cores the matmul usually does, on lavapipe or SwiftShader often the
 //! direct kernel.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use super::conv::{Activation, Conv, ConvKernel, ConvShape, DeviceWeights};
+use super::device::{read_f32, BuildOptions};
+use super::geometry::{Activation, ConvShape, DeviceWeights};
+use super::layers::{Conv, ConvKernel};
 use super::Model;
-use crate::cam::read_f32;
 use crate::error::{Error, Result};
 use crate::weights::HostTensor;
 
@@ -67,7 +68,9 @@ impl ConvChoice {
 /// give the same choice.
 pub fn probe_key(adapter: &str, backend: &str, model: &Model, batch: usize) -> String {
     let kernels = if cfg!(feature = "autotune") { "autotune" } else { "fixed" };
-    format!("{adapter}|{backend}|{kernels}|{}|{}|b{batch}", model.manifest.arch, model.weights.name())
+    // An imported graph is named by its weights' hash: two graphs share no layer list.
+    let arch = if model.graph.is_some() { format!("{}:{}", model.manifest.arch, model.manifest.weights.sha256) } else { model.manifest.arch.clone() };
+    format!("{adapter}|{backend}|{kernels}|{arch}|{}|b{batch}", model.weights.name())
 }
 
 /// The distinct shapes with a choice (f32, not grouped), with how often each occurs.
@@ -90,8 +93,9 @@ fn choices(model: &Model) -> Vec<(ConvShape, usize)> {
 pub async fn probe(model: &Model, key: String, batch: usize, runs: usize) -> Result<ConvProbe> {
     let mut layers = Vec::new();
     for (shape, count) in choices(model) {
-        let direct = synthetic(shape, ConvKernel::Direct, model.binding_limit, &model.device);
-        let matmul = synthetic(shape, ConvKernel::Matmul, model.binding_limit, &model.device);
+        let options = model.options().with_weights(DeviceWeights::F32);
+        let direct = synthetic(shape, ConvKernel::Direct, &options);
+        let matmul = synthetic(shape, ConvKernel::Matmul, &options);
         let [h, w] = shape.input;
         let n = batch * shape.cin * h * w;
         let x: Tensor<4> = Tensor::from_data(TensorData::new(pattern(n, 7), [batch, shape.cin, h, w]), &model.device);
@@ -113,11 +117,11 @@ pub async fn probe(model: &Model, key: String, batch: usize, runs: usize) -> Res
 }
 
 /// A layer of `shape` with made-up weights (the timing does not depend on them).
-fn synthetic(shape: ConvShape, kernel: ConvKernel, binding_limit: Option<usize>, device: &Device) -> Conv {
+fn synthetic(shape: ConvShape, kernel: ConvKernel, options: &BuildOptions) -> Conv {
     let weights = shape.cout * shape.depth();
     let w = HostTensor::new(vec![shape.cout, shape.cin / shape.groups, shape.kernel, shape.kernel], pattern(weights, 1));
     let b = HostTensor::new(vec![shape.cout], pattern(shape.cout, 2));
-    let mut conv = Conv::new(w, b, shape, Activation::None, DeviceWeights::F32, binding_limit, device);
+    let mut conv = Conv::new(w, b, shape, Activation::None, options);
     conv.set_kernel(kernel);
     conv
 }

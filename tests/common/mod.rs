@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use scorecam::backend::Backend;
 use scorecam::cam::{self, Explanation, Method, Reporter};
 use scorecam::convert;
-use scorecam::models::{Architecture, Model};
+use scorecam::models::{architecture, ArchitectureSpec, Model};
 use scorecam::weights::{encode_int8, sha256_hex, Manifest, NamedTensors, WeightsRef};
 
 pub fn repo() -> PathBuf {
@@ -43,19 +43,26 @@ pub fn backend() -> Backend {
     Backend::start(&std::env::var("SCORECAM_TEST_BACKEND").unwrap_or_else(|_| "flex".into())).unwrap()
 }
 
+/// The architecture-table row called `name`.
+pub fn arch(name: &str) -> &'static ArchitectureSpec {
+    architecture(name).unwrap()
+}
+
 /// Canonical f32 tensors from a source state_dict.
-pub fn source_tensors(path: &Path, arch: &Architecture) -> NamedTensors {
+pub fn source_tensors(path: &Path, arch: &ArchitectureSpec) -> NamedTensors {
     convert::canonical_tensors(convert::read_state_dict(path).unwrap(), arch).unwrap()
 }
 
 /// The unquantised model and its int8 twin, both from the same source file; and the int8 file
 /// with its manifest, to load it again.
-pub fn f32_and_int8(path: &Path, arch: &Architecture, backend: &Backend) -> (Model, Model, (Manifest, Vec<u8>)) {
+pub fn f32_and_int8(path: &Path, arch: &ArchitectureSpec, backend: &Backend) -> (Model, Model, (Manifest, Vec<u8>)) {
     let tensors = source_tensors(path, arch);
-    let bytes = encode_int8(&tensors, arch.name()).unwrap();
-    let manifest = convert::manifest_for(arch, WeightsRef { file: "test.safetensors".into(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
-    let f32_model = Model::from_tensors(manifest.clone(), tensors, backend).unwrap();
-    let int8_model = Model::load(manifest.clone(), &bytes, backend).unwrap();
+    let bytes = encode_int8(&tensors, arch.name, None).unwrap();
+    let target = convert::check_buildable(arch, None, &tensors).unwrap();
+    let manifest = convert::manifest_for(arch, target, WeightsRef { file: "test.safetensors".into(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+    let options = backend.build_options();
+    let f32_model = Model::from_tensors(manifest.clone(), None, tensors, &options).unwrap();
+    let int8_model = Model::load(manifest.clone(), &bytes, &options).unwrap();
     (f32_model, int8_model, (manifest, bytes))
 }
 

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use scorecam::models::Architecture;
 
 /// Convert a PyTorch state_dict (.pth/.pt or .safetensors) into the app's int8 weight file + manifest.
 #[derive(clap::Args)]
@@ -18,13 +17,13 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let arch = a.arch.map(|n| Architecture::from_name(&n)).transpose()?;
+    let arch = a.arch.map(|n| scorecam::models::architecture(&n)).transpose()?;
     let c = scorecam::convert::convert(&a.input, &a.out, arch)?;
     let dir = a.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let index = scorecam::convert::write_model_index(dir)?;
     println!(
         "{}: {} -> {} ({:.1} MB) + {}",
-        c.arch.display_name(),
+        c.arch.display_name,
         a.input.display(),
         c.weights_path.display(),
         c.manifest.weights.bytes as f64 / 1e6,

@@ -7,22 +7,22 @@
 //!   weights on the device: CubeCL's matmul dequantises inside the kernel, its convolutions do
 //!   not take quantized weights at all.
 //!
-//! Which is faster depends on the device and the layer, so it is measured ([`super::probe`]).
+//! Which is faster depends on the device and the layer, so it is measured ([`crate::models::probe`]).
 //! Both give the same numbers up to summation order (tests/conv.rs: max relative difference
 //! <= 1e-5 on every VGG16 and EfficientNet-Lite0 layer shape).
 
+use burn::backend::flex::FlexTensor;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
-use burn::backend::flex::FlexTensor;
 use burn::tensor::{Device, Slice, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
 
-use super::cpu_conv::Skip;
-
-use crate::weights::quantize_rows;
-use crate::weights::HostTensor;
+use crate::error::Result;
+use crate::models::device::{host_f32, tensor, BuildOptions};
+use crate::models::geometry::{Activation, ConvShape, DeviceWeights};
+use crate::models::kernels::{self, Skip};
+use crate::weights::{quantize_rows, HostTensor, NamedTensors};
 
 /// How one convolution is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -30,9 +30,9 @@ use crate::weights::HostTensor;
 pub enum ConvKernel {
     Direct,
     Matmul,
-    /// Ours on the CPU backend ([`super::cpu_conv`]): GEMMs on flex's NCHW buffers with the bias
-    /// and activation fused. Elsewhere (another device, or a tensor that autodiff tracks) the
-    /// layer runs `direct`.
+    /// Ours on the CPU backend ([`crate::models::kernels`]): GEMMs on flex's NCHW buffers with
+    /// the bias and activation fused. Elsewhere (another device, a tensor that autodiff tracks,
+    /// or a grouped convolution that is not depthwise) the layer runs `direct`.
     Cpu,
 }
 
@@ -46,190 +46,6 @@ impl ConvKernel {
     }
 }
 
-// Written as compares and selects, which become one vector op each in wasm (`f32x4.pmax`,
-// `f32x4.pmin`): `f32::max`'s NaN rule costs wasm scalar code, about 20x slower on a ReLU pass.
-// NaN stays NaN, as in PyTorch.
-#[inline(always)]
-fn relu(v: f32) -> f32 {
-    if v < 0.0 { 0.0 } else { v }
-}
-
-#[inline(always)]
-fn relu6(v: f32) -> f32 {
-    let v = relu(v);
-    if v > 6.0 { 6.0 } else { v }
-}
-
-/// The activation that follows a convolution, applied by the layer itself so the CPU kernel
-/// can fuse it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Activation {
-    #[default]
-    None,
-    Relu,
-    /// min(max(x, 0), 6), EfficientNet-Lite's.
-    Relu6,
-}
-
-impl Activation {
-    /// In place, on host values.
-    #[inline]
-    pub fn apply(self, values: &mut [f32]) {
-        match self {
-            Self::None => {}
-            Self::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
-            Self::Relu6 => values.iter_mut().for_each(|v| *v = relu6(*v)),
-        }
-    }
-
-    /// The activation as a clamp `[lo, hi]` (what `cpu_gemm::Epilogue` applies): the same
-    /// comparisons as `relu` and `relu6`, so the same values.
-    pub fn range(self) -> [f32; 2] {
-        match self {
-            Self::None => [f32::NEG_INFINITY, f32::INFINITY],
-            Self::Relu => [0.0, f32::INFINITY],
-            Self::Relu6 => [0.0, 6.0],
-        }
-    }
-
-    /// On a tensor, with Burn's ops.
-    pub fn tensor(self, x: Tensor<4>) -> Tensor<4> {
-        match self {
-            Self::None => x,
-            Self::Relu => burn::tensor::activation::relu(x),
-            Self::Relu6 => x.clamp(0.0, 6.0),
-        }
-    }
-}
-
-/// Where a model's weights live on the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceWeights {
-    /// f32, dequantised on the host at load (4 bytes per weight).
-    #[default]
-    F32,
-    /// The file's int8 values and per-row scales, dequantised inside the matmul (1 byte per
-    /// weight plus the scales) for every layer the matmul computes: all but depthwise
-    /// convolutions, which stay f32 (they are small).
-    Int8,
-    /// On the CPU backend: convolutions f32 (our CPU kernels), the linear layers' weights as the
-    /// file's int8 rows, dequantised as our kernel reads them (`cpu_linear`): the same values
-    /// as `F32`, VGG16 in 183 MB instead of 553 MB. What the page's CPU workers hold.
-    Int8Linear,
-}
-
-impl DeviceWeights {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::F32 => "f32",
-            Self::Int8 => "int8",
-            Self::Int8Linear => "int8-linear",
-        }
-    }
-}
-
-/// A convolution's geometry at the model's input size: enough to time it alone and to tell
-/// layers apart in a probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ConvShape {
-    pub cin: usize,
-    pub cout: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub groups: usize,
-    /// (top, bottom, left, right) zeros around the input.
-    pub padding: [usize; 4],
-    /// The input's height and width.
-    pub input: [usize; 2],
-}
-
-/// The rectangle of an image a Score-CAM mask leaves non-zero, or that such an input reaches in a
-/// layer's output: rows `rows`, columns `cols`. Everything outside it is the zero image's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Region {
-    pub rows: Range<usize>,
-    pub cols: Range<usize>,
-}
-
-impl Region {
-    pub const EMPTY: Region = Region { rows: 0..0, cols: 0..0 };
-
-    /// Nothing in it.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() || self.cols.is_empty()
-    }
-}
-
-impl ConvShape {
-    /// The output region that reads any input pixel of `region` (through the kernel, stride and
-    /// padding): its rows and its columns.
-    pub fn reached(&self, region: &Region) -> Region {
-        if region.is_empty() {
-            return Region::EMPTY;
-        }
-        let [oh, ow] = self.output();
-        let reached = Region { rows: self.reached_along(region.rows.clone(), self.padding[0], oh), cols: self.reached_along(region.cols.clone(), self.padding[2], ow) };
-        if reached.is_empty() { Region::EMPTY } else { reached }
-    }
-
-    /// The outputs along one axis (`before` zeros of padding, `len` outputs) that read any of
-    /// inputs `inputs`.
-    fn reached_along(&self, inputs: Range<usize>, before: usize, len: usize) -> Range<usize> {
-        let (k, stride) = (self.kernel, self.stride);
-        // Output o reads inputs o * stride - before up to o * stride - before + k - 1.
-        let end = ((inputs.end - 1 + before) / stride + 1).min(len);
-        let first = (inputs.start + before + 1).saturating_sub(k).div_ceil(stride).min(end);
-        first..end
-    }
-
-    /// `padding` as Burn's `PaddingConfig2d` would give it: `Same` as TF does (the odd zero at the
-    /// end), `Explicit` as given.
-    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, padding: &PaddingConfig2d, input: [usize; 2]) -> Self {
-        let same = |size: usize| {
-            let out = size.div_ceil(stride);
-            let total = ((out - 1) * stride + kernel).saturating_sub(size);
-            (total / 2, total - total / 2)
-        };
-        let padding = match padding {
-            PaddingConfig2d::Valid => [0; 4],
-            PaddingConfig2d::Same => {
-                let (t, b) = same(input[0]);
-                let (l, r) = same(input[1]);
-                [t, b, l, r]
-            }
-            PaddingConfig2d::Explicit(top, left, bottom, right) => [*top, *bottom, *left, *right],
-        };
-        Self { cin, cout, kernel, stride, groups, padding, input }
-    }
-
-    pub fn output(&self) -> [usize; 2] {
-        let [t, b, l, r] = self.padding;
-        [(self.input[0] + t + b - self.kernel) / self.stride + 1, (self.input[1] + l + r - self.kernel) / self.stride + 1]
-    }
-
-    /// The matmul's inner dimension: one column of im2col.
-    pub fn depth(&self) -> usize {
-        self.cin / self.groups * self.kernel * self.kernel
-    }
-
-    /// Grouped (depthwise) convolutions are not one matrix product; they always run direct.
-    pub fn has_matmul(&self) -> bool {
-        self.groups == 1
-    }
-
-    /// Bytes of one image's im2col matrix (f32).
-    pub fn columns_bytes(&self) -> usize {
-        let [h, w] = self.output();
-        4 * self.depth() * h * w
-    }
-
-    /// Multiply-adds for one image.
-    pub fn macs(&self) -> usize {
-        let [h, w] = self.output();
-        self.cout * self.depth() * h * w
-    }
-}
 
 /// One convolution layer; its weights are f32 in Burn's layout, or int8 rows for the matmul.
 #[derive(Module, Debug)]
@@ -280,10 +96,12 @@ impl Conv {
     /// A layer from PyTorch-layout weights [out, in/groups, k, k] and bias, with f32 or int8
     /// weights on the device. int8 needs the matmul; a layer that cannot run as one (grouped)
     /// or whose rows fit no scale block keeps f32.
-    /// On the CPU backend the layer starts on our CPU kernel, elsewhere on Burn's direct one.
-    pub fn new(weight: HostTensor, bias: HostTensor, shape: ConvShape, activation: Activation, weights: DeviceWeights, binding_limit: Option<usize>, device: &Device) -> Self {
-        let bias_t = super::layers::tensor::<1>(bias, device);
-        let int8 = match weights {
+    /// On the CPU backend the layer starts on our CPU kernel where it has one for the shape,
+    /// elsewhere on Burn's direct one.
+    pub fn new(weight: HostTensor, bias: HostTensor, shape: ConvShape, activation: Activation, options: &BuildOptions) -> Self {
+        let (device, binding_limit) = (&options.device, options.binding_limit);
+        let bias_t = tensor::<1>(bias, device);
+        let int8 = match options.weights {
             DeviceWeights::Int8 if shape.has_matmul() => quantized_rows(&weight.data, shape.cout, device),
             _ => None,
         };
@@ -292,7 +110,7 @@ impl Conv {
         }
         let [t, b, l, r] = shape.padding;
         let conv = Conv2d {
-            weight: Param::from_tensor(super::layers::tensor(weight, device)),
+            weight: Param::from_tensor(tensor(weight, device)),
             bias: Some(Param::from_tensor(bias_t)),
             stride: [shape.stride; 2],
             kernel_size: [shape.kernel; 2],
@@ -300,7 +118,7 @@ impl Conv {
             groups: shape.groups,
             padding: PaddingConfig2d::Explicit(t, l, b, r),
         };
-        let kernel = if *device == Device::flex() { ConvKernel::Cpu } else { ConvKernel::Direct };
+        let kernel = if *device == Device::flex() && kernels::serves(&shape) { ConvKernel::Cpu } else { ConvKernel::Direct };
         Self { float: Some(conv), int8: None, shape, kernel, activation, binding_limit }
     }
 
@@ -310,11 +128,21 @@ impl Conv {
     }
 
     /// Sets the kernel, where this layer can run it (int8 layers stay matmul, grouped ones never
-    /// run as one).
+    /// run as one, and only the shapes our CPU kernels serve run on them).
     pub fn set_kernel(&mut self, kernel: ConvKernel) {
-        if self.int8.is_none() && (kernel != ConvKernel::Matmul || self.shape.has_matmul()) {
+        let can = match kernel {
+            ConvKernel::Direct => true,
+            ConvKernel::Matmul => self.shape.has_matmul(),
+            ConvKernel::Cpu => kernels::serves(&self.shape),
+        };
+        if self.int8.is_none() && can {
             self.kernel = kernel;
         }
+    }
+
+    /// Weights and biases, counted.
+    pub fn parameters(&self) -> usize {
+        self.shape.cout * (self.shape.depth() + 1)
     }
 
     /// Bytes the weights and bias take on the device.
@@ -333,7 +161,7 @@ impl Conv {
     }
 
     /// [`Conv::forward`], computing on our CPU kernel only the output rows `skip` names
-    /// (`cpu_conv::Skip`); every other kernel computes all of them.
+    /// (`kernels::Skip`); every other kernel computes all of them.
     pub fn forward_skipping(&self, x: Tensor<4>, skip: Option<Skip>) -> Tensor<4> {
         let out = match (&self.int8, &self.float) {
             (Some(q), _) => self.forward_matmul(x, q.weight.val(), q.bias.val()),
@@ -363,7 +191,7 @@ impl Conv {
         let weight = host_f32(conv.weight.val())?;
         let bias = host_f32(conv.bias.as_ref()?.val())?;
         let w_len = self.shape.cout * self.shape.depth();
-        let out = super::cpu_conv::conv2d(&self.shape, &weight.storage::<f32>()[..w_len], &bias.storage::<f32>()[..self.shape.cout], self.activation, &input.storage::<f32>()[..n * c * h * w], n, skip);
+        let out = kernels::conv2d(&self.shape, &weight.storage::<f32>()[..w_len], &bias.storage::<f32>()[..self.shape.cout], self.activation, &input.storage::<f32>()[..n * c * h * w], n, skip);
         let [oh, ow] = self.shape.output();
         Some(Tensor::from_data(TensorData::new(out, [n, self.shape.cout, oh, ow]), &x.device()))
     }
@@ -397,7 +225,7 @@ impl Conv {
 }
 
 /// An inverted-residual block (expand, depthwise, project; plus the input where `residual`) as
-/// one pass of our CPU kernel (`cpu_conv::inverted_residual`), its expanded activations kept in
+/// one pass of our CPU kernel (`kernels::inverted_residual`), its expanded activations kept in
 /// cache; `None` where any of the three does not run on it, and the layers run one by one.
 pub fn inverted_residual_cpu(convs: &[Conv], residual: bool, x: &Tensor<4>, skip: Option<Skip>) -> Option<Tensor<4>> {
     let [expand, depthwise, project] = convs else { return None };
@@ -407,33 +235,17 @@ pub fn inverted_residual_cpu(convs: &[Conv], residual: bool, x: &Tensor<4>, skip
     }
     let params = [expand.cpu_params()?, depthwise.cpu_params()?, project.cpu_params()?];
     let input = host_f32(x.clone())?;
-    let layers: Vec<super::cpu_conv::Layer> = [expand, depthwise, project]
+    let layers: Vec<kernels::Layer> = [expand, depthwise, project]
         .iter()
         .zip(&params)
         .map(|(conv, (weight, bias))| {
             let s = &conv.shape;
-            super::cpu_conv::Layer { shape: s, weight: &weight.storage::<f32>()[..s.cout * s.depth()], bias: &bias.storage::<f32>()[..s.cout], activation: conv.activation }
+            kernels::Layer { shape: s, weight: &weight.storage::<f32>()[..s.cout * s.depth()], bias: &bias.storage::<f32>()[..s.cout], activation: conv.activation }
         })
         .collect();
-    let out = super::cpu_conv::inverted_residual(&layers[0], &layers[1], &layers[2], residual, &input.storage::<f32>()[..n * c * h * w], n, skip);
+    let out = kernels::inverted_residual(&layers[0], &layers[1], &layers[2], residual, &input.storage::<f32>()[..n * c * h * w], n, skip);
     let [oh, ow] = depthwise.shape.output();
     Some(Tensor::from_data(TensorData::new(out, [n, project.shape.cout, oh, ow]), &x.device()))
-}
-
-/// One image's values on the host, if the tensor lives on flex (as [`host_f32`]).
-pub fn host_image(t: &Tensor<4>) -> Option<Vec<f32>> {
-    let [_, c, h, w] = t.dims();
-    Some(host_f32(t.clone())?.storage::<f32>()[..c * h * w].to_vec())
-}
-
-/// A tensor's f32 values in flex's host memory, contiguous, if it lives on flex untracked by
-/// autodiff (borrowed: no copy unless it was a strided view).
-pub(crate) fn host_f32<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
-    if t.is_autodiff() || t.dtype() != burn::tensor::DType::F32 {
-        return None;
-    }
-    let t = t.try_into_primitive::<burn::backend::Flex>().ok()?;
-    Some(if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() })
 }
 
 /// VGG's 2x2 max pool with stride 2: ours on flex's buffers (Burn's flex pooling is a tenth of
@@ -442,7 +254,7 @@ pub fn max_pool_2x2(x: Tensor<4>, burn_pool: &burn::nn::pool::MaxPool2d) -> Tens
     let [n, c, h, w] = x.dims();
     match host_f32(x.clone()) {
         Some(host) => {
-            let out = super::cpu_conv::max_pool_2x2(&host.storage::<f32>()[..n * c * h * w], n * c, [h, w]);
+            let out = kernels::max_pool_2x2(&host.storage::<f32>()[..n * c * h * w], n * c, [h, w]);
             Tensor::from_data(TensorData::new(out, [n, c, h / 2, w / 2]), &x.device())
         }
         None => burn_pool.forward(x),
@@ -466,4 +278,26 @@ fn columns(x: Tensor<4>, s: ConvShape, [ho, wo]: [usize; 2]) -> Tensor<5> {
         })
         .collect();
     Tensor::stack(shifted, 2)
+}
+
+/// A 2-D convolution `{prefix}.weight` [out, in/groups, k, k] with bias `{prefix}.bias`, on an
+/// input of `input` (height, width).
+pub(crate) struct ConvSpec {
+    pub channels: [usize; 2],
+    pub kernel: usize,
+    pub stride: usize,
+    pub groups: usize,
+    pub padding: PaddingConfig2d,
+    pub input: [usize; 2],
+    /// What follows the convolution (the layer applies it).
+    pub activation: Activation,
+}
+
+/// The convolution `spec` describes, its weight and bias taken from `t` (shapes checked).
+pub(crate) fn load_conv(t: &mut NamedTensors, prefix: &str, spec: ConvSpec, options: &BuildOptions) -> Result<Conv> {
+    let [cin, cout] = spec.channels;
+    let weight = t.take(&format!("{prefix}.weight"), &[cout, cin / spec.groups, spec.kernel, spec.kernel])?;
+    let bias = t.take(&format!("{prefix}.bias"), &[cout])?;
+    let shape = ConvShape::new(cin, cout, spec.kernel, spec.stride, spec.groups, &spec.padding, spec.input);
+    Ok(Conv::new(weight, bias, shape, spec.activation, options))
 }

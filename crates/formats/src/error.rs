@@ -8,6 +8,10 @@ pub enum Error {
     /// A weight or manifest file that cannot be used (truncated, wrong keys/shapes, checksum).
     #[error("weight file {file}: {message}")]
     Weights { file: String, message: String },
+    /// A model (an ONNX file, or the graph a weight file carries) that cannot be run: not ONNX,
+    /// truncated, an operator the interpreter does not have, shapes that do not fit.
+    #[error("model {file}: {message}")]
+    Model { file: String, message: String },
     /// An image that cannot be decoded, or is too large to decode safely.
     #[error("image {source_name}: {message}")]
     Image { source_name: String, message: String },
@@ -27,13 +31,16 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn weights(file: impl fmt::Display, message: impl fmt::Display) -> Self {
+    pub fn weights(file: impl fmt::Display, message: impl fmt::Display) -> Self {
         Error::Weights { file: file.to_string(), message: message.to_string() }
     }
-    pub(crate) fn image(source_name: impl fmt::Display, message: impl fmt::Display) -> Self {
+    pub fn model(file: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::Model { file: file.to_string(), message: message.to_string() }
+    }
+    pub fn image(source_name: impl fmt::Display, message: impl fmt::Display) -> Self {
         Error::Image { source_name: source_name.to_string(), message: message.to_string() }
     }
-    pub(crate) fn io(path: impl fmt::Display, cause: std::io::Error) -> Self {
+    pub fn io(path: impl fmt::Display, cause: std::io::Error) -> Self {
         Error::Io { path: path.to_string(), cause }
     }
 }

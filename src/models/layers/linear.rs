@@ -1,51 +1,18 @@
-//! Builds Burn layers from named host tensors (PyTorch layouts), with strict shape checks.
+//! Linear layers, stored as blocks of PyTorch rows under the binding limit, or as the file's
+//! int8 rows on the browser's CPU backend.
 
 use burn::module::Param;
-use burn::nn::{Linear, PaddingConfig2d};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use std::sync::{Arc, OnceLock};
 
-use super::conv::{host_f32, Activation, Conv, ConvShape, DeviceWeights};
-use super::cpu_linear::Int8Linear;
+use super::conv::{quantized_rows, scale_block};
 use crate::error::Result;
+use crate::models::device::{host_f32, tensor, BuildOptions, MAX_BINDING_BYTES};
+use crate::models::geometry::DeviceWeights;
+use crate::models::kernels::linear::Int8Linear;
 use crate::weights::{quantize_rows, transpose, HostTensor, NamedTensors, QuantizedRows};
-
-/// The WebGPU default for `maxStorageBufferBindingSize`; no single weight may exceed it.
-pub const MAX_BINDING_BYTES: usize = 128 << 20;
-
-pub fn tensor<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D> {
-    Tensor::from_data(TensorData::new(t.data, t.shape), device)
-}
-
-/// How a model's layers are built on the device: where their weights live and the largest
-/// buffer an im2col chunk may take.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BuildOptions {
-    pub weights: DeviceWeights,
-    pub binding_limit: Option<usize>,
-}
-
-/// A 2-D convolution `{prefix}.weight` [out, in/groups, k, k] with bias `{prefix}.bias`, on an
-/// input of `input` (height, width).
-pub(crate) struct ConvSpec {
-    pub channels: [usize; 2],
-    pub kernel: usize,
-    pub stride: usize,
-    pub groups: usize,
-    pub padding: PaddingConfig2d,
-    pub input: [usize; 2],
-    /// What follows the convolution (the layer applies it).
-    pub activation: Activation,
-}
-
-pub(crate) fn conv2d(t: &mut NamedTensors, prefix: &str, spec: ConvSpec, options: BuildOptions, device: &Device) -> Result<Conv> {
-    let [cin, cout] = spec.channels;
-    let weight = t.take(&format!("{prefix}.weight"), &[cout, cin / spec.groups, spec.kernel, spec.kernel])?;
-    let bias = t.take(&format!("{prefix}.bias"), &[cout])?;
-    let shape = ConvShape::new(cin, cout, spec.kernel, spec.stride, spec.groups, &spec.padding, spec.input);
-    Ok(Conv::new(weight, bias, shape, spec.activation, options.weights, options.binding_limit, device))
-}
 
 /// A linear layer stored PyTorch-style (`weight` [out, in]) as blocks of output rows, each under
 /// [`MAX_BINDING_BYTES`] on the device, so VGG16's 411 MB fc6 fits WebGPU's default binding
@@ -79,7 +46,10 @@ struct QuantizedLinear {
 }
 
 impl SplitLinear {
-    pub(crate) fn load(t: &mut NamedTensors, prefix: &str, d_in: usize, d_out: usize, weights: DeviceWeights, device: &Device) -> Result<Self> {
+    /// `{prefix}.weight` [d_out, d_in] and `{prefix}.bias` [d_out] from `t`, kept as `options`
+    /// says.
+    pub(crate) fn load(t: &mut NamedTensors, prefix: &str, d_in: usize, d_out: usize, options: &BuildOptions) -> Result<Self> {
+        let (weights, device) = (options.weights, &options.device);
         let name = format!("{prefix}.weight");
         let bias = t.take(&format!("{prefix}.bias"), &[d_out])?;
         let weight = if weights == DeviceWeights::Int8Linear && *device == Device::flex() {
@@ -107,7 +77,7 @@ impl SplitLinear {
             let w = &weight.data[start * d_in..(start + rows) * d_in];
             let b = tensor(HostTensor::new(vec![rows], bias.data[start..start + rows].to_vec()), device);
             if weights == DeviceWeights::Int8
-                && let Some(q) = super::conv::quantized_rows(w, rows, device)
+                && let Some(q) = quantized_rows(w, rows, device)
             {
                 out.int8.push(QuantizedLinear { weight: Param::from_tensor(q), bias: Param::from_tensor(b) });
                 continue;
@@ -137,9 +107,12 @@ impl SplitLinear {
         Tensor::cat(outputs, 1)
     }
 
-    /// Weights and biases held outside Burn's module (which `num_params` does not count).
-    pub fn host_parameters(&self) -> usize {
-        self.host.as_ref().map_or(0, |h| h.kernel.rows() * (h.kernel.cols() + 1))
+    /// Weights and biases, counted.
+    pub fn parameters(&self) -> usize {
+        let host = self.host.as_ref().map_or(0, |h| h.kernel.rows() * (h.kernel.cols() + 1));
+        let float: usize = self.blocks.iter().map(|l| l.weight.val().shape().num_elements() + l.bias.as_ref().map_or(0, |b| b.val().shape().num_elements())).sum();
+        let int8: usize = self.int8.iter().map(|q| q.weight.val().shape().num_elements() + q.bias.val().shape().num_elements()).sum();
+        host + float + int8
     }
 
     /// Multiply-adds per input row.
@@ -158,7 +131,7 @@ impl SplitLinear {
             .iter()
             .map(|q| {
                 let [rows, d_in] = q.weight.val().dims();
-                rows * d_in + 4 * rows * (d_in / super::conv::scale_block(d_in).unwrap_or(d_in)) + 4 * rows
+                rows * d_in + 4 * rows * (d_in / scale_block(d_in).unwrap_or(d_in)) + 4 * rows
             })
             .sum();
         self.host.as_ref().map_or(0, |h| h.kernel.bytes()) + float + int8

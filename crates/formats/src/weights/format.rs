@@ -1,8 +1,11 @@
 //! Encoding and decoding the int8 safetensors weight file.
 //!
-//! Layout: every tensor of rank >= 2 (conv and linear weights) is stored as `NAME` with
-//! dtype I8 plus `NAME_scale` (F32, one per output channel); everything else (biases) is F32.
-//! The safetensors metadata carries `format` = [`FORMAT_ID`] and the architecture name.
+//! Layout: every weight of a convolution or linear layer (for the built-in architectures every
+//! tensor of rank >= 2) is stored as `NAME` with dtype I8 plus `NAME_scale` (F32, one per output
+//! channel); everything else (biases, a graph's scales and constants) is F32. The safetensors
+//! metadata carries `format` = [`FORMAT_ID`], the architecture name and, for a model imported from
+//! ONNX, the graph the interpreter runs (`graph`, JSON: [`Program`]), so that one file, one
+//! SHA-256, holds the whole model.
 
 use std::collections::HashMap;
 
@@ -11,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::{HostTensor, NamedTensors, QuantizedRows, dequantize_rows, quantize_rows};
 use crate::error::{Error, Result};
+use crate::graph::Program;
 
 /// Written into the safetensors metadata; a file without it is not one of ours.
 pub const FORMAT_ID: &str = "scorecam-int8-v1";
@@ -29,12 +33,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Quantises every weight of rank >= 2 to int8 (per output channel) and serialises.
-pub fn encode_int8(tensors: &NamedTensors, arch: &str) -> Result<Vec<u8>> {
+/// A weight file, decoded.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The architecture the file says it holds (a row of `scorecam::models::ARCHITECTURES`).
+    pub arch: String,
+    pub tensors: NamedTensors,
+    /// The graph, for a model imported from ONNX (checked: [`Program::check`]).
+    pub graph: Option<Program>,
+}
+
+/// Quantises the weights to int8 (per output channel) and serialises: with a `graph`, the
+/// weights of its convolutions and linear layers ([`Program::quantised_tensors`]), which it
+/// carries in the metadata; without, every tensor of rank >= 2 (the built-in architectures').
+pub fn encode_int8(tensors: &NamedTensors, arch: &str, graph: Option<&Program>) -> Result<Vec<u8>> {
+    let quantised = graph.map(Program::quantised_tensors);
     // Owned byte buffers first, views after: safetensors serialises borrowed views.
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, t) in &tensors.tensors {
-        if t.shape.len() >= 2 {
+        let quantise = match &quantised {
+            Some(names) => names.contains(name),
+            None => t.shape.len() >= 2,
+        };
+        if quantise && !t.shape.is_empty() && t.shape[0] > 0 {
             let q = quantize_rows(&t.data, t.shape[0]);
             let bytes = q.values.iter().map(|v| *v as u8).collect();
             owned.push((name.clone(), Dtype::I8, t.shape.clone(), bytes));
@@ -48,10 +69,13 @@ pub fn encode_int8(tensors: &NamedTensors, arch: &str) -> Result<Vec<u8>> {
         .map(|(n, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::weights(&tensors.file, e))?;
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         ("format".to_string(), FORMAT_ID.to_string()),
         ("arch".to_string(), arch.to_string()),
     ]);
+    if let Some(graph) = graph {
+        metadata.insert("graph".to_string(), graph.to_json());
+    }
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::weights(&tensors.file, e))?;
     Ok(canonical_header(bytes))
 }
@@ -75,18 +99,17 @@ fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
 }
 
 /// Parses an int8 weight file and dequantises it to f32. `file` names it in errors.
-/// Returns the architecture recorded in the file and the tensors.
-pub fn decode_int8(bytes: &[u8], file: &str) -> Result<(String, NamedTensors)> {
+pub fn decode_int8(bytes: &[u8], file: &str) -> Result<Decoded> {
     decode(bytes, file, false)
 }
 
 /// [`decode_int8`], except that the int8 tensors of rank 2 (linear layers' weights) stay int8
 /// (`NamedTensors::int8`): their f32 copy, 411 MB for VGG16's fc6 alone, is never made.
-pub fn decode_int8_keeping_matrices(bytes: &[u8], file: &str) -> Result<(String, NamedTensors)> {
+pub fn decode_int8_keeping_matrices(bytes: &[u8], file: &str) -> Result<Decoded> {
     decode(bytes, file, true)
 }
 
-fn decode(bytes: &[u8], file: &str, keep_matrices: bool) -> Result<(String, NamedTensors)> {
+fn decode(bytes: &[u8], file: &str, keep_matrices: bool) -> Result<Decoded> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::weights(file, format!("not a readable safetensors file ({e}); truncated download?")))?;
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::weights(file, e))?;
@@ -98,6 +121,7 @@ fn decode(bytes: &[u8], file: &str, keep_matrices: bool) -> Result<(String, Name
         ));
     }
     let arch = meta.get("arch").cloned().unwrap_or_default();
+    let graph = meta.get("graph").map(|g| Program::from_json(g).map_err(|e| Error::weights(file, e))).transpose()?;
     let mut out = NamedTensors::new(file);
     for (name, view) in st.tensors() {
         if let Some(base) = name.strip_suffix(SCALE_SUFFIX) {
@@ -111,6 +135,9 @@ fn decode(bytes: &[u8], file: &str, keep_matrices: bool) -> Result<(String, Name
         let data = match view.dtype() {
             Dtype::F32 => f32_from_bytes(view.data()),
             Dtype::I8 => {
+                if shape.is_empty() {
+                    return Err(Error::weights(file, format!("int8 tensor `{name}` has no rows (shape [])")));
+                }
                 let scale_name = format!("{name}{SCALE_SUFFIX}");
                 let scales = st
                     .tensor(&scale_name)
@@ -137,7 +164,7 @@ fn decode(bytes: &[u8], file: &str, keep_matrices: bool) -> Result<(String, Name
         }
         out.insert(name, HostTensor::new(shape, data));
     }
-    Ok((arch, out))
+    Ok(Decoded { arch, tensors: out, graph })
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
@@ -170,9 +197,9 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_biases_exact_and_weights_within_a_step() {
-        let bytes = encode_int8(&sample(), "test").unwrap();
-        let (arch, back) = decode_int8(&bytes, "sample").unwrap();
-        assert_eq!(arch, "test");
+        let bytes = encode_int8(&sample(), "test", None).unwrap();
+        let Decoded { arch, tensors: back, graph } = decode_int8(&bytes, "sample").unwrap();
+        assert_eq!((arch.as_str(), graph), ("test", None));
         assert_eq!(back.tensors["conv.bias"].data, vec![0.3, -0.7]);
         let w = &back.tensors["conv.weight"];
         assert_eq!(w.shape, vec![2, 1, 2, 2]);
@@ -186,9 +213,9 @@ mod tests {
     fn matrices_can_stay_int8() {
         let mut t = sample();
         t.insert("fc.weight", HostTensor::new(vec![2, 3], vec![0.5, -1.0, 0.25, 0.0, 2.0, 0.1]));
-        let bytes = encode_int8(&t, "test").unwrap();
-        let (_, mut f32s) = decode_int8(&bytes, "sample").unwrap();
-        let (_, mut kept) = decode_int8_keeping_matrices(&bytes, "sample").unwrap();
+        let bytes = encode_int8(&t, "test", None).unwrap();
+        let mut f32s = decode_int8(&bytes, "sample").unwrap().tensors;
+        let mut kept = decode_int8_keeping_matrices(&bytes, "sample").unwrap().tensors;
         assert_eq!(kept.int8.keys().collect::<Vec<_>>(), ["fc.weight"]);
         assert_eq!(kept.tensors.keys().collect::<Vec<_>>(), ["conv.bias", "conv.weight"]);
         let rows = kept.clone().take_int8("fc.weight", &[2, 3]).unwrap().unwrap();
@@ -204,23 +231,23 @@ mod tests {
 
     #[test]
     fn encoding_is_deterministic() {
-        let first = encode_int8(&sample(), "test").unwrap();
+        let first = encode_int8(&sample(), "test", None).unwrap();
         for _ in 0..8 {
-            assert_eq!(encode_int8(&sample(), "test").unwrap(), first);
+            assert_eq!(encode_int8(&sample(), "test", None).unwrap(), first);
         }
         assert!(decode_int8(&first, "sample").is_ok());
     }
 
     #[test]
     fn truncated_file_is_a_clear_error() {
-        let bytes = encode_int8(&sample(), "test").unwrap();
+        let bytes = encode_int8(&sample(), "test", None).unwrap();
         let err = decode_int8(&bytes[..bytes.len() - 3], "model.safetensors").unwrap_err().to_string();
         assert!(err.contains("model.safetensors") && err.contains("truncated"), "{err}");
     }
 
     #[test]
     fn a_stray_scale_is_rejected() {
-        let bytes = encode_int8(&sample(), "test").unwrap();
+        let bytes = encode_int8(&sample(), "test", None).unwrap();
         let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
         let stray = f32_bytes(&[1.0, 2.0]);

@@ -1,5 +1,5 @@
-//! The few SIMD128 operations our CPU kernels are written against (`cpu_gemm`'s microkernel,
-//! `cpu_conv`'s depthwise taps, `cpu_linear`'s int8 rows), on f32 pointers. In wasm they are SIMD128 (and in the relaxed
+//! The few SIMD128 operations our CPU kernels are written against (`gemm`'s microkernel,
+//! `depthwise`'s taps, `linear`'s int8 rows), on f32 pointers. In wasm they are SIMD128 (and in the relaxed
 //! build the multiply-add is one `f32x4.relaxed_madd`); elsewhere a portable stand-in with the same
 //! names and the same arithmetic (a multiply, then an add), which LLVM vectorises natively and
 //! the native tests run.

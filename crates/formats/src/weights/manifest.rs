@@ -37,7 +37,7 @@ pub struct Manifest {
     pub format: String,
     /// Display name ("VGG16 (torchvision)").
     pub name: String,
-    /// Architecture key understood by [`crate::models::Architecture`].
+    /// Architecture key: a row of the `scorecam` crate's architecture table (`models::ARCHITECTURES`).
     pub arch: String,
     /// Square input side in pixels.
     pub input_size: usize,

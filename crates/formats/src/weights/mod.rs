@@ -11,7 +11,7 @@ mod quant;
 mod randomise;
 mod tensors;
 
-pub use format::{decode_int8, decode_int8_keeping_matrices, encode_int8, sha256_hex, FORMAT_ID};
+pub use format::{decode_int8, decode_int8_keeping_matrices, encode_int8, sha256_hex, Decoded, FORMAT_ID};
 pub use manifest::{Manifest, Normalisation, WeightsRef};
 pub use quant::{dequantize_rows, quantize_rows, QuantizedRows};
 pub use randomise::{groups_top_down, Cascade};
