@@ -2,7 +2,9 @@
 //! Where things go: [docs/design.md](../docs/design.md).
 //!
 //! - [`weights`]: the int8 safetensors weight file and its manifest.
-//! - [`models`]: VGG16 (torchvision) and EfficientNet-Lite0 (timm `tf_efficientnet_lite0`).
+//! - [`models`]: VGG16 (torchvision) and EfficientNet-Lite0 (timm `tf_efficientnet_lite0`) by
+//!   hand, and any CNN exported to ONNX through our interpreter; [`onnx`]: importing and
+//!   converting those.
 //! - [`cam`]: the method registry and the method-independent CAM pipeline.
 //! - [`metrics`]: faithfulness and localisation metrics.
 //! - [`backend`], [`session`]: the device, the loaded model and image, and the serde result
@@ -19,6 +21,7 @@ pub mod image_input;
 pub mod imageops;
 pub mod metrics;
 pub mod models;
+pub mod onnx;
 pub mod render;
 pub mod session;
 

@@ -90,6 +90,16 @@ impl DeviceWeights {
     }
 }
 
+/// The outputs of a window of `span` inputs, `stride` apart, `before` zeros of padding and `len`
+/// outputs along one axis (a convolution's or a pool's, with ceil mode's last window counted in
+/// `len`) that read any of inputs `inputs` (not empty).
+pub fn reached_along(inputs: Range<usize>, span: usize, stride: usize, before: usize, len: usize) -> Range<usize> {
+    // Output o reads inputs o * stride - before up to o * stride - before + span - 1.
+    let end = ((inputs.end - 1 + before) / stride + 1).min(len);
+    let first = (inputs.start + before + 1).saturating_sub(span).div_ceil(stride).min(end);
+    first..end
+}
+
 /// A convolution's geometry at the model's input size: enough to time it alone and to tell
 /// layers apart in a probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,11 +156,7 @@ impl ConvShape {
     /// The outputs along one axis (`before` zeros of padding, `len` outputs) that read any of
     /// inputs `inputs`.
     fn reached_along(&self, inputs: Range<usize>, before: usize, len: usize) -> Range<usize> {
-        let (k, stride) = (self.kernel, self.stride);
-        // Output o reads inputs o * stride - before up to o * stride - before + k - 1.
-        let end = ((inputs.end - 1 + before) / stride + 1).min(len);
-        let first = (inputs.start + before + 1).saturating_sub(k).div_ceil(stride).min(end);
-        first..end
+        reached_along(inputs, self.kernel, self.stride, before, len)
     }
 
     /// `padding` as Burn's `PaddingConfig2d` would give it: `Same` as TF does (the odd zero at the

@@ -25,6 +25,11 @@ impl Reach {
     /// Not tracked: the value may differ anywhere.
     pub(crate) const ANYWHERE: Reach = Reach(None);
 
+    /// Tracked, one region per image.
+    pub(crate) fn from_regions(regions: Vec<Region>) -> Reach {
+        Reach(Some(regions))
+    }
+
     /// After a convolution, or a pooling window, of `shape`.
     pub(crate) fn through(&self, shape: &ConvShape) -> Reach {
         Reach(self.0.as_ref().map(|regions| regions.iter().map(|r| shape.reached(r)).collect()))

@@ -241,6 +241,16 @@ pub struct Layer {
     pub shape: [usize; 3],
 }
 
+/// How a 4-D value's axes lie: what a layer to explain must be, NCHW (channels, then the image's
+/// rows and columns), or NHWC (ConvNeXt's layer norms and linear layers work on it), or anything
+/// else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Nchw,
+    Nhwc,
+    Other,
+}
+
 /// The nodes up to the target ([`Program::features`]) and from it ([`Program::head`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Halves {
@@ -585,12 +595,18 @@ impl Program {
         let mut head = Vec::new();
         for i in self.needed_for(self.output, &writer) {
             let n = &self.nodes[i];
-            if n.output == target || features.contains(&i) && n.inputs.iter().all(|&v| !from_target[v]) {
+            if n.output == target {
+                continue;
+            }
+            // A value computed from the input before the target: the features' (a head that
+            // reads it is caught below).
+            if live[n.output] && n.inputs.iter().all(|&v| !from_target[v]) && features.contains(&i) {
                 continue;
             }
             if let Some(&v) = n.inputs.iter().find(|&&v| live[v] && !from_target[v]) {
                 return Err(invalid(format!("`{}` cannot be explained alone: `{}` after it also reads `{}`, computed before it", value.name, n.name, self.values[v].name)));
             }
+            // Constants the head reads are computed again there.
             from_target[n.output] = live[n.output];
             head.push(i);
         }
@@ -600,17 +616,58 @@ impl Program {
         Ok(Halves { features: features.into_iter().collect(), head })
     }
 
-    /// Every layer Score-CAM can explain, in forward order: 4-D values with more than one
-    /// position from which the rest of the network is computed alone.
+    /// Each value's layout, from the ops that compute it.
+    fn layouts(&self) -> Vec<Layout> {
+        let mut layout = vec![Layout::Other; self.values.len()];
+        layout[0] = Layout::Nchw;
+        for n in &self.nodes {
+            let rank4 = |v: usize| self.values[v].shape.rank() == 4;
+            let first = n.inputs.first().map_or(Layout::Other, |&v| layout[v]);
+            let out = self.values[n.output].shape.clone();
+            layout[n.output] = match &n.op {
+                _ if out.rank() != 4 || !out.batched => Layout::Other,
+                Op::Conv { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool => Layout::Nchw,
+                Op::Transpose { perm } if rank4(n.inputs[0]) => match (first, &perm[..]) {
+                    (Layout::Nchw, [0, 2, 3, 1]) => Layout::Nhwc,
+                    (Layout::Nhwc, [0, 3, 1, 2]) => Layout::Nchw,
+                    _ => Layout::Other,
+                },
+                Op::Concat { axis } => {
+                    let all = n.inputs.iter().all(|&v| layout[v] == first);
+                    if all && ((first == Layout::Nchw && *axis == 1) || (first == Layout::Nhwc && *axis == 3)) { first } else { Layout::Other }
+                }
+                Op::Slice { axis, .. } if (first == Layout::Nchw && *axis == 1) || (first == Layout::Nhwc && *axis == 3) => first,
+                Op::Softmax { axis } if (first == Layout::Nchw && *axis == 1) || (first == Layout::Nhwc && *axis == 3) => first,
+                Op::Linear { .. } | Op::LayerNorm { .. } if first == Layout::Nhwc => first,
+                Op::Affine { .. } | Op::Pad { .. } => first,
+                op if op.is_elementwise() => {
+                    // The batched operands of the output's shape, all in one layout (constants and
+                    // broadcast gates take none).
+                    let mut full = n.inputs.iter().filter(|&&v| self.values[v].shape.batched && self.values[v].shape.dims == out.dims).map(|&v| layout[v]);
+                    match full.next() {
+                        Some(l) if full.all(|m| m == l) => l,
+                        _ => Layout::Other,
+                    }
+                }
+                _ => Layout::Other,
+            };
+        }
+        layout
+    }
+
+    /// Every layer Score-CAM can explain, in forward order: 4-D values of channels over the
+    /// image's positions (NCHW), more than one position, from which the rest of the network is
+    /// computed alone.
     pub fn layers(&self) -> Vec<Layer> {
         let writer = self.writers();
         let needed = self.needed_for(self.output, &writer);
+        let layout = self.layouts();
         needed
             .iter()
             .map(|&i| self.nodes[i].output)
             .filter(|&v| {
                 let s = &self.values[v].shape;
-                s.rank() == 4 && s.batched && s.dims[2] * s.dims[3] > 1 && self.halves(v).is_ok()
+                s.rank() == 4 && s.batched && layout[v] == Layout::Nchw && s.dims[2] * s.dims[3] > 1 && self.halves(v).is_ok()
             })
             .map(|v| {
                 let d = &self.values[v].shape.dims;

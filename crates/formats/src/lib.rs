@@ -5,10 +5,13 @@
 //!   built from, and the cascading randomisation of `scorecam sanity`.
 //! - [`graph`]: a graph the interpreter runs (an imported ONNX graph, planned), which converted
 //!   weight files carry beside their tensors.
+//! - [`onnx`]: ONNX models imported as such graphs; [`labels`]: class names from a labels file.
 //! - [`error`]: the one error type of the whole core (the `scorecam` crate re-exports it).
 
 pub mod error;
 pub mod graph;
+pub mod labels;
+pub mod onnx;
 pub mod weights;
 
 pub use error::{Error, Result};
