@@ -20,7 +20,7 @@ fn main() {
     };
     let rounds = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     let mut session = Session::new(Backend::start("flex").expect("the CPU backend starts"));
-    let model = session.load_model_file(std::path::Path::new(model)).expect("the model loads");
+    let model = session.load_model_file(std::path::Path::new(model), &Default::default()).expect("the model loads");
     let size = model.input_size();
     assert!(side > 0 && side < size, "SIDE must be between 1 and {}", size - 1);
     let n = 16;

@@ -20,7 +20,7 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
     echo "test.sh: no Vulkan driver; install mesa-vulkan-drivers (lavapipe) or run on a GPU" >&2; exit 1
   fi
 fi
-SCORECAM_TEST_BACKEND=wgpu CUBECL_AUTOTUNE_LEVEL=minimal cargo test --release --locked --test tiny_vgg --test baselines --test conv -- --test-threads 1
+SCORECAM_TEST_BACKEND=wgpu CUBECL_AUTOTUNE_LEVEL=minimal cargo test --release --locked --test tiny_vgg --test baselines --test conv --test onnx -- --test-threads 1
 echo "== full-size EfficientNet-Lite0 parity against ../shared/reference"
 cargo test --release --locked --test parity -- --ignored --nocapture efficientnet_lite0
 echo "== the browser API in headless Chromium (wasm-bindgen-test)"

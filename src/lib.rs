@@ -27,7 +27,7 @@ pub mod session;
 
 // The files (weight file, manifest, the error type) live in a crate without Burn; they keep
 // their paths here.
-pub use scorecam_formats::{error, graph, weights};
+pub use scorecam_formats::{error, graph, labels, weights};
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -11,7 +11,10 @@ use crate::cam::{self, ChannelRecord, ChannelScoring, Explanation, Forwarded, Me
 use crate::metrics::{self, CausalCurve, CausalMode, ModelScorer, Protocol, Scorer};
 use crate::error::{Error, Result};
 use crate::image_input;
+use crate::graph::Layer;
 use crate::models::{ConvChoice, ConvProbe, Model, MAX_BINDING_BYTES};
+use crate::onnx::OnnxOptions;
+use crate::weights::Normalisation;
 use crate::weights::{Cascade, Manifest};
 
 /// A backend, at most one model on it, and at most one forwarded image.
@@ -47,6 +50,13 @@ pub struct ModelInfo {
     pub weight_bytes_on_device: usize,
     /// Each convolution's kernel, summarised ("1 direct, 12 matmul (12 with int8 weights)").
     pub conv_kernels: String,
+    pub normalisation: Normalisation,
+    /// The layer explained, and every layer that can be (an imported graph's; one for the
+    /// built-in architectures), each `{name, shape: [channels, height, width]}`.
+    pub target_layer: String,
+    pub layers: Vec<Layer>,
+    /// Weights and biases.
+    pub parameters: usize,
 }
 
 /// The unmasked pass of a new image.
@@ -151,7 +161,16 @@ impl Session {
     /// and builds the new one under the backend's binding limit. A failure while building (out
     /// of device memory) leaves no model.
     pub fn load_model(&mut self, manifest: Manifest, bytes: &[u8]) -> Result<Arc<Model>> {
-        let decoded = Model::decode_for(&manifest, bytes, self.backend.weights)?;
+        self.load_model_with(manifest, bytes, None)
+    }
+
+    /// [`Self::load_model`] explaining `layer` instead of the manifest's target (an imported
+    /// graph's layers: [`crate::graph::Program::layers`]).
+    pub fn load_model_with(&mut self, mut manifest: Manifest, bytes: &[u8], layer: Option<&str>) -> Result<Arc<Model>> {
+        let mut decoded = Model::decode_for(&manifest, bytes, self.backend.weights)?;
+        if let Some(layer) = layer {
+            crate::models::retarget(&mut manifest, &mut decoded, layer)?;
+        }
         // One weight block of a linear layer is at most 128 MiB (`SplitLinear`), a convolution's
         // weight one block: each must fit one binding.
         if let Some(limit) = self.backend.binding_limit
@@ -208,15 +227,34 @@ impl Session {
         Ok(crate::models::probe::probe_key(&self.backend.adapter, self.backend.name, &model, batch.clamp(1, model.max_batch())))
     }
 
-    /// Loads a model from its manifest (.json) or weight file (.safetensors, manifest beside it).
+    /// Loads an ONNX model (.onnx, read as it is), or a converted one from its manifest (.json)
+    /// or weight file (.safetensors, manifest beside it); `onnx` says how to read the first, and
+    /// which layer to explain in either.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn load_model_file(&mut self, path: &std::path::Path) -> Result<Arc<Model>> {
+    pub fn load_model_file(&mut self, path: &std::path::Path, onnx: &OnnxOptions) -> Result<Arc<Model>> {
+        if is_onnx(path) {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
+            return self.load_onnx(bytes, &path.display().to_string(), onnx);
+        }
         let manifest_path = manifest_path(path);
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(format!("manifest {}", manifest_path.display()), e))?;
         let manifest = Manifest::from_json(&text, &manifest_path.display().to_string())?;
         let weights_path = manifest_path.with_file_name(&manifest.weights.file);
+        // The manifest names a file beside it, nothing else.
+        if !is_plain_file_name(&manifest.weights.file) {
+            return Err(Error::weights(&manifest_path.display(), format!("the manifest names {:?}: a weight file must be a plain file name beside the manifest", manifest.weights.file)));
+        }
         let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(format!("weights {}", weights_path.display()), e))?;
-        self.load_model(manifest, &bytes)
+        self.load_model_with(manifest, &bytes, onnx.import.layer.as_deref())
+    }
+
+    /// An ONNX model read as it is (f32 weights), with the same checks as a weight file: the
+    /// current model stays if it cannot be imported.
+    pub fn load_onnx(&mut self, bytes: Vec<u8>, file: &str, onnx: &OnnxOptions) -> Result<Arc<Model>> {
+        let model = Arc::new(crate::onnx::load(bytes, file, onnx, &self.backend.build_options())?);
+        self.model = Some(model.clone());
+        self.image = None;
+        Ok(model)
     }
 
     /// Makes a forwarded image current, unless the model changed while it was forwarded.
@@ -233,6 +271,17 @@ impl Session {
     pub fn explainer(&self, request: &ExplainRequest) -> Result<Explainer> {
         Ok(Explainer { model: self.require_model()?, image: self.image()?, method: request.method()?, request: request.clone() })
     }
+}
+
+/// Whether a model path is an ONNX file (by its extension).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn is_onnx(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// A name with no directory in it (nor `..`): what a manifest may name as its weight file.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 /// The manifest a model path names: the path itself (.json) or the .json beside a weight file.
@@ -411,7 +460,7 @@ impl ModelInfo {
         Self {
             name: model.manifest.name.clone(),
             arch: model.arch.name.to_string(),
-            display_name: model.arch.display_name.to_string(),
+            display_name: if model.graph.is_some() { model.manifest.name.clone() } else { model.arch.display_name.to_string() },
             input_size: model.input_size(),
             class_names: model.manifest.class_names.clone(),
             max_batch: model.binding_limit.map(|_| model.max_batch()),
@@ -419,6 +468,10 @@ impl ModelInfo {
             device_weights: model.weights.name().to_string(),
             weight_bytes_on_device: model.weight_bytes_on_device(),
             conv_kernels: model.conv_kernel_summary(),
+            normalisation: model.manifest.normalisation.clone(),
+            target_layer: model.manifest.target_layer.clone(),
+            layers: model.layers(),
+            parameters: model.network.parameters(),
         }
     }
 }

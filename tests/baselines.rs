@@ -100,7 +100,7 @@ fn sanity_check_randomisation_destroys_the_gradient_map_stage_by_stage() {
     let (_, input) = setup();
     let weights = std::fs::read(fixture("int8/vgg_tiny.safetensors")).unwrap();
     let int8 = load_int8_fixture();
-    let r = pollster::block_on(scorecam::eval::sanity::cascading_randomisation(&int8, &weights, &[input], &[Method::Gradient], 0, &mut |_, _| {})).unwrap();
+    let r = pollster::block_on(scorecam::eval::sanity::cascading_randomisation(&int8, scorecam::models::Model::decode(&int8.manifest, &weights).unwrap().tensors, &[input], &[Method::Gradient], 0, &mut |_, _| {})).unwrap();
     // tiny VGG: 3 classifier layers + 4 convs, from the top
     assert_eq!(r.stages, ["original", "classifier.6", "classifier.3", "classifier.0", "features.8", "features.6", "features.3", "features.0"]);
     assert!((r.spearman[0][0] - 1.0).abs() < 1e-9);

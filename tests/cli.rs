@@ -311,3 +311,71 @@ fn bench_reports_device_weights_and_refuses_what_cannot_apply() {
     let browser = scorecam(&["bench", "-m", m, "--kernels", "browser"]);
     assert!(!browser.status.success() && stderr(&browser).contains("--backend wgpu"), "{}", stderr(&browser));
 }
+
+/// An ONNX model on the command line: explained as it is, its layers listed, another layer and
+/// labels chosen, converted to the app's int8 file (which carries its graph) and explained from
+/// that with the same map; bad labels, a bad layer and a file that is not ONNX get their
+/// message.
+#[test]
+fn onnx_models_explain_list_their_layers_and_convert() {
+    let scratch = tmp("onnx");
+    let dir = scratch.path();
+    let model = repo().join("tests/fixtures/onnx/tiny_resnet/tiny_resnet.dynamo.dynamic.onnx");
+    let model = model.to_str().unwrap();
+    let image = repo().join("tests/fixtures/onnx/input.png");
+    let image = image.to_str().unwrap();
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, (0..10).map(|i| format!("thing {i}\n")).collect::<String>()).unwrap();
+    let labels = labels.to_str().unwrap();
+    let explain = |model: &str, extra: &[&str]| {
+        let out = dir.join("o.png");
+        let mut args = vec!["explain", image, "--model", model, "--json", "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let o = scorecam(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (json, read_npy(&out.with_extension("npy")).1)
+    };
+    let (json, direct) = explain(model, &["--labels", labels]);
+    assert_eq!(json["model"], "tiny_resnet.dynamo.dynamic");
+    assert!(json["explained"]["name"].as_str().unwrap().starts_with("thing "));
+    let o = scorecam(&["info", "--model", model, "--json"]);
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["target_layer"], "relu_4");
+    let layers: Vec<&str> = info["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(layers.last(), Some(&"relu_4"));
+    assert_eq!(info["layers"][0]["shape"], serde_json::json!([8, 32, 32]));
+    // Another layer: its channels.
+    let (json, _) = explain(model, &["--layer", layers[0]]);
+    assert_eq!(json["channels"].as_array().unwrap().len(), 8);
+    // Converted, then explained from the int8 file: the same map up to int8's rounding.
+    let out = dir.join("tiny.safetensors");
+    let o = scorecam(&["convert", model, "--out", out.to_str().unwrap(), "--labels", labels, "--name", "Tiny ResNet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tiny.json")).unwrap()).unwrap();
+    assert_eq!((manifest["arch"].as_str(), manifest["name"].as_str(), manifest["target_layer"].as_str()), (Some("onnx"), Some("Tiny ResNet"), Some("relu_4")));
+    let index = std::fs::read_to_string(dir.join("index.json")).unwrap();
+    assert!(index.contains("\"name\": \"tiny\""), "{index}");
+    let (json, converted) = explain(out.to_str().unwrap(), &[]);
+    assert!(json["explained"]["name"].as_str().unwrap().starts_with("thing "));
+    assert!(pearson(&converted, &direct) > 0.99);
+    let (json, _) = explain(out.to_str().unwrap(), &["--layer", layers[0]]);
+    assert_eq!(json["channels"].as_array().unwrap().len(), 8);
+    // Bad input, clear messages.
+    let fail = |args: &[&str]| {
+        let o = scorecam(args);
+        assert!(!o.status.success());
+        stderr(&o)
+    };
+    std::fs::write(dir.join("five.txt"), "a\nb\nc\nd\ne\n").unwrap();
+    let e = fail(&["explain", image, "--model", model, "--labels", dir.join("five.txt").to_str().unwrap()]);
+    assert!(e.contains("the labels name 5 classes, the model has 10"), "{e}");
+    let e = fail(&["explain", image, "--model", model, "--layer", "fc"]);
+    assert!(e.contains("no layer called \"fc\"") && e.contains("relu_4 (16x8x8)"), "{e}");
+    let not_onnx = dir.join("photo.onnx");
+    std::fs::copy(image, &not_onnx).unwrap();
+    let e = fail(&["explain", image, "--model", not_onnx.to_str().unwrap()]);
+    assert!(e.contains("photo.onnx") && e.contains("not an ONNX model"), "{e}");
+    let e = fail(&["explain", image, "--model", repo().join("tests/fixtures/vgg_tiny/int8/vgg_tiny.json").to_str().unwrap(), "--layer", "features.3"]);
+    assert!(e.contains("explains features.9 only") && e.contains("ONNX"), "{e}");
+}

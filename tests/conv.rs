@@ -151,7 +151,7 @@ fn tiny_session(weights: DeviceWeights) -> Session {
     let mut backend = backend();
     backend.weights = weights;
     let mut session = Session::new(backend);
-    session.load_model_file(&repo().join("tests/fixtures/vgg_tiny/int8/vgg_tiny.json")).unwrap();
+    session.load_model_file(&repo().join("tests/fixtures/vgg_tiny/int8/vgg_tiny.json"), &Default::default()).unwrap();
     session
 }
 

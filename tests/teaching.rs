@@ -111,7 +111,7 @@ fn the_randomisation_stepper_gives_scorecam_sanitys_maps() {
     let explainer = session.explainer(&request("scorecam")).unwrap();
     let model = explainer.model.clone();
     let image = explainer.image.image.clone();
-    let r = pollster::block_on(scorecam::eval::sanity::cascading_randomisation(&model, &bytes, &[image], &[Method::default()], 7, &mut |_, _| {})).unwrap();
+    let r = pollster::block_on(scorecam::eval::sanity::cascading_randomisation(&model, scorecam::models::Model::decode(&model.manifest, &bytes).unwrap().tensors, &[image], &[Method::default()], 7, &mut |_, _| {})).unwrap();
     for stage in [0, 2, 7] {
         let (s, e, summary) = pollster::block_on(explainer.randomised(&bytes, stage, 7, &mut Reporter::silent())).unwrap();
         assert_eq!(s.groups.len() + 1, r.stages.len());

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::metrics::spearman;
 use crate::models::Model;
 use crate::render::{self, Colormap};
-use crate::weights::{decode_int8, Cascade};
+use crate::weights::{Cascade, NamedTensors};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SanityResult {
@@ -32,10 +32,11 @@ pub struct SanityResult {
     pub images: usize,
 }
 
-/// Runs the test on normalised images with `model`'s weights (`weights`: its int8 file).
+/// Runs the test on normalised images with `model`'s weights (`tensors`: as the model is built
+/// from them, f32).
 pub async fn cascading_randomisation(
     model: &Model,
-    weights: &[u8],
+    tensors: NamedTensors,
     images: &[Vec<f32>],
     methods: &[Method],
     seed: u64,
@@ -44,7 +45,6 @@ pub async fn cascading_randomisation(
     if images.is_empty() || methods.is_empty() {
         return Err(Error::Invalid("the sanity check needs at least one image and one method".into()));
     }
-    let tensors = decode_int8(weights, &model.manifest.weights.file)?.tensors;
     let mut cascade = Cascade::new(tensors, seed);
     let groups = cascade.groups().to_vec();
     let mut stages = vec!["original".to_string()];

@@ -191,6 +191,23 @@ impl Model {
     }
 }
 
+/// `layer` explained instead of the manifest's target: any layer of an imported graph; a
+/// built-in architecture explains its own only.
+pub fn retarget(manifest: &mut Manifest, decoded: &mut Decoded, layer: &str) -> Result<()> {
+    match decoded.graph.take() {
+        Some(graph) => {
+            let graph = graph.with_target(layer).map_err(|e| Error::weights(&manifest.weights.file, e))?;
+            let d = &graph.values[graph.target].shape.dims;
+            manifest.target_layer = layer.to_string();
+            manifest.target_shape = [d[1], d[2], d[3]];
+            decoded.graph = Some(graph);
+            Ok(())
+        }
+        None if manifest.target_layer == layer => Ok(()),
+        None => Err(Error::Invalid(format!("{} explains {} only; to explain another layer, export the network to ONNX (docs/onnx.md)", manifest.name, manifest.target_layer))),
+    }
+}
+
 /// A manifest that says what the network is: its input size, classes and target, and a
 /// normalisation that can be applied. (The manifest is not covered by the weights' SHA-256, so
 /// nothing in it may contradict the network, and what drives preprocessing must be sane.)

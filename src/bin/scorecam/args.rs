@@ -4,22 +4,27 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use scorecam::backend::{Backend, Kernels};
 use scorecam::cam::{Method, MethodSpec, OptionValues, METHODS};
 use scorecam::models::{ConvChoice, ConvProbe, DeviceWeights, Model};
+use scorecam::onnx::{ImportOptions, OnnxOptions};
 use scorecam::render::COLORMAPS;
 use scorecam::session::Session;
+use scorecam::weights::NamedTensors;
 
 /// The model and the device it runs on.
 #[derive(clap::Args)]
 pub struct ModelArgs {
-    /// The model's manifest (.json) or weight file (.safetensors, manifest beside it).
+    /// The model: an ONNX file (.onnx), or a converted one's manifest (.json) or weight file
+    /// (.safetensors, manifest beside it).
     #[arg(long, short)]
     pub model: PathBuf,
+    #[command(flatten)]
+    pub onnx: OnnxArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -27,8 +32,64 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// A session with the model loaded and its convolution kernels chosen.
     pub fn session(&self) -> Result<(Session, Arc<Model>)> {
-        self.device.session(&self.model)
+        self.device.session(&self.model, &self.onnx.options()?)
     }
+
+    /// The model's weights as f32 tensors under the names it is built from (what the sanity
+    /// check randomises): the ONNX file's, or the int8 file's beside the manifest.
+    pub fn tensors(&self, model: &Model) -> Result<NamedTensors> {
+        if scorecam::session::is_onnx(&self.model) {
+            let bytes = std::fs::read(&self.model).with_context(|| format!("reading {}", self.model.display()))?;
+            return Ok(scorecam::onnx::import(bytes, &self.model.display().to_string(), &self.onnx.options()?.import)?.tensors);
+        }
+        let path = scorecam::session::manifest_path(&self.model).with_file_name(&model.manifest.weights.file);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Model::decode(&model.manifest, &bytes)?.tensors)
+    }
+}
+
+/// How to read a model that is not one of the built-in architectures (docs/onnx.md).
+#[derive(clap::Args, Default)]
+pub struct OnnxArgs {
+    /// The layer to explain, by its value's name in the ONNX graph (default: the last 4-D layer
+    /// before the network pools its positions away; `scorecam info` lists them).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Class names: a file with one a line, or a JSON list (default: the ONNX file's
+    /// `scorecam.labels` metadata, else "class 0", "class 1", ...; `imagenet` for ImageNet's 1000).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Input side in pixels, for an ONNX model whose file does not fix it (default: its
+    /// `scorecam.input_size` metadata, else 224).
+    #[arg(long)]
+    pub input_size: Option<usize>,
+    /// Input normalisation mean, R,G,B of pixels in [0, 1] (default: the ONNX file's
+    /// `scorecam.mean` metadata, else ImageNet's 0.485,0.456,0.406).
+    #[arg(long, value_parser = parse_three)]
+    pub mean: Option<[f32; 3]>,
+    /// Input normalisation std (default: the file's `scorecam.std`, else ImageNet's
+    /// 0.229,0.224,0.225).
+    #[arg(long, value_parser = parse_three)]
+    pub std: Option<[f32; 3]>,
+}
+
+impl OnnxArgs {
+    pub fn options(&self) -> Result<OnnxOptions> {
+        let labels = match self.labels.as_deref() {
+            None => None,
+            Some(p) if p.as_os_str() == "imagenet" => Some(scorecam::convert::imagenet_classes()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading labels {}", p.display()))?;
+                Some(scorecam::labels::parse(&text).with_context(|| format!("labels {}", p.display()))?)
+            }
+        };
+        Ok(OnnxOptions { import: ImportOptions { input_size: self.input_size, layer: self.layer.clone() }, labels, mean: self.mean, std: self.std, name: None })
+    }
+}
+
+fn parse_three(s: &str) -> std::result::Result<[f32; 3], String> {
+    let v: Vec<f32> = s.split(',').map(|x| x.trim().parse::<f32>().map_err(|_| format!("{s:?} is not three numbers, e.g. 0.485,0.456,0.406"))).collect::<std::result::Result<_, _>>()?;
+    v.try_into().map_err(|_| format!("{s:?} is not three numbers, e.g. 0.485,0.456,0.406"))
 }
 
 /// The device, and how models run on it.
@@ -73,9 +134,9 @@ impl DeviceArgs {
     }
 
     /// A session with `model` loaded and its convolution kernels chosen (see `--conv`).
-    pub fn session(&self, model: &std::path::Path) -> Result<(Session, Arc<Model>)> {
+    pub fn session(&self, model: &std::path::Path, onnx: &OnnxOptions) -> Result<(Session, Arc<Model>)> {
         let mut session = Session::new(self.backend()?);
-        session.load_model_file(model)?;
+        session.load_model_file(model, onnx)?;
         self.choose_conv_kernels(&mut session)?;
         let model = session.require_model()?;
         Ok((session, model))

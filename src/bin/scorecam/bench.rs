@@ -13,6 +13,8 @@ pub struct Args {
     #[arg(long)]
     image: Option<PathBuf>,
     #[command(flatten)]
+    onnx: crate::args::OnnxArgs,
+    #[command(flatten)]
     device: crate::args::DeviceArgs,
     /// Batch for the throughput measurement and Score-CAM (capped by the model's binding limit).
     #[arg(long, default_value_t = 16)]
@@ -33,7 +35,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let image = a.image.as_deref().map(scorecam::image_input::read).transpose()?;
     let t = std::time::Instant::now();
-    let (session, _) = a.device.session(&a.model)?;
+    let (session, _) = a.device.session(&a.model, &a.onnx.options()?)?;
     let b = scorecam::bench::run(session, t.elapsed().as_secs_f64(), image.as_ref(), a.batch_size, a.runs, a.top_k, a.warm)?;
     if a.json {
         println!("{}", serde_json::to_string(&b)?);

@@ -7,12 +7,13 @@ mod bench;
 mod convert;
 mod eval;
 mod explain;
+mod info;
 mod sanity;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "scorecam", version, about = "Score-CAM explanations for CNNs (VGG16, EfficientNet-Lite0)")]
+#[command(name = "scorecam", version, about = "Score-CAM explanations for CNNs (VGG16, EfficientNet-Lite0, any CNN exported to ONNX)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +23,7 @@ struct Cli {
 enum Command {
     Convert(convert::Args),
     Explain(explain::Args),
+    Info(info::Args),
     Accuracy(accuracy::Args),
     Eval(eval::Args),
     Sanity(sanity::Args),
@@ -33,6 +35,7 @@ fn main() {
     let result = match Cli::parse().command {
         Command::Convert(a) => convert::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Info(a) => info::run(a),
         Command::Accuracy(a) => accuracy::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Sanity(a) => sanity::run(a),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use scorecam::{eval, image_input};
 
 use crate::args::{parse_method, methods_help, progress_bar, MethodArgs, ModelArgs};
@@ -31,16 +31,14 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let methods = a.methods.iter().map(|m| a.method_args.method(m)).collect::<Result<Vec<_>>>()?;
     let (_session, model) = a.model.session()?;
-    // the int8 file beside the manifest, as the session found it
-    let weights_path = scorecam::session::manifest_path(&a.model.model).with_file_name(&model.manifest.weights.file);
-    let weights = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
+    let tensors = a.model.tensors(&model)?;
     let inputs = a
         .images
         .iter()
         .map(|p| Ok(image_input::to_input(&image_input::read(p)?, model.input_size(), &model.manifest.normalisation)))
         .collect::<Result<Vec<_>>>()?;
     let bar = progress_bar("stages");
-    let result = pollster::block_on(eval::sanity::cascading_randomisation(&model, &weights, &inputs, &methods, a.seed, &mut |done, total| {
+    let result = pollster::block_on(eval::sanity::cascading_randomisation(&model, tensors, &inputs, &methods, a.seed, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     }))?;

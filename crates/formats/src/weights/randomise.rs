@@ -1,6 +1,8 @@
 //! Cascading randomisation of a network's weights (Adebayo et al., "Sanity Checks for Saliency
-//! Maps", 2018): the layers re-initialised from the top (logits) down, one more layer (VGG) or
-//! block (EfficientNet) per stage. `scorecam sanity` and the page's sanity stepper both use
+//! Maps", 2018): the layers re-initialised from the top (logits) down, one more layer (VGG, an
+//! imported graph's nodes) or block (EfficientNet) per stage. An imported graph's constants
+//! (`nodes.N.value`: GELU's 1/sqrt(2), a mean's divisor) are part of its arithmetic, not learned,
+//! and stay. `scorecam sanity` and the page's sanity stepper both use
 //! [`Cascade`], so a seed gives the same weights in both.
 
 use rand::SeedableRng;
@@ -14,7 +16,7 @@ fn forward_rank(group: &str) -> (u8, usize, usize) {
     let num = |i: usize| parts.get(i).and_then(|p| p.parse().ok()).unwrap_or(0);
     match parts[0] {
         "conv_stem" => (0, 0, 0),
-        "features" | "blocks" => (1, num(1), num(2)),
+        "features" | "blocks" | "nodes" => (1, num(1), num(2)),
         "conv_head" => (2, 0, 0),
         _ => (3, num(1), 0),
     }
@@ -28,7 +30,7 @@ fn group_of(name: &str) -> String {
 
 /// Layer groups from the top of the network down.
 pub fn groups_top_down(tensors: &NamedTensors) -> Vec<String> {
-    let mut groups: Vec<String> = tensors.tensors.keys().map(|n| group_of(n)).collect();
+    let mut groups: Vec<String> = tensors.tensors.keys().filter(|n| !n.ends_with(".value")).map(|n| group_of(n)).collect();
     groups.sort_by_key(|g| std::cmp::Reverse(forward_rank(g)));
     groups.dedup();
     groups
@@ -37,7 +39,7 @@ pub fn groups_top_down(tensors: &NamedTensors) -> Vec<String> {
 /// Re-initialises every tensor of `group`: weights He-normal (std sqrt(2 / fan_in)), biases 0.
 fn randomise(tensors: &mut NamedTensors, group: &str, rng: &mut rand::rngs::StdRng) {
     for (name, t) in tensors.tensors.iter_mut().filter(|(n, _)| group_of(n) == group) {
-        if name.ends_with("bias") {
+        if name.ends_with("bias") || name.ends_with(".shift") {
             t.data.iter_mut().for_each(|v| *v = 0.0);
         } else {
             let fan_in: usize = t.shape[1..].iter().product::<usize>().max(1);
@@ -104,5 +106,11 @@ mod tests {
             v.insert(n, crate::weights::HostTensor::new(vec![1], vec![0.0]));
         }
         assert_eq!(groups_top_down(&v), ["classifier.6", "classifier.0", "features.28", "features.5", "features.0"]);
+        // An imported graph's nodes, by number; its constants are not layers.
+        let mut g = NamedTensors::new("g");
+        for n in ["nodes.3.weight", "nodes.3.bias", "nodes.12.weight", "nodes.7.value", "nodes.30.weight"] {
+            g.insert(n, crate::weights::HostTensor::new(vec![1], vec![0.0]));
+        }
+        assert_eq!(groups_top_down(&g), ["nodes.30", "nodes.12", "nodes.3"]);
     }
 }
