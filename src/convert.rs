@@ -3,62 +3,26 @@
 //! row of `models::ARCHITECTURES`), which maps them to its names and folds batch norm where it
 //! has it.
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::graph::Program;
 use crate::models::{registry, ArchitectureSpec, BuildOptions, Network};
-use crate::weights::{encode_int8, sha256_hex, HostTensor, Manifest, NamedTensors, WeightsRef, FORMAT_ID};
+use crate::weights::{encode_int8, sha256_hex, Manifest, NamedTensors, WeightsRef, FORMAT_ID};
 
 /// The 1000 ImageNet class names in torchvision's order.
 pub fn imagenet_classes() -> Vec<String> {
     include_str!("../assets/imagenet_classes.txt").lines().map(str::to_string).collect()
 }
 
-/// Reads every floating-point tensor of a .pth/.pt or .safetensors file as f32.
+/// Reads every floating-point tensor of a .pth/.pt or .safetensors file as f32
+/// (`scorecam_formats::state_dict`, which the page reads dropped files with too).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn read_state_dict(path: &Path) -> Result<NamedTensors> {
     let file = path.display().to_string();
-    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
-    let mut out = NamedTensors::new(&file);
-    if is_safetensors {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(&file, e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::weights(&file, format!("not a readable safetensors file ({e})")))?;
-        for (name, view) in st.tensors() {
-            if let Some(data) = to_f32(&file, &name, format!("{:?}", view.dtype()).as_str(), view.data())? {
-                out.insert(name, HostTensor::new(view.shape().to_vec(), data));
-            }
-        }
-    } else {
-        let reader = pytorch_reader::PytorchReader::new(path)
-            .map_err(|e| Error::weights(&file, format!("not a readable PyTorch checkpoint ({e})")))?;
-        for (name, t) in reader.into_tensors() {
-            let bytes = t.read().map_err(|e| Error::weights(&file, e))?;
-            let dtype = format!("{:?}", t.dtype());
-            if let Some(data) = to_f32(&file, &name, &dtype, &bytes)? {
-                out.insert(name, HostTensor::new(t.shape().to_vec(), data));
-            }
-        }
-    }
-    if out.tensors.is_empty() {
-        return Err(Error::weights(&file, "contains no floating-point tensors"));
-    }
-    Ok(out)
-}
-
-/// f32 from raw little-endian bytes; `None` for integer tensors (e.g. num_batches_tracked).
-fn to_f32(file: &str, name: &str, dtype: &str, b: &[u8]) -> Result<Option<Vec<f32>>> {
-    let data: Vec<f32> = match dtype.to_ascii_uppercase().as_str() {
-        "F32" => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        "F64" => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-        "F16" => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        "BF16" => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        _ => return Ok(None),
-    };
-    if data.iter().any(|v| !v.is_finite()) {
-        return Err(Error::weights(file, format!("tensor `{name}` contains NaN or infinity")));
-    }
-    Ok(Some(data))
+    let bytes = std::fs::read(path).map_err(|e| Error::io(&file, e))?;
+    crate::state_dict::read(&bytes, &file)
 }
 
 /// Drops wrapper prefixes (`module.` from DataParallel, `state_dict.`/`model.` containers).
@@ -116,7 +80,35 @@ pub fn manifest_for(arch: &ArchitectureSpec, target_shape: [usize; 3], weights: 
 /// What the manifest says of the weights' int8 form.
 const QUANTIZATION: &str = "int8 symmetric per output channel (convolution and linear weights); biases f32";
 
+/// A state dict converted ([`convert_state_dict`]).
+pub struct ConvertedStateDict {
+    pub arch: &'static ArchitectureSpec,
+    pub manifest: Manifest,
+    /// The int8 weight file.
+    pub bytes: Vec<u8>,
+    /// Weights and biases.
+    pub parameters: usize,
+}
+
+/// A state dict's `bytes` (`file` names it) as the app's int8 weight file and its manifest,
+/// which names it `weights_file`: the architecture detected from the keys unless `arch` is given,
+/// built once on the CPU before anything is written.
+pub fn convert_state_dict(bytes: &[u8], file: &str, arch: Option<&'static ArchitectureSpec>, weights_file: &str) -> Result<ConvertedStateDict> {
+    let source = crate::state_dict::read(bytes, file)?;
+    let arch = match arch {
+        Some(a) => a,
+        None => detect_architecture(&source)?,
+    };
+    let tensors = canonical_tensors(source, arch)?;
+    let target_shape = check_buildable(arch, None, &tensors)?;
+    let out = encode_int8(&tensors, arch.name, None)?;
+    let manifest = manifest_for(arch, target_shape, WeightsRef { file: weights_file.to_string(), bytes: out.len() as u64, sha256: sha256_hex(&out) });
+    let parameters = tensors.tensors.values().map(|t| t.data.len()).sum();
+    Ok(ConvertedStateDict { arch, manifest, bytes: out, parameters })
+}
+
 /// What `convert` wrote.
+#[cfg(not(target_arch = "wasm32"))]
 pub struct Converted {
     pub arch: &'static ArchitectureSpec,
     pub weights_path: std::path::PathBuf,
@@ -125,17 +117,12 @@ pub struct Converted {
 }
 
 /// Converts `input` into `out` (.safetensors) and the manifest beside it (same stem, .json).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn convert(input: &Path, out: &Path, arch: Option<&'static ArchitectureSpec>) -> Result<Converted> {
-    let source = read_state_dict(input)?;
-    let arch = match arch {
-        Some(a) => a,
-        None => detect_architecture(&source)?,
-    };
-    let tensors = canonical_tensors(source, arch)?;
-    let target_shape = check_buildable(arch, None, &tensors)?;
-    let bytes = encode_int8(&tensors, arch.name, None)?;
+    let source = std::fs::read(input).map_err(|e| Error::io(input.display(), e))?;
     let file_name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let manifest = manifest_for(arch, target_shape, WeightsRef { file: file_name, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+    let ConvertedStateDict { arch, manifest, bytes, .. } = convert_state_dict(&source, &input.display().to_string(), arch, &file_name)?;
+    drop(source);
     let manifest_path = out.with_extension("json");
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
@@ -145,6 +132,7 @@ pub fn convert(input: &Path, out: &Path, arch: Option<&'static ArchitectureSpec>
     Ok(Converted { arch, weights_path: out.to_path_buf(), manifest_path, manifest })
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Rewrites `dir/index.json`, the list of models the browser app offers: one entry per manifest
 /// in `dir` (`name` is the manifest's file stem, used in share links).
 pub fn write_model_index(dir: &Path) -> Result<std::path::PathBuf> {

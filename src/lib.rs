@@ -12,8 +12,9 @@
 //! - [`image_input`], [`render`], [`imageops`]: photos in, heatmaps out (and the colormap
 //!   list), and the resizing and blur they share with the methods and metrics.
 //! - `web` (wasm32 only): the browser's API, used by `www/core.js`.
-//! - `convert`, `eval`, `bench`, `npy` (native only): weight conversion, the paper's evaluation
-//!   and accuracy, timing, .npy maps.
+//! - [`convert`]: state dicts of the built-in architectures to the app's weight file (and, natively,
+//!   files to files); `eval`, `bench`, `npy` (native only): the paper's evaluation and accuracy,
+//!   timing, .npy maps.
 
 pub mod backend;
 pub mod cam;
@@ -27,14 +28,13 @@ pub mod session;
 
 // The files (weight file, manifest, the error type) live in a crate without Burn; they keep
 // their paths here.
-pub use scorecam_formats::{error, graph, labels, weights};
+pub use scorecam_formats::{error, graph, labels, state_dict, weights};
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;

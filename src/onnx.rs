@@ -74,9 +74,16 @@ pub fn load(bytes: Vec<u8>, file: &str, options: &OnnxOptions, build: &BuildOpti
 /// and its manifest, which names it `weights_file`. Built once on the CPU first, so a file that
 /// does not build is never written.
 pub fn convert(bytes: Vec<u8>, file: &str, options: &OnnxOptions, weights_file: &str) -> Result<(Manifest, Vec<u8>)> {
-    let imported = import(bytes, file, &options.import)?;
-    crate::models::Network::load(crate::models::architecture("onnx")?, Some(&imported.program), imported.tensors.clone(), &BuildOptions::cpu())?;
-    let out = encode_int8(&imported.tensors, "onnx", Some(&imported.program))?;
+    convert_imported(import(bytes, file, &options.import)?, file, options, weights_file)
+}
+
+/// [`convert`] of a model already imported.
+pub fn convert_imported(imported: Imported, file: &str, options: &OnnxOptions, weights_file: &str) -> Result<(Manifest, Vec<u8>)> {
+    // Checks the labels and preprocessing before the build.
+    manifest(&imported, file, options, WeightsRef { file: weights_file.to_string(), bytes: 0, sha256: String::new() })?;
+    let Imported { program, tensors, .. } = &imported;
+    crate::models::Network::load(crate::models::architecture("onnx")?, Some(program), tensors.clone(), &BuildOptions::cpu())?;
+    let out = encode_int8(tensors, "onnx", Some(program))?;
     let weights = WeightsRef { file: weights_file.to_string(), bytes: out.len() as u64, sha256: sha256_hex(&out) };
     Ok((manifest(&imported, file, options, weights)?, out))
 }

@@ -164,3 +164,19 @@ fn tflite_input(image: &str) -> Vec<f32> {
     }
     out
 }
+
+/// The broken files of tests/fixtures/onnx/bad (`scripts/onnx_zoo.py bad`): each a clear error
+/// that names the file and what is wrong, and no panic.
+#[test]
+fn broken_files_are_refused_with_their_reason() {
+    for (file, says) in [
+        ("unsupported_op.onnx", "LRN is not supported"),
+        ("external_data.onnx", "its data is in an external file"),
+        ("oversized_tensor.onnx", "declares 147456 values"),
+        ("truncated.onnx", "not an ONNX model"),
+    ] {
+        let bytes = std::fs::read(fixtures().join("bad").join(file)).unwrap();
+        let e = own::load(bytes, file, &OnnxOptions::default(), &backend().build_options()).unwrap_err().to_string();
+        assert!(e.contains(file) && e.contains(says), "{file}: {e}");
+    }
+}

@@ -87,7 +87,7 @@ pub(super) fn tensor(t: &TensorProto, what: &str, file: &str) -> Result<Tensor> 
     let raw = &t.raw_data[..];
     let from_raw = |width: usize| -> Result<&[u8]> {
         if raw.len() != n * width {
-            return Err(fail(format!("declares {n} values ({dims:?}) but holds {} bytes of {width}: truncated?", raw.len())));
+            return Err(fail(format!("declares {n} values ({dims:?}) but holds only {} bytes ({width} a value): truncated?", raw.len())));
         }
         Ok(raw)
     };
