@@ -1,7 +1,7 @@
 // Browser numbers for the visitor's own model (docs/benchmarks.md, "Your own model in the page"),
 // in headless Chromium here (not a test), on the CPU backend:
 //   node tests/e2e/own_bench.mjs --lite0 LITE0.onnx --mobilenet MOBILENETV2.onnx [--dist DIR]
-//                                [--isolated] [--screenshot docs/own_model_mobilenet.png]
+//                                [--isolated] [--screenshot docs/own_model_mobilenet.png] [--big resnet50.onnx]
 //   - EfficientNet-Lite0 brought as ONNX against the installed (built-in) Lite0: Score-CAM of the
 //     same photo, time and the maps' Pearson correlation
 //   - MobileNetV2 brought as ONNX: the import (time, its worker's peak memory), our forward per
@@ -25,6 +25,7 @@ const DIST = resolve(REPO, arg('--dist', 'dist'));
 const LITE0 = arg('--lite0', null);
 const MOBILENET = arg('--mobilenet', null);
 const SHOT = arg('--screenshot', null);
+const BIG = arg('--big', null); // a large file: the import's peak memory and the pool it gets
 const ISOLATED = process.argv.includes('--isolated');
 
 const site = join(mkdtempSync(join(tmpdir(), 'scorecam-own-bench-')), 'site');
@@ -55,12 +56,15 @@ async function explain(page) {
   });
 }
 
-/// Brings the file at `path` in through window.scorecam.loadOwnModel.
+/// Brings the file at `path` in through window.scorecam.loadOwnModel (served beside the app and
+/// fetched by the page: a 100 MB file does not pass through page.evaluate).
 async function bring(page, path, choices) {
-  return page.evaluate(async ({ b64, name, choices }) => {
-    const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    return window.scorecam.loadOwnModel(new File([data], name), choices);
-  }, { b64: readFileSync(path).toString('base64'), name: path.split('/').pop(), choices });
+  const name = path.split('/').pop();
+  cpSync(path, join(site, 'bench-models', name));
+  return page.evaluate(async ({ name, choices }) => {
+    const blob = await (await fetch(`bench-models/${name}`)).blob();
+    return window.scorecam.loadOwnModel(new File([blob], name), choices);
+  }, { name, choices });
 }
 
 /// Our forward of a 224x224 image on the lead worker, warm: median of 3 after one warm-up.
@@ -125,15 +129,35 @@ if (MOBILENET) {
   // (1000 outputs and no names in the file: ImageNet's class names)
   const info = await bring(page, MOBILENET, { name: 'MobileNetV2 from ONNX' });
   out.mobilenet = { import: { ms: info.importMs, peakMiB: info.importPeakBytes / 2 ** 20, layer: info.layer, classes: info.classes } };
-  out.mobilenet.ourForwardMs = await ourForward(page);
-  out.mobilenet.ort = await ortForward(page).catch((e) => ({ error: String(e).slice(0, 300) }));
-  out.mobilenet.forwardRatio = out.mobilenet.ourForwardMs / out.mobilenet.ort.warmMs;
+  // Score-CAM first: onnxruntime-web's threads keep spinning after its runs.
   const first = await explain(page);
   const warm = await explain(page);
   out.mobilenet.scorecam = { coldTotalMs: first.totalMs, totalMs: warm.totalMs, firstHeatmapMs: warm.firstHeatmapMs, class: warm.class, top5: warm.top5, name: (await page.evaluate(() => window.scorecam.getMap().name)) };
   out.mobilenet.workers = await page.evaluate(() => window.scorecam.workers());
   if (SHOT) await page.screenshot({ path: SHOT, fullPage: false });
+  out.mobilenet.ourForwardMs = await ourForward(page);
+  out.mobilenet.ort = await ortForward(page).catch((e) => ({ error: String(e).slice(0, 300) }));
+  out.mobilenet.forwardRatio = out.mobilenet.ourForwardMs / out.mobilenet.ort.warmMs;
   console.error(JSON.stringify({ mobilenet: out.mobilenet }));
+}
+if (BIG) {
+  const info = await bring(page, BIG, {});
+  const timing = await page.evaluate(() => window.scorecam.timings().model);
+  out.big = {
+    file: BIG.split('/').pop(),
+    fileMB: readFileSync(BIG).length / 1e6,
+    import: { ms: info.importMs, peakMiB: info.importPeakBytes / 2 ** 20, layer: info.layer },
+    // the int8 file kept in Cache Storage, and the weights each worker holds
+    storedMB: await page.evaluate(async () => {
+      const list = await (await (await caches.open('scorecam-own-v1')).match(new URL('own/index.json', location.href).href)).json();
+      return list.at(-1).weightBytes / 1e6;
+    }),
+    f32MB: timing.weightBytes / 1e6,
+    perWorkerMB: timing.weightBytesOnDevice / 1e6,
+    buildMs: timing.buildMs,
+    workers: await page.evaluate(() => window.scorecam.workers()),
+  };
+  console.error(JSON.stringify({ big: out.big }));
 }
 await ctx.close();
 server.close();
