@@ -345,6 +345,28 @@ describe('on WebGPU (SwiftShader)', () => {
     assert.equal(await settled(page), 'done', await alertText(page));
     assert.equal((await getMap(page)).map.length, 224 * 224);
   });
+
+  it('explains a visitor\'s ONNX model on the GPU, int8 on the device, like the CLI', async () => {
+    const onnx = join(REPO, 'tests/fixtures/onnx/tiny_resnet/tiny_resnet.dynamo.dynamic.onnx');
+    const p = await openApp(ctx, `?model=${MODEL}`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const info = await p.evaluate((b64) => window.scorecam.loadOwnModel(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), { name: 'tiny resnet' }), readFileSync(onnx).toString('base64'));
+    assert.equal(info.layer, 'relu_4');
+    const model = await p.evaluate(() => window.scorecam.timings().model);
+    assert.equal(model.deviceWeights, 'int8', JSON.stringify(model));
+    assert.ok(model.probe && model.probe.layers >= 1, JSON.stringify(model));
+    const mine = await p.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg').then((m) => ({ ...m, map: Array.from(m.map) })));
+    const out = join(work, 'own-gpu', 'tiny_resnet.safetensors');
+    mkdirSync(join(work, 'own-gpu'), { recursive: true });
+    execFileSync(BIN, ['convert', onnx, '--out', out]);
+    const map = join(work, 'own-gpu', 'cli.png');
+    const report = JSON.parse(execFileSync(BIN, ['explain', PHOTO, '--model', out, '--out', map, '--json'], { encoding: 'utf8' }));
+    assert.equal(mine.class, report.explained.class);
+    const r = pearson(mine.map, await cliMap224(p, { ...readNpy(map.replace(/\.png$/, '.npy')), report }));
+    console.log(`  own model on WebGPU vs the CLI: pearson ${r.toFixed(4)}`);
+    assert.ok(r > 0.99, `the GPU's map is the CLI's (pearson ${r})`);
+    await p.close();
+  });
 });
 
 // ------------------------------------------------------------------ hostile links
