@@ -670,6 +670,24 @@ impl Planner<'_> {
             self.bind_known(node, t);
             return Ok(());
         }
+        // x^2 (LayerNorm's variance as the legacy exporter writes it below opset 17), x^0.5, x^1:
+        // GPU shading languages leave pow() of a negative base undefined (NaN on Vulkan's
+        // lavapipe and in WGSL), where ONNX's Pow by an integer is defined.
+        if op == "Pow" {
+            let exponent = self.known(node, 1)?.map(fold::as_f32).filter(|e| e.len() == 1).map(|e| e[0]);
+            let x_is_value = self.entry(node, 0)?.map(|e| matches!(e, Entry::Value(_)));
+            if let (Some(e), Some(true)) = (exponent, x_is_value) {
+                let a = self.value(node, 0)?;
+                if e == 2.0 {
+                    return self.emit(node, Op::Mul, vec![a, a]);
+                } else if e == 0.5 {
+                    return self.emit(node, Op::Sqrt, vec![a]);
+                } else if e == 1.0 {
+                    self.bind(node, Entry::Value(a));
+                    return Ok(());
+                }
+            }
+        }
         let (a, b) = (self.value(node, 0)?, self.value(node, 1)?);
         let op = match op {
             "Add" | "Sum" => Op::Add,

@@ -240,3 +240,39 @@ fn metadata_gives_preprocessing_and_labels() {
     assert_eq!((m.mean, m.std, m.opset), (Some([0.5; 3]), Some([0.25; 3]), 13));
     assert_eq!(m.labels.unwrap(), ["a", "b", "c", "d", "e"]);
 }
+
+/// Pow by a constant 2, 0.5 or 1 (the legacy exporter's LayerNorm variance is `Pow(x - mean, 2)`)
+/// becomes x·x, a square root or x itself: GPU shading languages leave pow() of a negative base
+/// undefined (it gave NaN on Vulkan's lavapipe). Other exponents stay Pow.
+#[test]
+fn pow_by_two_half_and_one_is_planned_without_pow() {
+    let graph = |cube: bool| {
+        let nodes = vec![
+            node("Conv", "conv", &["x", "w"], "c", vec![ints("kernel_shape", &[1, 1])]),
+            node("Pow", "square", &["c", "two"], "sq", vec![]),
+            node("Pow", "root", &["sq", "half"], "rt", vec![]),
+            node("Pow", "same", &["rt", if cube { "three" } else { "one" }], "p1", vec![]),
+            node("GlobalAveragePool", "pool", &["p1"], "p", vec![]),
+            flatten(),
+            node("Gemm", "fc", &["f", "wf", "bf"], "logits", vec![int("transB", 1)]),
+        ];
+        let inits = vec![
+            f32_tensor("w", &[4, 3, 1, 1], &weights(12, 1)),
+            f32_tensor("two", &[], &[2.0]),
+            f32_tensor("half", &[1], &[0.5]),
+            f32_tensor("one", &[], &[1.0]),
+            f32_tensor("three", &[], &[3.0]),
+            f32_tensor("wf", &[5, 4], &weights(20, 3)),
+            f32_tensor("bf", &[5], &[0.0; 5]),
+        ];
+        model(nodes, inits, value("x", &[None, Some(3), Some(8), Some(8)]), 13)
+    };
+    let p = import(graph(false), "pow.onnx", &ImportOptions::default()).unwrap().program;
+    let ops: Vec<&str> = p.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops, ["Conv", "Mul", "Sqrt", "GlobalAveragePool", "Reshape", "Linear (Gemm/MatMul)"]);
+    assert_eq!(p.nodes[1].inputs, [p.nodes[0].output, p.nodes[0].output]);
+    let p = import(graph(true), "pow.onnx", &ImportOptions::default()).unwrap().program;
+    let ops: Vec<&str> = p.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops[..3], ["Conv", "Mul", "Sqrt"]);
+    assert_eq!(ops.iter().filter(|&&o| o == "Pow").count(), 1, "{ops:?}");
+}
