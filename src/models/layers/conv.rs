@@ -92,6 +92,17 @@ pub(crate) fn quantized_rows(data: &[f32], rows: usize, device: &Device) -> Opti
     Some(Tensor::from_data(data, device))
 }
 
+/// int8 weights as a matmul takes them. Natively the build autotunes, and CubeCL's matmul
+/// autotune (cubek-matmul 0.3.1's gemm routine) also launches a candidate that panics on the
+/// device's thread for quantized rows of some lengths (K a multiple of 4x the plane size but not
+/// of 16x it, e.g. 32, 64, 96 or 160 on lavapipe: "quantized view float vector size 1 must be a
+/// positive multiple of num_quants 4"; `examples/q8probe.rs` finds them). There the weights are
+/// dequantised on the device first, a temporary f32 copy per call, and stay stored as int8. The
+/// page never autotunes and multiplies the int8 weights as they are.
+pub(crate) fn matmul_weights(w: Tensor<2>) -> Tensor<2> {
+    if cfg!(feature = "autotune") { w.dequantize() } else { w }
+}
+
 impl Conv {
     /// A layer from PyTorch-layout weights [out, in/groups, k, k] and bias, with f32 or int8
     /// weights on the device. int8 needs the matmul; a layer that cannot run as one (grouped)
@@ -164,7 +175,7 @@ impl Conv {
     /// (`kernels::Skip`); every other kernel computes all of them.
     pub fn forward_skipping(&self, x: Tensor<4>, skip: Option<Skip>) -> Tensor<4> {
         let out = match (&self.int8, &self.float) {
-            (Some(q), _) => self.forward_matmul(x, q.weight.val(), q.bias.val()),
+            (Some(q), _) => self.forward_matmul(x, matmul_weights(q.weight.val()), q.bias.val()),
             (None, Some(conv)) if self.kernel == ConvKernel::Matmul => {
                 let w = conv.weight.val().reshape([self.shape.cout, self.shape.depth()]);
                 let b = conv.bias.as_ref().expect("every conv here has a bias").val();

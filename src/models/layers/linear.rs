@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use std::sync::{Arc, OnceLock};
 
-use super::conv::{quantized_rows, scale_block};
+use super::conv::{matmul_weights, quantized_rows, scale_block};
 use crate::error::Result;
 use crate::models::device::{host_f32, tensor, BuildOptions, MAX_BINDING_BYTES};
 use crate::models::geometry::DeviceWeights;
@@ -99,7 +99,7 @@ impl SplitLinear {
             self.blocks.iter().map(|l| l.forward(x.clone())).collect()
         } else {
             let xt = x.transpose();
-            self.int8.iter().map(|q| (q.weight.val().matmul(xt.clone()) + q.bias.val().unsqueeze_dim(1)).transpose()).collect()
+            self.int8.iter().map(|q| (matmul_weights(q.weight.val()).matmul(xt.clone()) + q.bias.val().unsqueeze_dim(1)).transpose()).collect()
         };
         if outputs.len() == 1 {
             return outputs.into_iter().next().expect("one block");
