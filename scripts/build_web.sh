@@ -8,18 +8,44 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}"
+. scripts/steps.sh
 
-trunk build --offline --release --no-sri
+step "trunk build: the app's wasm (SIMD128)" "~17 min on 2 cores the first time, ~2 min after a change" \
+  trunk build --offline --release --no-sri
 
 # The second build: relaxed SIMD on top (`f32x4.relaxed_madd` in the CPU backend's GEMM and
 # depthwise taps), for browsers that validate it. Only this crate gets the feature
 # (`cargo rustc`): macerator 0.5.2, under Burn's flex, does not compile with it. Same sources, so
 # wasm-bindgen writes the same JS glue, which is checked; www/wasmbuild.js picks the file before
 # anything is downloaded (docs/web.md). Its own target directory, so that neither build
-# invalidates the other.
+# invalidates the other (the extra flag is part of our crate's fingerprint, not of its file
+# names); the dependencies, built with the same flags in both, are the first build's: seeded
+# from it (hard links to the compiled crates, copies of the small fingerprint and build-script
+# folders cargo rewrites in place), so only our two crates compile again.
 RELAXED_TARGET="$CARGO_TARGET_DIR/relaxed-simd"
-CARGO_TARGET_DIR="$RELAXED_TARGET" cargo rustc --release --locked --lib --no-default-features \
-  --target wasm32-unknown-unknown -- -C target-feature=+relaxed-simd
+seed_relaxed() {
+  local kind from to entry name
+  for kind in wasm32-unknown-unknown/release release; do # the wasm crates; the host's build scripts and proc macros
+    from="$CARGO_TARGET_DIR/$kind" to="$RELAXED_TARGET/$kind"
+    [ -d "$from/deps" ] || continue
+    mkdir -p "$to/deps" "$to/build" "$to/.fingerprint"
+    for entry in "$from"/deps/* "$from"/build/* "$from"/.fingerprint/*; do
+      name="${entry#"$from"/}"
+      case "$name" in */*scorecam*) continue ;; esac # ours: compiled here with the flag
+      [ -e "$to/$name" ] && continue
+      case "$name" in
+        deps/*) ln "$entry" "$to/$name" 2>/dev/null || cp -a "$entry" "$to/$name" ;;
+        *) cp -a "$entry" "$to/$name" ;;
+      esac
+    done
+  done
+}
+relaxed_build() {
+  seed_relaxed
+  CARGO_TARGET_DIR="$RELAXED_TARGET" cargo rustc --release --locked --lib --no-default-features \
+    --target wasm32-unknown-unknown -- -C target-feature=+relaxed-simd
+}
+step "the relaxed-SIMD twin (our crates only)" "~3 min" relaxed_build
 glue="$(mktemp -d)"
 trap 'rm -rf "$glue"' EXIT
 wasm-bindgen --target web --no-typescript --out-dir "$glue" --out-name scorecam \
@@ -67,10 +93,13 @@ if [ "${SCORECAM_WASM_OPT:-1}" != 0 ]; then
   WASM_OPT=tests/e2e/node_modules/.bin/wasm-opt
   [ -x "$WASM_OPT" ] || { echo "build_web: $WASM_OPT is missing: run scripts/setup_web.sh" >&2; exit 1; }
   cache="$(dirname "$CARGO_TARGET_DIR")/wasm-opt"
-  optimise dist/scorecam_bg.wasm &
-  plain=$!
-  optimise dist/scorecam_relaxed_bg.wasm
-  wait "$plain"
+  both() {
+    optimise dist/scorecam_bg.wasm &
+    local plain=$!
+    optimise dist/scorecam_relaxed_bg.wasm
+    wait "$plain"
+  }
+  step "wasm-opt on both builds (at once)" "~12 min the first time, reused when unchanged" both
   ls -t "$cache"/*.wasm | tail -n +7 | xargs -r rm -f # keep the six newest (three builds of each)
 fi
 for f in dist/scorecam_bg.wasm dist/scorecam_relaxed_bg.wasm; do

@@ -132,32 +132,39 @@ pub fn convert(input: &Path, out: &Path, arch: Option<&'static ArchitectureSpec>
     Ok(Converted { arch, weights_path: out.to_path_buf(), manifest_path, manifest })
 }
 
+/// The text of `index.json`, the list of models the browser app offers, from a folder's JSON
+/// files (`(file stem, text)`, in file-name order): one entry per manifest (`name` is its file
+/// stem, used in share links); other JSON files in the folder are not ours to list.
+pub fn model_index(files: &[(String, String)]) -> String {
+    let entries: Vec<_> = files
+        .iter()
+        .filter(|(stem, _)| stem != "index")
+        .filter_map(|(stem, text)| Manifest::from_json(text, stem).ok().map(|m| (stem, m)))
+        .map(|(stem, manifest)| {
+            serde_json::json!({
+                "name": stem,
+                "display_name": manifest.name,
+                "arch": manifest.arch,
+                "manifest": format!("{stem}.json"),
+                "bytes": manifest.weights.bytes,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({ "models": entries })).expect("JSON of strings and numbers") + "\n"
+}
+
 #[cfg(not(target_arch = "wasm32"))]
-/// Rewrites `dir/index.json`, the list of models the browser app offers: one entry per manifest
-/// in `dir` (`name` is the manifest's file stem, used in share links).
+/// Rewrites `dir/index.json` ([`model_index`] of the manifests in `dir`).
 pub fn write_model_index(dir: &Path) -> Result<std::path::PathBuf> {
-    let mut entries = Vec::new();
     let listing = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), e))?;
-    let mut paths: Vec<_> = listing.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut paths: Vec<_> = listing.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
     paths.sort();
+    let mut files = Vec::new();
     for path in paths {
         let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-        if path.extension().is_none_or(|e| e != "json") || stem == "index" {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
-        // Other JSON files in the folder are not ours to list.
-        let Ok(manifest) = Manifest::from_json(&text, &path.display().to_string()) else { continue };
-        entries.push(serde_json::json!({
-            "name": stem,
-            "display_name": manifest.name,
-            "arch": manifest.arch,
-            "manifest": format!("{stem}.json"),
-            "bytes": manifest.weights.bytes,
-        }));
+        files.push((stem.to_string(), std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?));
     }
     let index = dir.join("index.json");
-    let text = serde_json::to_string_pretty(&serde_json::json!({ "models": entries })).expect("JSON of strings and numbers");
-    std::fs::write(&index, text + "\n").map_err(|e| Error::io(index.display(), e))?;
+    std::fs::write(&index, model_index(&files)).map_err(|e| Error::io(index.display(), e))?;
     Ok(index)
 }

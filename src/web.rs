@@ -574,6 +574,28 @@ pub fn import_model(bytes: Vec<u8>, file_name: &str, options: JsValue) -> Result
     Ok(out.into())
 }
 
+/// `scorecam convert` of a state dict, for scripts that have the wasm build but not the native
+/// CLI (`scripts/convert_web.mjs`, which the README's first command converts Lite0's weights
+/// with): the same core function, so the same bytes. Returns `{arch, manifest (JSON text), weights
+/// (Uint8Array)}`; the manifest names the weight file `weights_file`.
+#[wasm_bindgen(js_name = convertStateDict)]
+pub fn convert_state_dict(bytes: &[u8], file_name: &str, weights_file: &str) -> Result<JsValue, JsValue> {
+    let converted = crate::convert::convert_state_dict(bytes, file_name, None, weights_file).map_err(js_error)?;
+    let out = js_sys::Object::new();
+    let _ = Reflect::set(&out, &"arch".into(), &converted.arch.name.into());
+    let _ = Reflect::set(&out, &"manifest".into(), &converted.manifest.to_json().into());
+    let _ = Reflect::set(&out, &"weights".into(), &js_sys::Uint8Array::from(&converted.bytes[..]).into());
+    Ok(out.into())
+}
+
+/// `index.json`'s text for a models folder's JSON files, given as `[[stem, text], ...]` in file
+/// name order (`convert::model_index`, which the CLI writes it with).
+#[wasm_bindgen(js_name = modelIndex)]
+pub fn model_index(files: JsValue) -> Result<String, JsValue> {
+    let files: Vec<(String, String)> = serde_wasm_bindgen::from_value(files).map_err(|e| invalid(format!("model index: {e}")))?;
+    Ok(crate::convert::model_index(&files))
+}
+
 /// Lower-case hex SHA-256 of `bytes` (the page's fallback where `crypto.subtle` is missing: a
 /// page served over plain HTTP from another host).
 #[wasm_bindgen(js_name = sha256Hex)]

@@ -2,7 +2,8 @@
 // CPU worker pool's size (www/workers.js) and the choice of wasm build (www/wasmbuild.js).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -221,5 +222,39 @@ describe('the wasm build', () => {
     plain[19 + 3] -= 1; // the function body's size
     assert.equal(WebAssembly.validate(probe), false);
     assert.equal(WebAssembly.validate(new Uint8Array(plain)), true);
+  });
+});
+
+// The README's first command converts Lite0's weights with the app's wasm in node
+// (scripts/convert_web.mjs) instead of a native build: the file must be the CLI's, byte for byte.
+describe('scripts/convert_web.mjs', () => {
+  const ROOT = resolve(WWW, '..');
+  const wasm = join(ROOT, 'dist/scorecam_bg.wasm');
+  const pth = join(ROOT, process.env.SCORECAM_DATA_DIR ?? '.data', 'efficientnet_lite0.pth');
+  const bin = process.env.SCORECAM_BIN;
+  const ready = existsSync(wasm) && existsSync(pth) && bin && existsSync(bin);
+  it('writes the same Lite0 files as `scorecam convert`', { skip: ready ? false : 'needs dist/ (scripts/build_web.sh), .data/efficientnet_lite0.pth and $SCORECAM_BIN' }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scorecam-convert-'));
+    try {
+      execFileSync(process.execPath, [join(ROOT, 'scripts/convert_web.mjs'), pth, '--out', join(dir, 'web/efficientnet_lite0.safetensors'), '--dist', join(ROOT, 'dist')]);
+      execFileSync(bin, ['convert', pth, '--out', join(dir, 'cli/efficientnet_lite0.safetensors')]);
+      for (const f of ['efficientnet_lite0.safetensors', 'efficientnet_lite0.json', 'index.json']) {
+        assert.ok(readFileSync(join(dir, 'web', f)).equals(readFileSync(join(dir, 'cli', f))), `${f} differs`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+  it('refuses a file that is not a state dict, with the core\'s message', { skip: existsSync(wasm) ? false : 'needs dist/' }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scorecam-convert-'));
+    try {
+      writeFileSync(join(dir, 'junk.pth'), 'not a checkpoint');
+      const run = spawnSync(process.execPath, [join(ROOT, 'scripts/convert_web.mjs'), join(dir, 'junk.pth'), '--out', join(dir, 'x.safetensors'), '--dist', join(ROOT, 'dist')], { encoding: 'utf8' });
+      assert.equal(run.status, 1);
+      assert.match(run.stderr, /^convert_web: .+/);
+      assert.ok(!existsSync(join(dir, 'x.safetensors')));
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 });
