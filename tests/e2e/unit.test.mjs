@@ -1,5 +1,6 @@
 // Unit tests of the page's pure code (no browser): the share-link format (www/share.js), the
-// CPU worker pool's size (www/workers.js) and the choice of wasm build (www/wasmbuild.js).
+// CPU worker pool's size (www/workers.js), the choice of wasm build (www/wasmbuild.js) and the
+// image header reader (www/imageheader.js).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,12 +13,27 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 // says "module" is read as the browser reads them. (Importing share.js evaluates its imports too:
 // none of them touches the DOM before it is called.)
 const WWW = resolve(fileURLToPath(import.meta.url), '../../../www');
+const HOSTILE = resolve(fileURLToPath(import.meta.url), '../../fixtures/hostile');
 const copy = mkdtempSync(join(tmpdir(), 'scorecam-www-'));
 for (const f of readdirSync(WWW)) if (f.endsWith('.js')) copyFileSync(join(WWW, f), join(copy, f));
 writeFileSync(join(copy, 'package.json'), '{"type": "module"}');
 const { parseShareFragment, buildShareFragment, bytesToBase64Url, base64UrlToBytes, ShareLinkError, LIMITS } = await import(pathToFileURL(join(copy, 'share.js')).href);
 const { poolSize } = await import(pathToFileURL(join(copy, 'workers.js')).href);
+const { imageSize, ImageHeaderError } = await import(pathToFileURL(join(copy, 'imageheader.js')).href);
 rmSync(copy, { recursive: true }); // loaded, with everything they import
+
+/// A small seeded generator (mulberry32), so a failing case can be run again.
+function seeded(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return { next, int: (n) => Math.floor(next() * n), pick: (list) => list[Math.floor(next() * list.length)] };
+}
 
 // What the page passes: the registry's in-browser methods and the colormaps.
 const NAMES = { methods: ['scorecam', 'scorecam-gradcam-lib', 'gradcam', 'gradcampp'], colormaps: ['jet', 'turbo', 'viridis'] };
@@ -221,5 +237,77 @@ describe('the wasm build', () => {
     plain[19 + 3] -= 1; // the function body's size
     assert.equal(WebAssembly.validate(probe), false);
     assert.equal(WebAssembly.validate(new Uint8Array(plain)), true);
+  });
+});
+
+describe('image headers', () => {
+  // The corpus's files (tests/fixtures/hostile/make.py): the size each declares, as Pillow wrote it.
+  const declared = {
+    'bomb_20000x20000.png': ['PNG', 20000, 20000],
+    'bomb_header_50000x50000.png': ['PNG', 50000, 50000],
+    'bomb_header_65500x65500.jpg': ['JPEG', 65500, 65500],
+    'bomb_header_65535x65535.gif': ['GIF', 65535, 65535],
+    'bomb_header_16384x16384.webp': ['WebP', 16384, 16384],
+    'bomb_header_30000x30000.bmp': ['BMP', 30000, 30000],
+    'zero_width.png': ['PNG', 0, 64],
+    'png_named.jpg': ['PNG', 96, 64],
+    'cmyk.jpg': ['JPEG', 96, 64],
+    'sixteen_bit.png': ['PNG', 96, 64],
+    'animated.gif': ['GIF', 96, 64],
+    'animated.webp': ['WebP', 96, 64],
+    'lossy.webp': ['WebP', 96, 64],
+    'plain.bmp': ['BMP', 96, 64],
+    'photo.avif': ['AVIF', 96, 64],
+    'thin_1x4000.png': ['PNG', 1, 4000],
+    'exif_orientation5.jpg': ['JPEG', 96, 64], // as stored: the orientation is applied when drawn
+    'truncated_half.jpg': ['JPEG', 96, 64], // the frame header is in the first half
+  };
+  const read = (name) => new Uint8Array(readFileSync(join(HOSTILE, name)));
+
+  it('gives the size each format declares, before any decoding', () => {
+    for (const [name, [format, width, height]] of Object.entries(declared)) {
+      assert.deepEqual(imageSize(read(name)), { format, width, height }, name);
+    }
+    const photo = new Uint8Array(readFileSync(join(WWW, 'samples/chelsea.jpg')));
+    assert.deepEqual(imageSize(photo), { format: 'JPEG', width: 451, height: 300 });
+  });
+
+  it('finds a JPEG’s frame after large metadata segments', () => {
+    const app = (n) => [0xff, 0xe1, (n + 2) >> 8, (n + 2) & 255, ...new Uint8Array(n)];
+    const sof = [0xff, 0xc2, 0, 17, 8, 0x01, 0x2c, 0x02, 0x58, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1];
+    const bytes = Uint8Array.from([0xff, 0xd8, ...app(60_000), 0xff, 0xff, ...app(10), ...sof, 0xff, 0xd9]);
+    assert.deepEqual(imageSize(bytes), { format: 'JPEG', width: 600, height: 300 });
+    // The same file cut before its frame: the page then reads the whole file and asks again.
+    assert.throws(() => imageSize(bytes.subarray(0, 30_000)), (e) => e instanceof ImageHeaderError && e.kind === 'truncated' && e.format === 'JPEG');
+  });
+
+  it('says which files have no readable size: other formats, and truncated headers', () => {
+    for (const name of ['text_named.png', 'script.svg']) {
+      assert.throws(() => imageSize(read(name)), (e) => e instanceof ImageHeaderError && e.kind === 'unknown', name);
+    }
+    for (const name of ['truncated_header.png', 'truncated_header.jpg']) {
+      assert.throws(() => imageSize(read(name)), (e) => e instanceof ImageHeaderError && e.kind === 'truncated', name);
+    }
+    assert.throws(() => imageSize(new Uint8Array(0)), ImageHeaderError);
+  });
+
+  it('never throws anything else, nor hangs, on random and mutated bytes', () => {
+    const random = seeded(35);
+    const seeds = Object.keys(declared).map(read);
+    for (let i = 0; i < 20_000; i++) {
+      let bytes;
+      if (i % 2) {
+        bytes = Uint8Array.from({ length: random.int(64) }, () => random.int(256));
+      } else {
+        bytes = seeds[random.int(seeds.length)].slice(0, 200);
+        for (let k = random.int(6); k >= 0; k--) bytes[random.int(bytes.length)] = random.int(256);
+      }
+      try {
+        const { width, height } = imageSize(bytes);
+        assert.ok(Number.isInteger(width) && width >= 0 && Number.isInteger(height) && height >= 0);
+      } catch (err) {
+        assert.ok(err instanceof ImageHeaderError, `${err} for ${Buffer.from(bytes).toString('hex')}`);
+      }
+    }
   });
 });
