@@ -111,23 +111,26 @@ async function fetchImage(url) {
   return { blob: new Blob(parts, { type: res.headers.get('content-type') ?? '' }), href: parsed.href };
 }
 
-let latest = 0; // the newest image asked for: one asked for earlier and still loading is dropped
+let asked = 0; // images asked for so far
+let shown = 0; // the newest of them shown: one asked for earlier that decodes later is dropped
 
 /// A new image from `load()`: explains `classIndex`, by default its own top class (not the
-/// previous image's).
+/// previous image's). Only a decoded image cancels the running explanation: a file that fails to
+/// load leaves the previous image, its result and any run in progress as they were.
 async function showImage(load, { classIndex = null } = {}) {
-  const mine = ++latest;
-  newRun(); // a new image cancels the running explanation
+  const mine = ++asked;
   clearError();
   set({ page: 'explaining' });
   let image;
   try {
     image = await load();
   } catch (err) {
-    if (mine === latest) throw err;
+    if (mine > shown) throw err; // (else a newer image is already shown: this one is moot)
     return;
   }
-  if (mine !== latest) return;
+  if (mine < shown) return;
+  shown = mine;
+  newRun(); // a new image cancels the running explanation
   set({ image, top5: [], result: null, progress: null, classIndex });
   await analyseImage();
 }

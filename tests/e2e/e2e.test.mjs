@@ -1169,3 +1169,79 @@ describe('when something is broken', () => {
     await page.close();
   });
 });
+
+// ------------------------------------------------------------------ hostile inputs
+
+describe('hostile inputs (CPU backend)', () => {
+  const HOSTILE = join(REPO, 'tests/fixtures/hostile');
+  const CASE_MS = 60_000; // a case that has not settled by then hangs
+  let ctx;
+  let page;
+  let errors = []; // page errors (uncaught exceptions) since the last case
+  const rows = []; // the results table: {kind, input, expected, outcome, message}
+
+  /// The page's state as a case must leave it: the image, model and result it had.
+  async function snapshot(p = page) {
+    return p.evaluate(() => {
+      const m = window.scorecam.getMap();
+      const c = document.getElementById('canvas');
+      return {
+        model: document.getElementById('model-select').value,
+        class: m?.class ?? null,
+        top5: m?.top5.map((t) => t.class) ?? null,
+        map: m ? Array.from(m.map.filter((_, i) => i % 97 === 0)) : null,
+        canvas: [c.width, c.height],
+        panic: window.wasmBindings.lastPanic() ?? null,
+      };
+    });
+  }
+
+  /// Waits for `p` to settle, or says it hangs.
+  async function settledOrHang(p = page) {
+    return Promise.race([settled(p), new Promise((ok) => setTimeout(() => ok('hang'), CASE_MS))]);
+  }
+
+  function watch(p) {
+    p.on('pageerror', (e) => errors.push(e.message));
+    return p;
+  }
+
+  before(async () => {
+    ctx = await launch({ webgpu: false });
+    page = watch(await openApp(ctx, `?backend=cpu&model=${MODEL}`));
+    assert.equal(await settled(page), 'ready', await alertText(page));
+    await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+  });
+  after(async () => {
+    await ctx?.close();
+    if (!rows.length) return;
+    const table = ['| input | kind | expected | outcome | message |', '|---|---|---|---|---|',
+      ...rows.map((r) => `| ${r.input} | ${r.kind} | ${r.expected} | ${r.outcome} | ${r.message.replace(/\|/g, '\\|').slice(0, 160)} |`)].join('\n');
+    const counts = `${rows.length} inputs: ${rows.filter((r) => r.outcome === 'refused').length} refused with a message, ${rows.filter((r) => r.outcome === 'decoded' || r.outcome === 'accepted').length} taken, panics: ${rows.filter((r) => r.panic).length}, hangs: ${rows.filter((r) => r.outcome === 'hang').length}`;
+    console.log(`\nhostile-input corpus\n${table}\n${counts}`);
+    writeFileSync(join(OUT, 'hostile.md'), `${table}\n\n${counts}\n`);
+  });
+
+  it('a file that fails to load leaves the running explanation, image and result alone', async () => {
+    const p = watch(await openApp(ctx, '?backend=cpu&model=efficientnet_lite0&workers=1'));
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const outcome = await p.evaluate(async () => {
+      const explained = window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg').then((m) => m && m.class, (e) => `rejected: ${e.message}`);
+      await new Promise((ok) => {
+        const t = setInterval(() => {
+          if (document.getElementById('run-progress')?.value > 0) ok(clearInterval(t));
+        }, 10);
+      });
+      const failed = await window.scorecam.loadImageFromBytes(new TextEncoder().encode('notes, not a picture')).then(() => 'resolved', (e) => e.message);
+      const during = document.body.dataset.state;
+      return { failed, during, explained: await explained, state: document.body.dataset.state };
+    });
+    assert.match(outcome.failed, /not an image/);
+    assert.equal(outcome.during, 'error', 'the failure is shown at once');
+    assert.equal(typeof outcome.explained, 'number', `the explanation in progress finished: ${outcome.explained}`);
+    assert.equal(outcome.state, 'done');
+    assert.match(await alertText(p), /not an image/, 'the message stays until dismissed');
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
+});
