@@ -84,5 +84,6 @@ export async function explainClass(classIndex, { method } = {}) {
   }
   const explain = { firstHeatmapMs: firstMs, totalMs: performance.now() - t0, stats: result.stats };
   result.request = { ...request, class: result.explained.class };
+  result.madeWith = model; // the store's model: the teaching views' work for it ends with it
   set({ result, classIndex: result.explained.class, progress: null, timings: { ...get().timings, explain }, page: 'done' });
 }

@@ -1244,4 +1244,32 @@ describe('hostile inputs (CPU backend)', () => {
     assert.deepEqual(errors, []);
     await p.close();
   });
+
+  it('drops the teaching views\' superseded work silently when the model is switched', async () => {
+    const p = watch(await openApp(ctx, '?backend=cpu&model=efficientnet_lite0'));
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    await p.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+    // The curves take a few seconds of forward passes on every worker: switch while they run.
+    const shown = await p.evaluate(async (model) => {
+      window.scorecam.setTeach({ tab: 'faithful' });
+      await new Promise((ok) => {
+        const t = setInterval(() => {
+          if (/Computing the curves: [1-9]/.test(document.getElementById('faithful-summary').textContent)) ok(clearInterval(t));
+        }, 10);
+      });
+      const messages = [];
+      new MutationObserver(() => {
+        if (!document.getElementById('alert').hidden) messages.push(document.getElementById('alert-text').textContent);
+      }).observe(document.getElementById('alert'), { attributes: true, childList: true, subtree: true });
+      await window.scorecam.selectModel(model);
+      await window.scorecam.whenTeachRendered();
+      await new Promise((ok) => setTimeout(ok, 1000)); // what was in flight comes back
+      return { messages, state: document.body.dataset.state, summary: document.getElementById('faithful-summary').textContent };
+    }, MODEL);
+    assert.deepEqual(shown.messages, [], 'no message about the superseded work');
+    assert.equal(shown.state, 'done');
+    assert.match(shown.summary, /Deletion AUC/, 'the new model\'s curves are drawn');
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
 });
