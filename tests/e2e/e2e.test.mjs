@@ -832,9 +832,13 @@ describe('teaching views (CPU backend)', () => {
   });
 
   it('follows the camera live with Grad-CAM and explains a frozen frame', async () => {
+    const before = await page.evaluate(() => window.scorecam.workers());
+    assert.ok(before.size >= 2, 'a pool with helpers');
     await page.locator('#tab-camera').click();
     await page.locator('#camera-start').click();
     await page.waitForFunction(() => /frame [3-9]|frame \d\d/.test(document.getElementById('camera-status').textContent), null, { timeout: SETTLE_MS });
+    // Only the lead explains a live frame: the helpers are not sent them.
+    assert.equal((await page.evaluate(() => window.scorecam.workers())).imagesToHelpers, before.imagesToHelpers, 'no live frame went to a helper');
     await page.locator('#camera-freeze').click();
     await page.waitForFunction(() => /Frozen/.test(document.getElementById('camera-status').textContent), null, { timeout: SETTLE_MS });
     assert.equal(await settled(page), 'done', await alertText(page));
@@ -1242,6 +1246,19 @@ describe('hostile inputs (CPU backend)', () => {
     assert.equal(outcome.state, 'done');
     assert.match(await alertText(p), /not an image/, 'the message stays until dismissed');
     assert.deepEqual(errors, []);
+    await p.close();
+  });
+
+  it('clamps ?workers=N to the memory budget, with a notice', async () => {
+    const p = watch(await ctx.newPage());
+    // As a device with 256 MiB (Chromium reports 0.25 to 8): a quarter of it holds one worker.
+    await p.addInitScript(() => Object.defineProperty(Navigator.prototype, 'deviceMemory', { get: () => 0.25 }));
+    await p.goto(`${site.url}?backend=cpu&model=${MODEL}&workers=12`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const pool = await p.evaluate(() => window.scorecam.workers());
+    assert.equal(pool.size, 1);
+    assert.match(await p.textContent('#notice'), /\?workers=12 asks for more CPU workers than this device's memory holds with .+ \(1\): using 1\./);
+    assert.match(await p.textContent('#notice'), /CPU/, 'the backend notice stays');
     await p.close();
   });
 

@@ -18,7 +18,7 @@ const copy = mkdtempSync(join(tmpdir(), 'scorecam-www-'));
 for (const f of readdirSync(WWW)) if (f.endsWith('.js')) copyFileSync(join(WWW, f), join(copy, f));
 writeFileSync(join(copy, 'package.json'), '{"type": "module"}');
 const { parseShareFragment, buildShareFragment, bytesToBase64Url, base64UrlToBytes, ShareLinkError, LIMITS } = await import(pathToFileURL(join(copy, 'share.js')).href);
-const { poolSize } = await import(pathToFileURL(join(copy, 'workers.js')).href);
+const { poolSize, poolSizeFor } = await import(pathToFileURL(join(copy, 'workers.js')).href);
 const { imageSize, ImageHeaderError } = await import(pathToFileURL(join(copy, 'imageheader.js')).href);
 rmSync(copy, { recursive: true }); // loaded, with everything they import
 
@@ -139,6 +139,16 @@ describe('the CPU worker pool', () => {
     assert.equal(poolSize({ cores: 8, memoryGiB: undefined, weightBytes: VGG16 }), 2, '4 GiB assumed where the browser does not say');
     assert.equal(poolSize({ cores: 4, memoryGiB: 0.5, weightBytes: VGG16 }), 1, 'never fewer than one');
     assert.equal(poolSize({ cores: 8, memoryGiB: 8, weightBytes: 553_430_176 }), 1, 'a model of f32 weights as large as VGG16');
+  });
+
+  it('gives ?workers=N what the memory budget allows, and says so when that is less', () => {
+    const vgg = { name: 'vgg16', display_name: 'VGG16', weight_bytes_on_device: VGG16 };
+    const lite0 = { name: 'efficientnet_lite0', display_name: 'EfficientNet-Lite0', weight_bytes_on_device: LITE0 };
+    assert.deepEqual(poolSizeFor(vgg, 16, { memoryGiB: 8 }), { size: 4, notice: "?workers=16 asks for more CPU workers than this device's memory holds with VGG16 (4): using 4." });
+    assert.deepEqual(poolSizeFor(vgg, 3, { memoryGiB: 8 }), { size: 3, notice: null }, 'more than the cores is allowed where memory holds it');
+    assert.deepEqual(poolSizeFor(lite0, 40, { memoryGiB: 8 }), { size: 16, notice: '?workers=40 asks for more CPU workers than the page runs (16): using 16.' });
+    assert.deepEqual(poolSizeFor(lite0, -3, { memoryGiB: 8 }), { size: 1, notice: null });
+    assert.deepEqual(poolSizeFor(lite0, null, { cores: 2, memoryGiB: 8 }), { size: 2, notice: null }, 'no request: poolSize');
   });
 });
 
