@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { runInNewContext } from 'node:vm';
+import { createContext, runInContext, runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -123,6 +123,83 @@ describe('share links', () => {
     const text = bytesToBase64Url(bytes);
     assert.match(text, /^[A-Za-z0-9_-]+$/);
     assert.deepEqual(base64UrlToBytes(text), bytes);
+  });
+});
+
+describe('the service worker (offline shell)', () => {
+  const SCOPE = 'https://app.example/scorecam/';
+
+  /// www/sw.js in a context of its own, with Cache Storage, fetch and the worker's events faked:
+  /// `put` (key, response) replaces Cache.put, `names` are the caches that exist.
+  function serviceWorker({ put = async () => {}, names = [] } = {}) {
+    const listeners = {};
+    const stored = new Map();
+    const deleted = [];
+    const warnings = [];
+    const cache = { add: async () => {}, put: async (key, res) => { await put(key, res); stored.set(String(key), res); } };
+    const context = createContext({
+      URL, Set, Promise, decodeURIComponent,
+      console: { warn: (m) => warnings.push(m), log() {} },
+      importScripts() { context.self.scorecamWasmFile = 'scorecam_relaxed_bg.wasm'; },
+      caches: { open: async () => cache, keys: async () => names, delete: async (n) => deleted.push(n) > 0, match: async (k) => stored.get(String(k)) },
+      fetch: async () => ({ ok: true, type: 'basic', clone() { return this; } }),
+      Response: { error: () => 'network error' },
+    });
+    context.self = { addEventListener: (t, f) => { listeners[t] = f; }, registration: { scope: SCOPE }, location: { origin: new URL(SCOPE).origin }, clients: { claim: async () => {} }, skipWaiting: async () => {} };
+    runInContext(readFileSync(join(WWW, 'sw.js'), 'utf8'), context);
+    /// A GET of `url`: {answered: whether the worker answers it, response, waits (waitUntil's promises)}.
+    async function get(url) {
+      const waits = [];
+      let response = null;
+      listeners.fetch({ request: { method: 'GET', url }, respondWith: (p) => { response = p; }, waitUntil: (p) => waits.push(p) });
+      const out = { answered: response !== null, response: await response, waits };
+      await Promise.all(waits.map((p) => Promise.resolve(p)));
+      return out;
+    }
+    return { context, listeners, stored, deleted, warnings, get };
+  }
+
+  it('keeps one copy of the page whatever its query, and nothing that is not the shell', async () => {
+    const sw = serviceWorker();
+    for (let i = 0; i < 50; i++) {
+      const r = await sw.get(`${SCOPE}?image=${encodeURIComponent(`https://images.example/${i}.jpg`)}&model=vgg16#v=1&class=${i}`);
+      assert.equal(r.answered, true);
+    }
+    await sw.get(`${SCOPE}index.html?x=1`);
+    await sw.get(`${SCOPE}www/app.js?v=2`);
+    await sw.get(`${SCOPE}www/views/steps.js`);
+    await sw.get(`${SCOPE}www/models/vgg16.json`);
+    await sw.get(`${SCOPE}www/samples/chelsea.jpg`);
+    for (const url of [`${SCOPE}www/models/vgg16.safetensors`, `${SCOPE}notes.txt`, `${SCOPE}www/%E0%A4%A`, 'https://app.example/other/app.js', 'https://images.example/cat.jpg']) {
+      assert.equal((await sw.get(url)).answered, false, url);
+    }
+    assert.deepEqual([...sw.stored.keys()].sort(), [SCOPE, `${SCOPE}www/app.js`, `${SCOPE}www/models/vgg16.json`, `${SCOPE}www/samples/chelsea.jpg`, `${SCOPE}www/views/steps.js`]);
+  });
+
+  it('precaches every module of the page', () => {
+    const precache = runInContext('PRECACHE', serviceWorker().context);
+    const modules = [...readdirSync(WWW).filter((f) => f.endsWith('.js') && f !== 'sw.js' && f !== 'initializer.js').map((f) => `www/${f}`),
+      ...readdirSync(join(WWW, 'views')).map((f) => `www/views/${f}`)];
+    for (const m of modules) assert.ok(precache.includes(m), `${m} is not precached`);
+  });
+
+  it('deletes older versions of its cache on activate, and no other cache', async () => {
+    const current = runInContext('SHELL', serviceWorker().context);
+    const sw = serviceWorker({ names: ['scorecam-shell-v1', 'scorecam-shell-v5', current, 'scorecam-models-v1', 'scorecam-own-v1', 'other-app'] });
+    let done;
+    sw.listeners.activate({ waitUntil: (p) => { done = p; } });
+    await done;
+    assert.deepEqual(sw.deleted, ['scorecam-shell-v1', 'scorecam-shell-v5']);
+  });
+
+  it('answers from the network when a copy cannot be kept, and says so', async () => {
+    const quota = Object.assign(new Error('Quota exceeded.'), { name: 'QuotaExceededError' });
+    const sw = serviceWorker({ put: async () => { throw quota; } });
+    const r = await sw.get(`${SCOPE}www/app.js`);
+    assert.equal(r.response.ok, true);
+    assert.equal(r.waits.length, 1, 'the put is awaited (waitUntil), so its failure is handled');
+    await assert.doesNotReject(r.waits[0]);
+    assert.match(sw.warnings.join('\n'), /www\/app\.js not cached \(QuotaExceededError: Quota exceeded\.\)/);
   });
 });
 
