@@ -126,6 +126,121 @@ describe('share links', () => {
   });
 });
 
+describe('share and lesson links, by seeded property tests', () => {
+  const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const text = (rnd, alphabet, min, max) => Array.from({ length: min + rnd.int(max - min + 1) }, () => alphabet[rnd.int(alphabet.length)]).join('');
+  const decimals = (rnd, digits, max, signed) => {
+    const k = rnd.int(max * 10 ** digits) * (signed && rnd.next() < 0.5 ? -1 : 1);
+    return k === 0 ? 0 : k / 10 ** digits;
+  };
+
+  /// A valid state of every kind the page writes: an installed or own model, a share image or an
+  /// address, a lesson's view and hidden controls, each field present or not.
+  function randomState(rnd) {
+    const s = {};
+    const maybe = (p = 0.5) => rnd.next() < p;
+    if (maybe(0.25)) {
+      const own = { id: text(rnd, '0123456789abcdef', 64, 64), file: `${text(rnd, `${ALNUM} ._()+-`, 1, 110)}.${rnd.pick(['onnx', 'pth', 'pt', 'safetensors'])}` };
+      if (maybe()) own.layer = text(rnd, Array.from({ length: 94 }, (_, i) => String.fromCharCode(0x21 + i)), 1, 200);
+      if (maybe()) own.inputSize = 8 + rnd.int(1017);
+      if (maybe()) own.mean = [0, 1, 2].map(() => decimals(rnd, 6, 999, true));
+      if (maybe()) own.std = [0, 1, 2].map(() => decimals(rnd, 6, 999, false) || 0.5);
+      s.own = own;
+    } else if (maybe(0.9)) {
+      s.model = text(rnd, `${ALNUM}_.-`, 1, 64);
+    }
+    if (maybe()) s.class = rnd.int(100_000);
+    if (maybe()) s.method = rnd.pick(NAMES.methods);
+    if (maybe()) s.topk = 1 + rnd.int(999_999);
+    if (maybe()) s.opacity = rnd.int(101) / 100;
+    if (maybe()) s.cmap = rnd.pick(NAMES.colormaps);
+    if (maybe()) s.view = rnd.pick(['overlay', 'side']);
+    if (maybe()) {
+      const teach = { tab: rnd.pick(['steps', 'gradients', 'faithful', 'sanity', 'camera']) };
+      if (maybe()) teach.channel = rnd.int(100_000);
+      if (maybe()) teach.sort = rnd.pick(['score', 'contribution', 'channel']);
+      if (maybe()) teach.n = 1 + rnd.int(99_999);
+      if (maybe()) teach.curve = rnd.pick(['deletion', 'insertion']);
+      if (maybe()) teach.t = rnd.int(100_000);
+      if (maybe()) teach.stage = rnd.int(1000);
+      if (maybe()) teach.sanityMethod = rnd.pick(NAMES.methods);
+      s.teach = teach;
+    }
+    if (maybe(0.3)) {
+      const all = ['input', 'classes', 'options', 'tabs'];
+      s.hide = all.filter(() => maybe()).sort(() => rnd.next() - 0.5);
+      if (!s.hide.length) s.hide = [rnd.pick(all)];
+    }
+    if (maybe(0.3)) {
+      s.img = bytesToBase64Url(Uint8Array.from({ length: 1 + rnd.int(3000) }, () => rnd.int(256)));
+    } else if (maybe(0.3)) {
+      s.src = `${rnd.pick(['http', 'https'])}://${text(rnd, 'abcdefghijklmnopqrstuvwxyz0123456789', 1, 20)}.${rnd.pick(['org', 'example', 'test'])}${rnd.pick(['', ':8080'])}/${text(rnd, `${ALNUM}-._~/?&=#%+:@!$'()*,;`, 0, 300)}`;
+    }
+    return s;
+  }
+
+  const malformed = (err) => err instanceof ShareLinkError && /^This shared link is malformed: .+\. Drop an image to start afresh\.$/s.test(err.message);
+
+  it('parse what they write back to the same state, for any state the page writes', () => {
+    const rnd = seeded(3501);
+    for (let i = 0; i < 5000; i++) {
+      const state = randomState(rnd);
+      const hash = buildShareFragment(state);
+      let parsed;
+      try {
+        parsed = parse(hash);
+      } catch (err) {
+        assert.fail(`case ${i}: ${err.message}\n${hash}`);
+      }
+      assert.deepEqual(parsed, state, `case ${i}: ${hash}`);
+      assert.deepEqual(parse(buildShareFragment(parsed)), state, `case ${i}: written again`);
+    }
+  });
+
+  it('only ever throw ShareLinkError, with its message, on mutated and random fragments', () => {
+    const rnd = seeded(3502);
+    const JUNK = ['&', '=', '%', '%2', '%FF', '%ED%A0%80', '%00', '#', '+', ',', ';', '\u0000', '\ud800', '😀', '\u202e', ' ', '\n', 'v=1', '&v=1', '&v=2', '&class=', '&img=', '&src=javascript:alert(1)', '&own=', '&tab=steps', '&hide=input', '&hide=', '&mean=1,2', '&std=0,0,0', '&size=99999', '&sm=rise', '&__proto__=1', '&constructor=x'];
+    const KEYS = ['v', 'model', 'class', 'method', 'variant', 'topk', 'opacity', 'cmap', 'view', 'img', 'src', 'tab', 'ch', 'sort', 'n', 'curve', 't', 'stage', 'sm', 'hide', 'own', 'ofile', 'layer', 'size', 'mean', 'std'];
+    let thrown = 0;
+    let parsed = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let hash;
+      if (i % 5 === 0) {
+        hash = `#${text(rnd, `${ALNUM}&=%#+,.-_~:/ \u00e9\ud83d`, 0, 200)}`;
+      } else {
+        hash = buildShareFragment(randomState(rnd));
+        for (let k = 1 + rnd.int(4); k > 0; k--) {
+          const at = rnd.int(hash.length + 1);
+          switch (rnd.int(5)) {
+            case 0: hash = hash.slice(0, at) + rnd.pick(JUNK) + hash.slice(at); break;
+            case 1: hash = hash.slice(0, at) + hash.slice(at + 1 + rnd.int(20)); break;
+            case 2: hash = `${hash.slice(0, at)}${String.fromCharCode(rnd.int(0x3000))}${hash.slice(at + 1)}`; break;
+            case 3: hash += `&${rnd.pick(KEYS)}=${encodeURIComponent(text(rnd, `${ALNUM}-.,_ <>"'`, 0, 12))}`; break;
+            default: hash = hash.slice(0, at) + hash.slice(rnd.int(hash.length), rnd.int(hash.length)) + hash.slice(at);
+          }
+        }
+      }
+      try {
+        const state = parse(hash);
+        assert.ok(state === null || typeof state === 'object', hash);
+        parsed += 1;
+      } catch (err) {
+        assert.ok(malformed(err), `case ${i}: ${err?.constructor?.name}: ${err?.message}\n${JSON.stringify(hash)}`);
+        thrown += 1;
+      }
+    }
+    assert.ok(thrown > 1000 && parsed > 1000, `both outcomes exercised (${thrown} refused, ${parsed} parsed)`);
+    // Oversized fragments, at and past the limit.
+    for (const n of [LIMITS.fragmentChars - 10, LIMITS.fragmentChars + 1]) {
+      try {
+        parse(`#v=1&img=${'A'.repeat(n)}`);
+      } catch (err) {
+        assert.ok(malformed(err), err.message);
+      }
+    }
+  });
+});
+
 describe('the service worker (offline shell)', () => {
   const SCOPE = 'https://app.example/scorecam/';
 
