@@ -2,13 +2,14 @@
 // URLs (?image=, a dropped link). The browser decodes them into a canvas of at most 1024 px.
 
 import { $, make } from './dom.js';
-import { set, newRun } from './store.js';
-import { clearError, guard } from './core.js';
+import { get, set, newRun } from './store.js';
+import { clearError, guard, showNotice } from './core.js';
 import { analyseImage } from './explain.js';
 import { isModelFile } from './ownmodel.js';
 import { addOwnModel } from './model.js';
 import { wantedOwnModel } from './share.js';
 import { FORMATS, ImageHeaderError, imageSize } from './imageheader.js';
+import { askToFetch, dismiss as dismissQuestion, needsConsent } from './consent.js';
 
 const MAX_SIDE = 1024; // larger photos are scaled down before they enter wasm
 const LIMITS = { bytes: 50e6, pixels: 100e6 }; // a dropped or fetched file; pixels as the core's decoder
@@ -85,6 +86,8 @@ async function fetchImage(url) {
     throw new Error('The image address is not a valid URL.');
   }
   if (!['http:', 'https:'].includes(parsed.protocol)) throw new Error('Only http and https image addresses are allowed.');
+  // (The CSP allows no other: plain http from another server would reach intranet hosts.)
+  if (parsed.origin !== location.origin && parsed.protocol !== 'https:') throw new Error(`Images from other servers are loaded over https only: ${parsed.href} is not.`);
   let res;
   try {
     res = await fetch(parsed, { mode: 'cors', credentials: 'omit', referrerPolicy: 'no-referrer' });
@@ -119,6 +122,7 @@ let shown = 0; // the newest of them shown: one asked for earlier that decodes l
 /// load leaves the previous image, its result and any run in progress as they were.
 async function showImage(load, { classIndex = null } = {}) {
   const mine = ++asked;
+  dismissQuestion(); // a link's image still waiting for a yes is not wanted now
   clearError();
   set({ page: 'explaining' });
   let image;
@@ -144,6 +148,21 @@ export function setImageUrl(url, options) {
     const { blob, href } = await fetchImage(url);
     return decode(blob, { kind: 'url', url: href });
   }, options);
+}
+
+/// An image URL that came from a link (`?image=`, a share link's `src`): fetched once the visitor
+/// says yes to its host (www/consent.js), at once from this page's own origin. Resolves to
+/// whether it was loaded; a no leaves the page ready for another image.
+export async function setLinkedImageUrl(url, options) {
+  if (needsConsent(url)) {
+    set({ page: 'ready' }); // waiting for the visitor, who may drop an image instead
+    if (!(await askToFetch(url))) {
+      if (get().page === 'ready') showNotice(`The image from ${new URL(url, location.href).host} was not loaded. Drop an image, paste one, or pick a sample.`);
+      return false;
+    }
+  }
+  await setImageUrl(url, options);
+  return true;
 }
 
 async function fillGallery() {

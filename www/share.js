@@ -7,7 +7,7 @@ import { $ } from './dom.js';
 import { get, set } from './store.js';
 import { guard } from './core.js';
 import { methodHas } from './explain.js';
-import { setImageBlob, setImageUrl, ImageDecodeError } from './inputs.js';
+import { setImageBlob, setLinkedImageUrl, ImageDecodeError } from './inputs.js';
 
 export const LIMITS = {
   fragmentChars: 256 * 1024,
@@ -58,6 +58,15 @@ export class ShareLinkError extends Error {}
 
 function bad(message) {
   return new ShareLinkError(`This shared link is malformed: ${message}. Drop an image to start afresh.`);
+}
+
+/// The notice for a link (`?model=`, a share link's `model`) naming a model not installed here,
+/// `using` the one loaded instead. The link's text is shown back only when it can be nothing but a
+/// model's name (letters, digits, `_`, `.`, `-`, at most 64): a sentence in a link must not
+/// become the page's own words.
+export function missingModelNotice(wanted, using) {
+  const named = /^[\w.-]{1,64}$/.test(wanted) ? `“${wanted}”` : 'this link names';
+  return `The model ${named} is not installed here; using ${using}.`;
 }
 
 /// The state in `hash` (`#v=1&model=…`), or null for an empty fragment. `methods` and
@@ -269,7 +278,7 @@ export async function openShared(s) {
       throw err instanceof ImageDecodeError ? new Error('The shared link’s image is damaged (it does not decode as an image).') : err;
     });
   } else if (s.src) {
-    await setImageUrl(s.src, options);
+    await setLinkedImageUrl(s.src, options);
   }
 }
 

@@ -1211,7 +1211,7 @@ describe('hostile inputs (CPU backend)', () => {
   }
 
   before(async () => {
-    ctx = await launch({ webgpu: false });
+    ctx = await launch({ webgpu: false, extra: ['--ignore-certificate-errors'] });
     page = watch(await openApp(ctx, `?backend=cpu&model=${MODEL}`));
     assert.equal(await settled(page), 'ready', await alertText(page));
     await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
@@ -1221,7 +1221,7 @@ describe('hostile inputs (CPU backend)', () => {
     if (!rows.length) return;
     const table = ['| input | kind | expected | outcome | message |', '|---|---|---|---|---|',
       ...rows.map((r) => `| ${r.input} | ${r.kind} | ${r.expected} | ${r.outcome} | ${r.message.replace(/\|/g, '\\|').slice(0, 160)} |`)].join('\n');
-    const counts = `${rows.length} inputs: ${rows.filter((r) => r.outcome === 'refused').length} refused with a message, ${rows.filter((r) => r.outcome === 'decoded' || r.outcome === 'accepted').length} taken, panics: ${rows.filter((r) => r.panic).length}, hangs: ${rows.filter((r) => r.outcome === 'hang').length}`;
+    const counts = `${rows.length} inputs: ${rows.filter((r) => r.outcome === 'refused').length} refused with a message, ${rows.filter((r) => r.outcome === 'decoded' || r.outcome === 'accepted').length} taken, ${rows.filter((r) => r.outcome === 'asked').length} asked about, panics: ${rows.filter((r) => r.panic).length}, hangs: ${rows.filter((r) => r.outcome === 'hang').length}`;
     console.log(`\nhostile-input corpus\n${table}\n${counts}`);
     writeFileSync(join(OUT, 'hostile.md'), `${table}\n\n${counts}\n`);
   });
@@ -1259,6 +1259,79 @@ describe('hostile inputs (CPU backend)', () => {
     assert.equal(pool.size, 1);
     assert.match(await p.textContent('#notice'), /\?workers=12 asks for more CPU workers than this device's memory holds with .+ \(1\): using 1\./);
     assert.match(await p.textContent('#notice'), /CPU/, 'the backend notice stays');
+    await p.close();
+  });
+
+  it('asks before fetching an image a link names on another server, naming the server', async () => {
+    // A second origin (https on 127.0.0.1, against the page's localhost) that allows CORS: a
+    // link's image host. Its certificate is made here (the browser ignores certificate errors).
+    const tls = join(work, 'tls');
+    mkdirSync(tls, { recursive: true });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', join(tls, 'key.pem'), '-out', join(tls, 'cert.pem')], { stdio: 'ignore' });
+    const other = await serve(join(work, 'site'), { cors: true, host: '127.0.0.1', tls: { key: readFileSync(join(tls, 'key.pem')), cert: readFileSync(join(tls, 'cert.pem')) } });
+    copies.push(other.server);
+    const host = new URL(other.url).host;
+    const image = `${other.url}www/samples/astronaut.jpg`;
+    const requests = [];
+    const open = async (query, hash = '') => {
+      const p = watch(await ctx.newPage());
+      p.on('request', (r) => r.url().startsWith(other.url) && requests.push(r.url()));
+      await p.goto(`${site.url}${query}${hash}`);
+      assert.equal(await settled(p), 'ready', await alertText(p));
+      await p.locator('#fetch-confirm').waitFor({ state: 'visible' });
+      return p;
+    };
+    // ?image=: asked, named (a host on this computer is called so), fetched only after the yes.
+    const p = await open(`?backend=cpu&model=${MODEL}&image=${encodeURIComponent(image)}`);
+    const question = await p.textContent('#fetch-confirm-text');
+    assert.ok(question.startsWith(`Load the image from ${host}, which is this computer or a device on your own network`), question);
+    assert.ok(question.includes(image), question);
+    await p.waitForTimeout(500);
+    assert.deepEqual(requests, [], 'nothing is fetched before the visitor says yes');
+    await shot(p, 'hostile-link-asks');
+    await p.locator('#fetch-confirm-load').click();
+    assert.equal(await settled(p), 'done', await alertText(p));
+    assert.equal(await p.locator('#fetch-confirm').isHidden(), true);
+    assert.deepEqual(requests, [image]);
+    await p.close();
+    // Plain http from another server: refused before any fetch (the CSP allows none), not asked.
+    const plain = watch(await ctx.newPage());
+    await plain.goto(`${site.url}?backend=cpu&model=${MODEL}&image=${encodeURIComponent(image.replace('https:', 'http:'))}`);
+    assert.equal(await settled(plain), 'error');
+    assert.match(await alertText(plain), /Images from other servers are loaded over https only: http:\/\/127\.0\.0\.1:\d+\/www\/samples\/astronaut\.jpg is not\./);
+    assert.equal(await plain.locator('#fetch-confirm').isHidden(), true);
+    await plain.close();
+    // A share link's src, refused: nothing fetched, a notice, the page ready for another image.
+    requests.length = 0;
+    const q = await open(`?backend=cpu`, `#v=1&model=${MODEL}&src=${encodeURIComponent(image)}`);
+    await q.locator('#fetch-confirm-skip').click();
+    await q.waitForFunction(() => !document.getElementById('notice').hidden && /was not loaded/.test(document.getElementById('notice').textContent));
+    assert.match(await q.textContent('#notice'), new RegExp(`The image from ${host.replace(/\./g, '\\.')} was not loaded\\.`));
+    assert.equal(await q.evaluate(() => document.body.dataset.state), 'ready');
+    assert.equal(typeof (await q.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'))).class, 'number');
+    assert.deepEqual(requests, []);
+    await q.close();
+    // An image chosen while the question is open answers it: no.
+    const r = await open(`?backend=cpu&model=${MODEL}&image=${encodeURIComponent(image)}`);
+    await r.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+    assert.equal(await settled(r), 'done', await alertText(r));
+    assert.equal(await r.locator('#fetch-confirm').isHidden(), true);
+    assert.deepEqual(requests, []);
+    assert.deepEqual(errors, []);
+    await r.close();
+  });
+
+  it('shows a link\'s model text back only when it is a model\'s name', async () => {
+    const phish = 'Your account is locked. Call 0800 000 000 to unlock it';
+    const p = watch(await openApp(ctx, `?backend=cpu&model=${encodeURIComponent(phish)}`));
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const notice = await p.textContent('#notice');
+    assert.ok(!notice.includes('locked') && !notice.includes('0800'), notice);
+    assert.match(notice, /The model this link names is not installed here; using .+\./);
+    await p.goto(`${site.url}?backend=cpu&model=resnet_50.v2`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    assert.match(await p.textContent('#notice'), /The model “resnet_50\.v2” is not installed here; using .+\./);
+    assert.deepEqual(errors, []);
     await p.close();
   });
 

@@ -17,7 +17,8 @@ const HOSTILE = resolve(fileURLToPath(import.meta.url), '../../fixtures/hostile'
 const copy = mkdtempSync(join(tmpdir(), 'scorecam-www-'));
 for (const f of readdirSync(WWW)) if (f.endsWith('.js')) copyFileSync(join(WWW, f), join(copy, f));
 writeFileSync(join(copy, 'package.json'), '{"type": "module"}');
-const { parseShareFragment, buildShareFragment, bytesToBase64Url, base64UrlToBytes, ShareLinkError, LIMITS } = await import(pathToFileURL(join(copy, 'share.js')).href);
+const { parseShareFragment, buildShareFragment, bytesToBase64Url, base64UrlToBytes, ShareLinkError, LIMITS, missingModelNotice } = await import(pathToFileURL(join(copy, 'share.js')).href);
+const { needsConsent, isLocalHost } = await import(pathToFileURL(join(copy, 'consent.js')).href);
 const { poolSize, poolSizeFor } = await import(pathToFileURL(join(copy, 'workers.js')).href);
 const { imageSize, ImageHeaderError } = await import(pathToFileURL(join(copy, 'imageheader.js')).href);
 rmSync(copy, { recursive: true }); // loaded, with everything they import
@@ -238,6 +239,35 @@ describe('share and lesson links, by seeded property tests', () => {
         assert.ok(malformed(err), err.message);
       }
     }
+  });
+});
+
+describe('what a link may make the page say or fetch', () => {
+  it('names a missing model only when the link holds a plain model name', () => {
+    assert.equal(missingModelNotice('resnet_50.v2-int8', 'VGG16'), 'The model “resnet_50.v2-int8” is not installed here; using VGG16.');
+    for (const hostile of ['Your session expired: call 0800 123 456', 'vgg16<script>', `a${'b'.repeat(64)}`, '', 'vgg16\u202eexe', 'é']) {
+      assert.equal(missingModelNotice(hostile, 'VGG16'), 'The model this link names is not installed here; using VGG16.', hostile);
+    }
+  });
+
+  it('asks before fetching from any origin but the page’s own, and calls local hosts so', () => {
+    const page = 'https://scorecam.example/app/?image=x';
+    assert.equal(needsConsent('www/samples/chelsea.jpg', page), false);
+    assert.equal(needsConsent('https://scorecam.example/other.jpg', page), false);
+    for (const url of ['https://images.example/cat.jpg', 'https://scorecam.example:444/x.jpg', 'https://127.0.0.1/', 'https://[::1]:8080/x', 'https://router/']) {
+      assert.equal(needsConsent(url, page), true, url);
+    }
+    // Not https from another server: refused with its own message, never asked about.
+    for (const url of ['http://scorecam.example/x.jpg', 'http://127.0.0.1/', 'http://router/', 'javascript:alert(1)', 'data:image/png;base64,AAAA', 'file:///etc/passwd', 'https://[bad']) {
+      assert.equal(needsConsent(url, page), false, url);
+    }
+    assert.equal(needsConsent('http://localhost:8080/x.jpg', 'http://localhost:8080/'), false, 'the page’s own origin, over http');
+    for (const host of ['localhost', 'a.localhost', '127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '[::1]', '[fd00::1]', '[fe80::1]', 'router', 'printer.local', 'nas.lan', 'box.home.arpa']) {
+      assert.equal(isLocalHost(host), true, host);
+    }
+    for (const host of ['example.org', '8.8.8.8', '172.32.0.1', '192.169.0.1', '[2001:db8::1]', 'images.example']) assert.equal(isLocalHost(host), false, host);
+    // As the URL parser writes hosts: 0x7f.1 is 127.0.0.1.
+    assert.equal(isLocalHost(new URL('http://0x7f.1/').hostname), true);
   });
 });
 
