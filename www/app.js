@@ -18,10 +18,10 @@
 
 import { get, set } from './store.js';
 import { init as initCore, start, wasm, session, fail, showNotice } from './core.js';
-import { init as initInputs, setLinkedImageUrl } from './inputs.js';
+import { init as initInputs, setImageBlob, setLinkedImageUrl } from './inputs.js';
 import { init as initConsent } from './consent.js';
 import { init as initModel, listModels, defaultModel, selectModel, addOwnModel } from './model.js';
-import { init as initShare, missingModelNotice, parseShareFragment, applySharedView, openShared, askForOwnModel } from './share.js';
+import { init as initShare, missingModelNotice, parseShareFragment, applySharedView, openShared, askForOwnModel, takeRestartImage } from './share.js';
 import { init as initControls } from './controls.js';
 import { init as initDraw } from './draw.js';
 import { init as initTeach } from './teach.js';
@@ -69,10 +69,13 @@ async function boot() {
   // (Text from a link is shown back only where it is a model's name: missingModelNotice.)
   if (wanted && !found) showNotice(missingModelNotice(wanted, entry.display_name ?? entry.name));
   const ownMissing = Boolean(shared?.own && !own);
-  const imageFollows = Boolean(shared?.img || shared?.src || params.get('image')) && !ownMissing;
+  // After a restart (a lost GPU device): the image itself, kept in this browser for this page.
+  const restored = !ownMissing && !linkError ? await takeRestartImage() : null;
+  const imageFollows = Boolean(restored || shared?.img || shared?.src || params.get('image')) && !ownMissing;
   await selectModel(entry.name, { settle: !imageFollows && !linkError });
   if (linkError) throw linkError; // after the model loaded: the page stays usable
   if (ownMissing) askForOwnModel(shared, addOwnModel);
+  else if (restored) await setImageBlob(restored.blob, restored.source, { classIndex: shared?.class ?? null });
   else if (shared?.img || shared?.src) await openShared(shared);
   else if (params.get('image')) await setLinkedImageUrl(params.get('image'));
   else if (get().page !== 'error') set({ page: 'ready' });

@@ -1335,6 +1335,52 @@ describe('hostile inputs (CPU backend)', () => {
     await p.close();
   });
 
+  it('restarts with the image itself, not the share link\'s small JPEG, even one no link can hold', async () => {
+    const p = watch(await openApp(ctx, `?backend=cpu&model=${MODEL}`));
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    // A photo larger than the link's 320 px JPEG; black and white noise (320x320 PNG), whose
+    // JPEG no link holds (about 49 KB at the lowest quality tried, above 40 KB).
+    const loads = {
+      photo: () => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'),
+      noise: async () => {
+        const c = document.createElement('canvas');
+        c.width = 320;
+        c.height = 320;
+        const g = c.getContext('2d');
+        const pixels = g.createImageData(c.width, c.height);
+        let x = 35;
+        for (let i = 0; i < pixels.data.length; i += 4) {
+          x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+          pixels.data.fill(x >>> 31 ? 255 : 0, i, i + 3);
+          pixels.data[i + 3] = 255;
+        }
+        g.putImageData(pixels, 0, 0);
+        return window.scorecam.loadImageFromBytes(await new Promise((ok) => c.toBlob(ok, 'image/png')));
+      },
+    };
+    for (const [name, load] of Object.entries(loads)) {
+      await p.evaluate(load);
+      const before = await p.evaluate(async () => ({
+        image: window.scorecam.image(),
+        link: await window.scorecam.shareLink().then(() => 'it fits', (e) => e.message),
+      }));
+      if (name === 'photo') assert.deepEqual(before.image, { width: 451, height: 300, bytes: 31589, source: 'url' });
+      else assert.match(before.link, /does not compress small enough for a link/);
+      const map = await getMap(p);
+      // The restart a lost device or a panic offers.
+      await Promise.all([p.waitForNavigation({ timeout: 30_000 }), p.evaluate(() => document.getElementById('alert-restart').click())]);
+      assert.equal(await settled(p), 'done', await alertText(p));
+      assert.deepEqual(await p.evaluate(() => window.scorecam.image()), before.image, `${name}: the same file, at full resolution`);
+      const again = await getMap(p);
+      assert.equal(again.class, map.class);
+      assert.ok(pearson(again.map, map.map) > 0.999, `${name}: the same map`);
+      assert.doesNotMatch(p.url(), /img=|src=/, 'the image is not in the link');
+      // Taken once: what the restart kept is gone.
+      assert.deepEqual(await p.evaluate(async () => [sessionStorage.length, await caches.has('scorecam-restart')]), [0, false]);
+    }
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
   it('drops the teaching views\' superseded work silently when the model is switched', async () => {
     const p = watch(await openApp(ctx, '?backend=cpu&model=efficientnet_lite0'));
     assert.equal(await settled(p), 'ready', await alertText(p));
