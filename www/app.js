@@ -17,6 +17,7 @@
 //   testapi.js   window.scorecam
 
 import { get, set } from './store.js';
+import { scriptUrl } from './trusted.js';
 import { init as initCore, start, wasm, session, fail, showNotice } from './core.js';
 import { init as initInputs, setImageBlob, setLinkedImageUrl } from './inputs.js';
 import { init as initConsent } from './consent.js';
@@ -35,7 +36,7 @@ async function boot() {
   initModel();
   initShare();
   if ('serviceWorker' in navigator && location.protocol !== 'file:') {
-    navigator.serviceWorker.register('sw.js').catch((e) => console.warn('no offline shell:', e));
+    navigator.serviceWorker.register(scriptUrl('sw.js')).catch((e) => console.warn('no offline shell:', e));
   }
   const params = new URLSearchParams(location.search);
   // ?workers=N: the CPU pool's size (1: one worker), instead of what the device allows.

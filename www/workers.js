@@ -8,13 +8,14 @@
 // the map equals one worker's. Other methods, and everything on WebGPU, run on the lead alone.
 // No SharedArrayBuffer: any static host works, no cross-origin isolation needed.
 
+import { scriptUrl } from './trusted.js';
 import { cachedProbes, cacheProbe, clearProbes } from './probecache.js';
 
 /// A worker running www/worker.js, called like the core: `call(name, args)` resolves to the
 /// value or rejects with the core's error (a panic as a WebAssembly.RuntimeError).
 export class CoreWorker {
   constructor(onEvent = () => {}) {
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.worker = new Worker(scriptUrl(new URL('./worker.js', import.meta.url)), { type: 'module' });
     this.pending = new Map(); // id -> {resolve, reject, onProgress}
     this.nextId = 1;
     this.dead = null; // why it stopped, once it has

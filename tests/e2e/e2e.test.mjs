@@ -1321,6 +1321,53 @@ describe('hostile inputs (CPU backend)', () => {
     await r.close();
   });
 
+  it('keeps to a CSP without unsafe-inline, WebAssembly, workers and service worker included, and refuses what it forbids', async () => {
+    const p = watch(await ctx.newPage());
+    await p.addInitScript(() => {
+      window.violations = [];
+      document.addEventListener('securitypolicyviolation', (e) => window.violations.push(`${e.effectiveDirective} ${e.blockedURI}`));
+    });
+    await p.goto(`${site.url}?backend=cpu&model=${MODEL}&workers=2`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const csp = await p.evaluate(() => document.querySelector('meta[http-equiv="Content-Security-Policy"]').content);
+    console.log(`  CSP as served: ${csp}`);
+    assert.doesNotMatch(csp, /unsafe-inline|'unsafe-eval'|http:|TRUNK-LOADER/);
+    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval' 'sha256-[A-Za-z0-9+/]{43}=';/);
+    assert.match(csp, /connect-src 'self' https:;/);
+    assert.match(csp, /require-trusted-types-for 'script'; trusted-types scorecam/);
+    // The page works under it: an explanation on a pool of two workers, the offline shell.
+    assert.equal(typeof (await p.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'))).class, 'number');
+    assert.equal((await p.evaluate(() => window.scorecam.workers())).size, 2);
+    assert.equal(await p.evaluate(async () => (await navigator.serviceWorker.ready).active !== null), true);
+    assert.deepEqual(await p.evaluate(() => window.violations), [], 'nothing the page does is refused');
+    // What it forbids: an inline script, markup through innerHTML, plain http to another server.
+    const refused = await p.evaluate(async () => {
+      const out = {};
+      try {
+        const script = document.createElement('script');
+        script.textContent = 'window.injected = true';
+        document.head.append(script);
+      } catch (e) {
+        out.script = e.name;
+      }
+      try {
+        document.getElementById('notice').innerHTML = '<img src=x onerror="window.injected = true">';
+        out.html = 'set';
+      } catch (e) {
+        out.html = e.name;
+      }
+      out.fetch = await fetch('http://127.0.0.1:9/x.jpg').then(() => 'fetched', (e) => e.name);
+      await new Promise((ok) => setTimeout(ok, 300));
+      return { ...out, injected: window.injected === true, violations: window.violations };
+    });
+    assert.equal(refused.injected, false, JSON.stringify(refused));
+    assert.equal(refused.html, 'TypeError', 'Trusted Types refuse a string of markup');
+    assert.equal(refused.fetch, 'TypeError');
+    assert.ok(refused.violations.some((v) => v.startsWith('connect-src http://127.0.0.1:9')), JSON.stringify(refused.violations));
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
+
   it('shows a link\'s model text back only when it is a model\'s name', async () => {
     const phish = 'Your account is locked. Call 0800 000 000 to unlock it';
     const p = watch(await openApp(ctx, `?backend=cpu&model=${encodeURIComponent(phish)}`));
