@@ -287,7 +287,7 @@ export async function openShared(s) {
   const options = { classIndex: s.class ?? null };
   if (s.img) {
     const blob = new Blob([base64UrlToBytes(s.img)], { type: 'image/jpeg' });
-    await setImageBlob(blob, { kind: 'bytes' }, options).catch((err) => {
+    await setImageBlob(blob, { kind: 'bytes', label: 'The shared link’s image' }, options).catch((err) => {
       throw err instanceof ImageDecodeError ? new Error('The shared link’s image is damaged (it does not decode as an image).') : err;
     });
   } else if (s.src) {

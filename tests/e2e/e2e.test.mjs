@@ -1226,6 +1226,77 @@ describe('hostile inputs (CPU backend)', () => {
     writeFileSync(join(OUT, 'hostile.md'), `${table}\n\n${counts}\n`);
   });
 
+  it('refuses or explains each file of the hostile image corpus, keeping the previous image and result', async () => {
+    const cases = JSON.parse(readFileSync(join(HOSTILE, 'cases.json'), 'utf8'));
+    const TYPES = { png: 'image/png', jpg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp', bmp: 'image/bmp', avif: 'image/avif', svg: 'image/svg+xml' };
+    for (const c of cases) {
+      errors = [];
+      await page.evaluate(() => document.getElementById('alert-close').click());
+      const before = await snapshot();
+      const result = await page.evaluate(async ({ b64, name, type, ms }) => {
+        const file = new File([Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0))], name, { type });
+        const load = window.scorecam.loadImageFromBytes(file).then(() => ({ outcome: 'decoded', message: '' }), (e) => ({ outcome: 'refused', message: e.message }));
+        return Promise.race([load, new Promise((ok) => setTimeout(() => ok({ outcome: 'hang', message: '' }), ms))]);
+      }, { b64: readFileSync(join(HOSTILE, c.file)).toString('base64'), name: c.file, type: TYPES[c.file.split('.').pop()] ?? '', ms: CASE_MS });
+      const after = await snapshot();
+      rows.push({ kind: 'image', input: `${c.file} (${c.what}, ${c.bytes} B)`, expected: c.expect, ...result, panic: after.panic });
+      assert.notEqual(result.outcome, 'hang', c.file);
+      assert.equal(after.panic, null, `${c.file}: ${after.panic}`);
+      assert.deepEqual(errors, [], c.file);
+      if (c.expect !== 'either') assert.equal(result.outcome, c.expect, `${c.file}: ${result.message}`);
+      if (result.outcome === 'refused') {
+        assert.match(result.message, new RegExp(`“${c.file.replace(/\./g, '\\.')}”`), `${c.file}: the message names the file: ${result.message}`);
+        assert.match(await alertText(page), /“/, 'the message is shown');
+        const { panic, ...kept } = after;
+        const { panic: _, ...was } = before;
+        assert.deepEqual(kept, was, `${c.file}: the previous image, model and result stay`);
+      } else {
+        assert.equal(await page.evaluate(() => document.body.dataset.state), 'done');
+      }
+    }
+  });
+
+  it('refuses hostile share and lesson links with a message, runs nothing from them, and asks before fetching', async () => {
+    const bombPng = readFileSync(join(HOSTILE, 'bomb_header_50000x50000.png')).toString('base64url');
+    const cases = [
+      ['markup in ?model=', `?backend=cpu&model=${encodeURIComponent('<img src=x onerror=alert(1)>')}`, '', 'accepted'],
+      ['markup in a field', '?backend=cpu', `#v=1&model=${MODEL}&class=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E`, 'refused'],
+      ['a script as the image', '?backend=cpu', `#v=1&model=${MODEL}&img=${Buffer.from('<script>alert(1)</script>').toString('base64url')}`, 'refused'],
+      ['a 50000x50000 PNG header as the image', '?backend=cpu', `#v=1&model=${MODEL}&img=${bombPng}`, 'refused'],
+      ['an oversized fragment', '?backend=cpu', `#v=1&img=${'A'.repeat(300_000)}`, 'refused'],
+      ['a javascript: image address', '?backend=cpu', '#v=1&src=javascript%3Aalert(1)', 'refused'],
+      ['an intranet http image address', '?backend=cpu', `#v=1&model=${MODEL}&src=${encodeURIComponent('http://192.168.1.1/admin.png')}`, 'refused'],
+      ['a localhost https image address', '?backend=cpu', `#v=1&model=${MODEL}&src=${encodeURIComponent('https://localhost:1/x.png')}`, 'asked'],
+      ['?image= on another https server', `?backend=cpu&model=${MODEL}&image=${encodeURIComponent('https://images.invalid/cat.jpg')}`, '', 'asked'],
+      ['an image and an address together', '?backend=cpu', '#v=1&src=https%3A%2F%2Fa.example%2Fx.jpg&img=AAAA', 'refused'],
+      ['a key twice', '?backend=cpu', '#v=1&class=1&class=2', 'refused'],
+      ['a class the model lacks', '?backend=cpu', `#v=1&model=${MODEL}&class=99999&img=${readFileSync(join(REPO, 'tests/fixtures/exif_orientation6.jpg')).toString('base64url')}`, 'refused'],
+      ['a lesson naming no view', '?backend=cpu', '#v=1&ch=3', 'refused'],
+      ['a lesson with an unknown view', '?backend=cpu', '#v=1&tab=evil', 'refused'],
+      ['a lesson hiding a control twice', '?backend=cpu', '#v=1&hide=input,input', 'refused'],
+      ['an own model without its file', '?backend=cpu', `#v=1&own=${'a'.repeat(64)}`, 'refused'],
+      ['an unknown version', '?backend=cpu', '#v=2&model=x', 'refused'],
+    ];
+    for (const [name, query, hash, expected] of cases) {
+      errors = [];
+      const p = watch(await openApp(ctx, query, hash));
+      const state = await settledOrHang(p);
+      const asked = state === 'ready' && !(await p.locator('#fetch-confirm').isHidden());
+      const outcome = state === 'hang' ? 'hang' : state === 'error' ? 'refused' : asked ? 'asked' : 'accepted';
+      const message = outcome === 'refused' ? (await p.textContent('#alert-text')).trim() : asked ? (await p.textContent('#fetch-confirm-text')).trim() : ((await p.textContent('#notice')) ?? '').trim();
+      const { panic } = await snapshot(p);
+      const injected = await p.evaluate(() => document.querySelectorAll('img[src="x"], #alert *:not(span):not(button), #notice *, #fetch-confirm-text *').length);
+      rows.push({ kind: 'link', input: name, expected, outcome, message, panic });
+      assert.equal(outcome, expected, `${name}: ${message}`);
+      assert.equal(panic, null, name);
+      assert.equal(injected, 0, `${name}: nothing from the link became markup`);
+      assert.equal(await p.evaluate(() => window.alerted === true), false, name);
+      assert.doesNotMatch(message, /<img|onerror/, name);
+      assert.deepEqual(errors, [], name);
+      await p.close();
+    }
+  });
+
   it('a file that fails to load leaves the running explanation, image and result alone', async () => {
     const p = watch(await openApp(ctx, '?backend=cpu&model=efficientnet_lite0&workers=1'));
     assert.equal(await settled(p), 'ready', await alertText(p));
