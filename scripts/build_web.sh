@@ -69,6 +69,13 @@ if len(loader.findall(html)) != 1 or len(preload.findall(html)) != 1:
     sys.exit("build_web: trunk's loader is not as expected; see scripts/build_web.sh")
 html = loader.sub(r"window.scorecamLoadWasm((file, onFailed) => __trunkInitializer(init, './' + file, \1, initializer(onFailed), true))", html)
 html = preload.sub('', html)
+# The CSP (index.html) allows trunk's inline loader by its hash, and no other inline script.
+import base64, hashlib
+inline = re.findall(r'<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>', html, re.S)
+if len(inline) != 1 or html.count("'sha256-TRUNK-LOADER'") != 1:
+    sys.exit("build_web: expected one inline script (trunk's loader) and the CSP's sha256-TRUNK-LOADER; see index.html")
+digest = base64.b64encode(hashlib.sha256(inline[0].encode('utf-8')).digest()).decode()
+html = html.replace("'sha256-TRUNK-LOADER'", f"'sha256-{digest}'")
 open(path, 'w').write(html)
 PY
 

@@ -17,10 +17,12 @@
 //   testapi.js   window.scorecam
 
 import { get, set } from './store.js';
+import { scriptUrl } from './trusted.js';
 import { init as initCore, start, wasm, session, fail, showNotice } from './core.js';
-import { init as initInputs, setImageUrl } from './inputs.js';
+import { init as initInputs, setImageBlob, setLinkedImageUrl } from './inputs.js';
+import { init as initConsent } from './consent.js';
 import { init as initModel, listModels, defaultModel, selectModel, addOwnModel } from './model.js';
-import { init as initShare, parseShareFragment, applySharedView, openShared, askForOwnModel } from './share.js';
+import { init as initShare, missingModelNotice, parseShareFragment, applySharedView, openShared, askForOwnModel, takeRestartImage } from './share.js';
 import { init as initControls } from './controls.js';
 import { init as initDraw } from './draw.js';
 import { init as initTeach } from './teach.js';
@@ -30,10 +32,11 @@ async function boot() {
   expose();
   initCore();
   initInputs();
+  initConsent();
   initModel();
   initShare();
   if ('serviceWorker' in navigator && location.protocol !== 'file:') {
-    navigator.serviceWorker.register('sw.js').catch((e) => console.warn('no offline shell:', e));
+    navigator.serviceWorker.register(scriptUrl('sw.js')).catch((e) => console.warn('no offline shell:', e));
   }
   const params = new URLSearchParams(location.search);
   // ?workers=N: the CPU pool's size (1: one worker), instead of what the device allows.
@@ -64,15 +67,18 @@ async function boot() {
   const wanted = params.get('model') ?? shared?.model;
   const found = wanted && get().models.find((m) => m.name === wanted && !m.own);
   const entry = own || found || defaultModel();
-  // (Only the name of an installed model is shown back: text from a link is not echoed.)
-  if (wanted && !found) showNotice(`The model this link names is not installed here; using ${entry.display_name ?? entry.name}.`);
+  // (Text from a link is shown back only where it is a model's name: missingModelNotice.)
+  if (wanted && !found) showNotice(missingModelNotice(wanted, entry.display_name ?? entry.name));
   const ownMissing = Boolean(shared?.own && !own);
-  const imageFollows = Boolean(shared?.img || shared?.src || params.get('image')) && !ownMissing;
+  // After a restart (a lost GPU device): the image itself, kept in this browser for this page.
+  const restored = !ownMissing && !linkError ? await takeRestartImage() : null;
+  const imageFollows = Boolean(restored || shared?.img || shared?.src || params.get('image')) && !ownMissing;
   await selectModel(entry.name, { settle: !imageFollows && !linkError });
   if (linkError) throw linkError; // after the model loaded: the page stays usable
   if (ownMissing) askForOwnModel(shared, addOwnModel);
+  else if (restored) await setImageBlob(restored.blob, restored.source, { classIndex: shared?.class ?? null });
   else if (shared?.img || shared?.src) await openShared(shared);
-  else if (params.get('image')) await setImageUrl(params.get('image'));
+  else if (params.get('image')) await setLinkedImageUrl(params.get('image'));
   else if (get().page !== 'error') set({ page: 'ready' });
 }
 

@@ -119,6 +119,12 @@ export function showNotice(text) {
   $('notice').hidden = !text;
 }
 
+/// Adds `text` to the notice line (a second thing to know: the backend's notice stays).
+export function addNotice(text) {
+  const shown = $('notice').hidden ? '' : $('notice').textContent;
+  if (!shown.includes(text)) showNotice(shown ? `${shown} ${text}` : text);
+}
+
 export function hasNotice() {
   return !$('notice').hidden;
 }

@@ -31,8 +31,9 @@ export function explainRequest(classIndex, method = get().options.method) {
 }
 
 /// The unmasked forward pass of the current image (top-5), then its explanation (`method`: instead
-/// of the chosen one, e.g. Grad-CAM for the live camera).
-export async function analyseImage({ method } = {}) {
+/// of the chosen one, e.g. Grad-CAM for the live camera; `live`: a camera frame, which only the
+/// lead worker explains, so the CPU pool's helpers are not sent it).
+export async function analyseImage({ method, live = false } = {}) {
   const { model, image } = get();
   if (!model || !image) return;
   const run = newRun();
@@ -40,7 +41,7 @@ export async function analyseImage({ method } = {}) {
   const rgba = canvas.getContext('2d', { willReadFrequently: true }).getImageData(0, 0, width, height).data;
   set({ page: 'explaining' });
   const t0 = performance.now();
-  const r = await serial(() => (isCurrent(run) ? session.setImage(new Uint8Array(rgba.buffer), width, height) : null));
+  const r = await serial(() => (isCurrent(run) ? session.setImage(new Uint8Array(rgba.buffer), width, height, { share: !live }) : null));
   if (!r || !isCurrent(run)) return;
   set({ top5: r.top5, timings: { ...get().timings, forwardMs: performance.now() - t0 } });
   await explainClass(get().classIndex, { method });
@@ -84,5 +85,6 @@ export async function explainClass(classIndex, { method } = {}) {
   }
   const explain = { firstHeatmapMs: firstMs, totalMs: performance.now() - t0, stats: result.stats };
   result.request = { ...request, class: result.explained.class };
+  result.madeWith = model; // the store's model: the teaching views' work for it ends with it
   set({ result, classIndex: result.explained.class, progress: null, timings: { ...get().timings, explain }, page: 'done' });
 }

@@ -4,7 +4,7 @@
 
 import { $, make } from './dom.js';
 import { get, set, newRun } from './store.js';
-import { session, serial, describe, guard, showNotice } from './core.js';
+import { session, serial, describe, guard, showNotice, addNotice } from './core.js';
 import { analyseImage } from './explain.js';
 import { loadModelFiles } from './models.js';
 import { bringModel, ownEntry, ownModelFiles, ownModels, removeOwnModel, init as initOwn } from './ownmodel.js';
@@ -77,6 +77,7 @@ async function load(entry) {
       convKernels: info.conv_kernels, probe: probe && { fromCache: probe.fromCache, layers: probe.layers.length },
     };
     set({ model: { entry, info }, timings: { ...get().timings, model: timing } });
+    if (session.info?.poolNotice) addNotice(session.info.poolNotice);
   } finally {
     $('model-status').hidden = true;
   }

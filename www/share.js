@@ -7,7 +7,7 @@ import { $ } from './dom.js';
 import { get, set } from './store.js';
 import { guard } from './core.js';
 import { methodHas } from './explain.js';
-import { setImageBlob, setImageUrl, ImageDecodeError } from './inputs.js';
+import { setImageBlob, setLinkedImageUrl, ImageDecodeError } from './inputs.js';
 
 export const LIMITS = {
   fragmentChars: 256 * 1024,
@@ -58,6 +58,15 @@ export class ShareLinkError extends Error {}
 
 function bad(message) {
   return new ShareLinkError(`This shared link is malformed: ${message}. Drop an image to start afresh.`);
+}
+
+/// The notice for a link (`?model=`, a share link's `model`) naming a model not installed here,
+/// `using` the one loaded instead. The link's text is shown back only when it can be nothing but a
+/// model's name (letters, digits, `_`, `.`, `-`, at most 64): a sentence in a link must not
+/// become the page's own words.
+export function missingModelNotice(wanted, using) {
+  const named = /^[\w.-]{1,64}$/.test(wanted) ? `“${wanted}”` : 'this link names';
+  return `The model ${named} is not installed here; using ${using}.`;
 }
 
 /// The state in `hash` (`#v=1&model=…`), or null for an empty fragment. `methods` and
@@ -198,8 +207,10 @@ async function shareJpeg({ canvas, width, height }) {
     const bytes = new Uint8Array(await blob.arrayBuffer());
     if (bytes.length <= LIMITS.shareImageBytes) return bytes;
   }
-  throw new Error('The image does not compress small enough for a link.');
+  throw new ImageTooLargeForLink('The image does not compress small enough for a link.');
 }
+
+class ImageTooLargeForLink extends Error {}
 
 /// The open teaching view's state, as a lesson link keeps it: only the fields of that view.
 function lessonState(teach) {
@@ -209,8 +220,10 @@ function lessonState(teach) {
 }
 
 /// A link to this page that opens the current image, class, method and view; with `lesson`, the
-/// open teaching view too, with the other controls hidden.
-export async function shareLink({ lesson = $('lesson-focus')?.checked ?? false } = {}) {
+/// open teaching view too, with the other controls hidden. `image`: 'include' (the image's
+/// address, or a small JPEG of it: throws when that does not fit a link), 'if-fits' (left out
+/// then) or 'none'.
+export async function shareLink({ lesson = $('lesson-focus')?.checked ?? false, image: withImage = 'include' } = {}) {
   const { image, model, result, classIndex, options, view, teach } = get();
   if (!image || !model) throw new Error('Nothing to share yet.');
   const own = model.entry.own;
@@ -226,8 +239,17 @@ export async function shareLink({ lesson = $('lesson-focus')?.checked ?? false }
     teach: lessonState(teach),
     hide: lesson && teach.tab ? ['input', 'classes', 'options', 'tabs'] : get().hidden,
   };
-  if (image.source.kind === 'url') state.src = image.source.url;
-  else state.img = bytesToBase64Url(await shareJpeg(image));
+  if (withImage === 'none') {
+    // (no image in the link)
+  } else if (image.source.kind === 'url') {
+    state.src = image.source.url;
+  } else {
+    try {
+      state.img = bytesToBase64Url(await shareJpeg(image));
+    } catch (err) {
+      if (withImage !== 'if-fits' || !(err instanceof ImageTooLargeForLink)) throw err;
+    }
+  }
   const url = new URL(location.href);
   url.search = '';
   url.hash = buildShareFragment(state);
@@ -265,11 +287,11 @@ export async function openShared(s) {
   const options = { classIndex: s.class ?? null };
   if (s.img) {
     const blob = new Blob([base64UrlToBytes(s.img)], { type: 'image/jpeg' });
-    await setImageBlob(blob, { kind: 'bytes' }, options).catch((err) => {
+    await setImageBlob(blob, { kind: 'bytes', label: 'The shared link’s image' }, options).catch((err) => {
       throw err instanceof ImageDecodeError ? new Error('The shared link’s image is damaged (it does not decode as an image).') : err;
     });
   } else if (s.src) {
-    await setImageUrl(s.src, options);
+    await setLinkedImageUrl(s.src, options);
   }
 }
 
@@ -298,10 +320,56 @@ export function askForOwnModel(s, addOwnModel) {
   };
 }
 
-/// Starts over in a fresh page, keeping the image and settings in the link.
+// A restart (after a lost GPU device or a panic) keeps the image itself, not the link's small
+// JPEG: its file goes into Cache Storage and this tab's sessionStorage says so; the fresh page
+// takes it once (takeRestartImage) and deletes it.
+const RESTART_CACHE = 'scorecam-restart';
+const RESTART_KEY = 'scorecam-restart'; // sessionStorage: {source} of the image kept
+const RESTART_ENTRY = 'restart-image';
+
+/// Keeps `image`'s file (a camera frame: its PNG) for the page after a restart; false where
+/// storage refuses it (quota, storage blocked).
+async function keepForRestart(image) {
+  try {
+    const blob = image.blob ?? (await new Promise((ok) => image.canvas.toBlob(ok, 'image/png')));
+    if (!blob) return false;
+    const cache = await caches.open(RESTART_CACHE);
+    await cache.put(RESTART_ENTRY, new Response(blob));
+    sessionStorage.setItem(RESTART_KEY, JSON.stringify({ source: image.source?.kind === 'url' ? image.source : { kind: 'bytes' } }));
+    return true;
+  } catch (err) {
+    console.warn('restart: the image could not be kept', err);
+    return false;
+  }
+}
+
+/// The image a restart kept, once: {blob, source}, or null.
+export async function takeRestartImage() {
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(RESTART_KEY));
+    sessionStorage.removeItem(RESTART_KEY);
+  } catch {
+    return null; // (storage blocked)
+  }
+  if (!saved || !('caches' in self)) return null;
+  try {
+    const res = await (await caches.open(RESTART_CACHE)).match(RESTART_ENTRY);
+    await caches.delete(RESTART_CACHE);
+    if (!res) return null;
+    const source = saved.source?.kind === 'url' && typeof saved.source.url === 'string' ? { kind: 'url', url: saved.source.url } : { kind: 'bytes' };
+    return { blob: await res.blob(), source };
+  } catch {
+    return null;
+  }
+}
+
+/// Starts over in a fresh page: the settings in the link, the image kept in this browser
+/// (keepForRestart), or in the link where it cannot be (and fits), else left out.
 async function restart({ cpu = false } = {}) {
   const { image, model } = get();
-  const link = new URL(image && model ? await shareLink() : location.href);
+  const keep = image && model ? ((await keepForRestart(image)) ? 'none' : 'if-fits') : null;
+  const link = new URL(keep ? await shareLink({ image: keep }) : location.href);
   if (cpu) link.searchParams.set('backend', 'cpu');
   location.replace(link.href);
   if (link.href.split('#')[0] === location.href.split('#')[0]) location.reload();

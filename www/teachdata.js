@@ -30,8 +30,12 @@ export function finished() {
   return r && !r.partial ? r : null;
 }
 
+/// Whether `result` is still the page's explanation, made by the model the core holds: a model
+/// switch (page state 'loading' while the new one loads) supersedes it before the store's result
+/// changes, and the core then no longer has its image.
 export function isCurrent(result) {
-  return get().result === result;
+  const { result: shown, model, page } = get();
+  return shown === result && page !== 'loading' && (!result.madeWith || result.madeWith === model);
 }
 
 /// Whether `result` is a Score-CAM explanation (either variant): the views that show its masked
@@ -40,8 +44,16 @@ export function isScoreCam(result) {
   return Boolean(result?.method?.startsWith('scorecam'));
 }
 
+/// `promise`'s value while `result` is current; an AbortError once it is not, whether the call
+/// succeeded or failed: work for a superseded explanation fails as the core's state moves on
+/// ("no image yet" after a model switch), and that is no error of the visitor's.
 async function current(result, promise) {
-  const value = await promise;
+  let value;
+  try {
+    value = await promise;
+  } catch (err) {
+    throw isCurrent(result) ? err : stale();
+  }
   if (!isCurrent(result)) throw stale();
   return value;
 }
@@ -127,12 +139,12 @@ async function computeCurves(result, target, entry) {
       where.push([kind, from]);
     }
   }
-  await session.spread(tasks, (i, values) => {
+  await current(result, session.spread(tasks, (i, values) => {
+    if (!isCurrent(result)) return;
     const [kind, from] = where[i];
     partial[kind].set(values, from);
     for (const fn of entry.listeners) fn(partial);
-  }, () => !isCurrent(result));
-  if (!isCurrent(result)) throw stale();
+  }, () => !isCurrent(result)));
   return {
     deletion: { curve: partial.deletion, auc: wasm.auc(partial.deletion) },
     insertion: { curve: partial.insertion, auc: wasm.auc(partial.insertion) },

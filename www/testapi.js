@@ -48,6 +48,12 @@ export function expose() {
       return { name: model.info.name, classes: model.info.class_names.length, layers: model.info.layers, layer: model.info.target_layer, inputSize: model.info.input_size, importMs, importPeakBytes: peakBytes };
     }),
     getMap,
+    /** The image explained: {width, height (as explained: at most 1024 px), bytes (its file's
+     *  size, null for a camera frame), source ('bytes', 'url' or 'camera')}, or null. */
+    image: () => {
+      const i = get().image;
+      return i && { width: i.width, height: i.height, bytes: i.blob?.size ?? null, source: i.source.kind };
+    },
     whenSettled,
     /** Resolves once the loaded models are in Cache Storage (written in the background). */
     whenModelsCached,

@@ -8,13 +8,14 @@
 // the map equals one worker's. Other methods, and everything on WebGPU, run on the lead alone.
 // No SharedArrayBuffer: any static host works, no cross-origin isolation needed.
 
+import { scriptUrl } from './trusted.js';
 import { cachedProbes, cacheProbe, clearProbes } from './probecache.js';
 
 /// A worker running www/worker.js, called like the core: `call(name, args)` resolves to the
 /// value or rejects with the core's error (a panic as a WebAssembly.RuntimeError).
 export class CoreWorker {
   constructor(onEvent = () => {}) {
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.worker = new Worker(scriptUrl(new URL('./worker.js', import.meta.url)), { type: 'module' });
     this.pending = new Map(); // id -> {resolve, reject, onProgress}
     this.nextId = 1;
     this.dead = null; // why it stopped, once it has
@@ -91,9 +92,28 @@ function coreError({ name, message, runtime, panic }) {
 /// (docs/web.md). EfficientNet-Lite0 (15 MB) gets every core; VGG16 (183 MB) gets 2 workers on
 /// 4 GiB, 4 on 8 GiB.
 export function poolSize({ cores = globalThis.navigator?.hardwareConcurrency, memoryGiB = globalThis.navigator?.deviceMemory, weightBytes }) {
+  return Math.min(cores || 1, 8, memoryCap({ memoryGiB, weightBytes }));
+}
+
+/// How many workers' model copies fit the memory budget (see poolSize), at least one: also the
+/// most that `?workers=N` gets.
+export function memoryCap({ memoryGiB = globalThis.navigator?.deviceMemory, weightBytes }) {
   const perCopy = weightBytes * 2 + 64 * 2 ** 20;
   const budget = ((memoryGiB || 4) * 2 ** 30) / 4;
-  return Math.max(1, Math.min(cores || 1, 8, Math.floor(budget / perCopy)));
+  return Math.max(1, Math.floor(budget / perCopy));
+}
+
+/// The pool's size for `model` (its ModelInfo) when the page asks for `asked` workers (null: as
+/// the device allows): `{size, notice}`, where `notice` says why the size is less than asked.
+/// The request is clamped to the memory budget (VGG16 with ?workers=16 would take about 7 GB)
+/// and to 16.
+export function poolSizeFor(model, asked, device = {}) {
+  const weightBytes = model.weight_bytes_on_device;
+  if (!asked) return { size: poolSize({ ...device, weightBytes }), notice: null };
+  const cap = Math.min(16, memoryCap({ ...device, weightBytes }));
+  const size = Math.min(Math.max(1, asked), cap);
+  const notice = asked > size ? `?workers=${asked} asks for more CPU workers than ${cap === 16 ? 'the page runs (16)' : `this device's memory holds with ${model.display_name ?? model.name} (${cap})`}: using ${size}.` : null;
+  return { size, notice };
 }
 
 /// The page's session: the lead worker, plus the pool on the CPU backend. Calls mirror the core's
@@ -119,7 +139,8 @@ export class PooledSession {
     this.current = { model: null, image: null }; // what every worker must hold: {version, args}
     this.versions = 0;
     this.size = 1; // the pool's size for the current model (lead included)
-    this.stats = { helpersLost: 0, lastRun: null }; // lastRun: batches each worker scored, lead first
+    // lastRun: batches each worker scored, lead first; imagesToHelpers: images sent to helpers
+    this.stats = { helpersLost: 0, lastRun: null, imagesToHelpers: 0 };
   }
 
   backend() {
@@ -159,19 +180,22 @@ export class PooledSession {
     return this.info.model;
   }
 
-  async setImage(rgba, width, height) {
+  /// Makes the image current in the lead; `share: false` leaves the helpers to fetch it when a
+  /// pooled run needs it (the live camera's frames: only the lead explains them).
+  async setImage(rgba, width, height, { share = true } = {}) {
     const copy = rgba.slice(); // the helpers' copy, whatever the caller does with `rgba`
     const summary = await this.lead.call('setImage', [rgba, width, height]);
     this.current.image = { version: ++this.versions, args: [copy, width, height] };
-    for (const h of this.helpers) this.sync(h).catch(() => {}); // forwarded beside the lead's work
+    if (share) for (const h of this.helpers) this.sync(h).catch(() => {}); // forwarded beside the lead's work
     return summary;
   }
 
   /// Sizes the pool for the current model: helpers start (and load it) in the background.
   resize() {
     const { backend, model } = this.info;
+    this.info.poolNotice = null;
     if (backend.name !== 'cpu' || !model) this.size = 1;
-    else this.size = this.workers ? Math.min(Math.max(1, this.workers), 16) : poolSize({ weightBytes: model.weight_bytes_on_device });
+    else ({ size: this.size, notice: this.info.poolNotice } = poolSizeFor(model, this.workers));
     while (this.helpers.length > this.size - 1) this.helpers.pop().worker.terminate('the pool shrank');
     while (this.helpers.length < this.size - 1) this.helpers.push(this.newHelper());
     for (const h of this.helpers) this.sync(h).catch(() => {});
@@ -196,6 +220,7 @@ export class PooledSession {
       }
       if (image && h.image !== image.version) {
         const [rgba, width, height] = image.args;
+        this.stats.imagesToHelpers++;
         await h.worker.call('setImage', [rgba, width, height]);
         h.image = image.version;
       }
@@ -358,12 +383,13 @@ export class PooledSession {
     return this.current.model?.args.slice(0, 2) ?? null;
   }
 
-  /// The pool as tests and benchmarks see it: `{size, ready, lost, lastRun}` (ready: helpers
-  /// holding the current model and image; lastRun: batches each worker scored in the last pooled
-  /// run, the lead first).
+  /// The pool as tests and benchmarks see it: `{size, ready, lost, lastRun, imagesToHelpers}`
+  /// (ready: helpers holding the current model and image; lastRun: batches each worker scored in
+  /// the last pooled run, the lead first; imagesToHelpers: images sent to helpers so far).
   async pool() {
     const ready = await Promise.all(this.helpers.map((h) => (h.ready ?? Promise.resolve(false)).catch(() => false)));
-    return { size: this.size, ready: ready.filter(Boolean).length, lost: this.stats.helpersLost, lastRun: this.stats.lastRun };
+    const { helpersLost: lost, lastRun, imagesToHelpers } = this.stats;
+    return { size: this.size, ready: ready.filter(Boolean).length, lost, lastRun, imagesToHelpers };
   }
 
   /// Terminates helper `i`, as a crash would (tests the replacement path); false without one.

@@ -854,9 +854,13 @@ describe('teaching views (CPU backend)', () => {
   });
 
   it('follows the camera live with Grad-CAM and explains a frozen frame', async () => {
+    const before = await page.evaluate(() => window.scorecam.workers());
+    assert.ok(before.size >= 2, 'a pool with helpers');
     await page.locator('#tab-camera').click();
     await page.locator('#camera-start').click();
     await page.waitForFunction(() => /frame [3-9]|frame \d\d/.test(document.getElementById('camera-status').textContent), null, { timeout: SETTLE_MS });
+    // Only the lead explains a live frame: the helpers are not sent them.
+    assert.equal((await page.evaluate(() => window.scorecam.workers())).imagesToHelpers, before.imagesToHelpers, 'no live frame went to a helper');
     await page.locator('#camera-freeze').click();
     await page.waitForFunction(() => /Frozen/.test(document.getElementById('camera-status').textContent), null, { timeout: SETTLE_MS });
     assert.equal(await settled(page), 'done', await alertText(page));
@@ -1189,5 +1193,359 @@ describe('when something is broken', () => {
     assert.deepEqual(wasm, [], 'neither build is downloaded');
     await shot(page, 'error-no-simd');
     await page.close();
+  });
+});
+
+// ------------------------------------------------------------------ hostile inputs
+
+describe('hostile inputs (CPU backend)', () => {
+  const HOSTILE = join(REPO, 'tests/fixtures/hostile');
+  const CASE_MS = 60_000; // a case that has not settled by then hangs
+  let ctx;
+  let page;
+  let errors = []; // page errors (uncaught exceptions) since the last case
+  const rows = []; // the results table: {kind, input, expected, outcome, message}
+
+  /// The page's state as a case must leave it: the image, model and result it had.
+  async function snapshot(p = page) {
+    return p.evaluate(() => {
+      const m = window.scorecam.getMap();
+      const c = document.getElementById('canvas');
+      return {
+        model: document.getElementById('model-select').value,
+        class: m?.class ?? null,
+        top5: m?.top5.map((t) => t.class) ?? null,
+        map: m ? Array.from(m.map.filter((_, i) => i % 97 === 0)) : null,
+        canvas: [c.width, c.height],
+        panic: window.wasmBindings.lastPanic() ?? null,
+      };
+    });
+  }
+
+  /// Waits for `p` to settle, or says it hangs.
+  async function settledOrHang(p = page) {
+    return Promise.race([settled(p), new Promise((ok) => setTimeout(() => ok('hang'), CASE_MS))]);
+  }
+
+  function watch(p) {
+    p.on('pageerror', (e) => errors.push(e.message));
+    return p;
+  }
+
+  before(async () => {
+    ctx = await launch({ webgpu: false, extra: ['--ignore-certificate-errors'] });
+    page = watch(await openApp(ctx, `?backend=cpu&model=${MODEL}`));
+    assert.equal(await settled(page), 'ready', await alertText(page));
+    await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+  });
+  after(async () => {
+    await ctx?.close();
+    if (!rows.length) return;
+    const table = ['| input | kind | expected | outcome | message |', '|---|---|---|---|---|',
+      ...rows.map((r) => `| ${r.input} | ${r.kind} | ${r.expected} | ${r.outcome} | ${r.message.replace(/\|/g, '\\|').slice(0, 160)} |`)].join('\n');
+    const counts = `${rows.length} inputs: ${rows.filter((r) => r.outcome === 'refused').length} refused with a message, ${rows.filter((r) => r.outcome === 'decoded' || r.outcome === 'accepted').length} taken, ${rows.filter((r) => r.outcome === 'asked').length} asked about, panics: ${rows.filter((r) => r.panic).length}, hangs: ${rows.filter((r) => r.outcome === 'hang').length}`;
+    console.log(`\nhostile-input corpus\n${table}\n${counts}`);
+    writeFileSync(join(OUT, 'hostile.md'), `${table}\n\n${counts}\n`);
+  });
+
+  it('refuses or explains each file of the hostile image corpus, keeping the previous image and result', async () => {
+    const cases = JSON.parse(readFileSync(join(HOSTILE, 'cases.json'), 'utf8'));
+    const TYPES = { png: 'image/png', jpg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp', bmp: 'image/bmp', avif: 'image/avif', svg: 'image/svg+xml' };
+    for (const c of cases) {
+      errors = [];
+      await page.evaluate(() => document.getElementById('alert-close').click());
+      const before = await snapshot();
+      const result = await page.evaluate(async ({ b64, name, type, ms }) => {
+        const file = new File([Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0))], name, { type });
+        const load = window.scorecam.loadImageFromBytes(file).then(() => ({ outcome: 'decoded', message: '' }), (e) => ({ outcome: 'refused', message: e.message }));
+        return Promise.race([load, new Promise((ok) => setTimeout(() => ok({ outcome: 'hang', message: '' }), ms))]);
+      }, { b64: readFileSync(join(HOSTILE, c.file)).toString('base64'), name: c.file, type: TYPES[c.file.split('.').pop()] ?? '', ms: CASE_MS });
+      const after = await snapshot();
+      rows.push({ kind: 'image', input: `${c.file} (${c.what}, ${c.bytes} B)`, expected: c.expect, ...result, panic: after.panic });
+      assert.notEqual(result.outcome, 'hang', c.file);
+      assert.equal(after.panic, null, `${c.file}: ${after.panic}`);
+      assert.deepEqual(errors, [], c.file);
+      if (c.expect !== 'either') assert.equal(result.outcome, c.expect, `${c.file}: ${result.message}`);
+      if (result.outcome === 'refused') {
+        assert.match(result.message, new RegExp(`“${c.file.replace(/\./g, '\\.')}”`), `${c.file}: the message names the file: ${result.message}`);
+        assert.match(await alertText(page), /“/, 'the message is shown');
+        const { panic, ...kept } = after;
+        const { panic: _, ...was } = before;
+        assert.deepEqual(kept, was, `${c.file}: the previous image, model and result stay`);
+      } else {
+        assert.equal(await page.evaluate(() => document.body.dataset.state), 'done');
+      }
+    }
+  });
+
+  it('refuses hostile share and lesson links with a message, runs nothing from them, and asks before fetching', async () => {
+    const bombPng = readFileSync(join(HOSTILE, 'bomb_header_50000x50000.png')).toString('base64url');
+    const cases = [
+      ['markup in ?model=', `?backend=cpu&model=${encodeURIComponent('<img src=x onerror=alert(1)>')}`, '', 'accepted'],
+      ['markup in a field', '?backend=cpu', `#v=1&model=${MODEL}&class=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E`, 'refused'],
+      ['a script as the image', '?backend=cpu', `#v=1&model=${MODEL}&img=${Buffer.from('<script>alert(1)</script>').toString('base64url')}`, 'refused'],
+      ['a 50000x50000 PNG header as the image', '?backend=cpu', `#v=1&model=${MODEL}&img=${bombPng}`, 'refused'],
+      ['an oversized fragment', '?backend=cpu', `#v=1&img=${'A'.repeat(300_000)}`, 'refused'],
+      ['a javascript: image address', '?backend=cpu', '#v=1&src=javascript%3Aalert(1)', 'refused'],
+      ['an intranet http image address', '?backend=cpu', `#v=1&model=${MODEL}&src=${encodeURIComponent('http://192.168.1.1/admin.png')}`, 'refused'],
+      ['a localhost https image address', '?backend=cpu', `#v=1&model=${MODEL}&src=${encodeURIComponent('https://localhost:1/x.png')}`, 'asked'],
+      ['?image= on another https server', `?backend=cpu&model=${MODEL}&image=${encodeURIComponent('https://images.invalid/cat.jpg')}`, '', 'asked'],
+      ['an image and an address together', '?backend=cpu', '#v=1&src=https%3A%2F%2Fa.example%2Fx.jpg&img=AAAA', 'refused'],
+      ['a key twice', '?backend=cpu', '#v=1&class=1&class=2', 'refused'],
+      ['a class the model lacks', '?backend=cpu', `#v=1&model=${MODEL}&class=99999&img=${readFileSync(join(REPO, 'tests/fixtures/exif_orientation6.jpg')).toString('base64url')}`, 'refused'],
+      ['a lesson naming no view', '?backend=cpu', '#v=1&ch=3', 'refused'],
+      ['a lesson with an unknown view', '?backend=cpu', '#v=1&tab=evil', 'refused'],
+      ['a lesson hiding a control twice', '?backend=cpu', '#v=1&hide=input,input', 'refused'],
+      ['an own model without its file', '?backend=cpu', `#v=1&own=${'a'.repeat(64)}`, 'refused'],
+      ['an unknown version', '?backend=cpu', '#v=2&model=x', 'refused'],
+    ];
+    for (const [name, query, hash, expected] of cases) {
+      errors = [];
+      const p = watch(await openApp(ctx, query, hash));
+      const state = await settledOrHang(p);
+      const asked = state === 'ready' && !(await p.locator('#fetch-confirm').isHidden());
+      const outcome = state === 'hang' ? 'hang' : state === 'error' ? 'refused' : asked ? 'asked' : 'accepted';
+      const message = outcome === 'refused' ? (await p.textContent('#alert-text')).trim() : asked ? (await p.textContent('#fetch-confirm-text')).trim() : ((await p.textContent('#notice')) ?? '').trim();
+      const { panic } = await snapshot(p);
+      const injected = await p.evaluate(() => document.querySelectorAll('img[src="x"], #alert *:not(span):not(button), #notice *, #fetch-confirm-text *').length);
+      rows.push({ kind: 'link', input: name, expected, outcome, message, panic });
+      assert.equal(outcome, expected, `${name}: ${message}`);
+      assert.equal(panic, null, name);
+      assert.equal(injected, 0, `${name}: nothing from the link became markup`);
+      assert.equal(await p.evaluate(() => window.alerted === true), false, name);
+      assert.doesNotMatch(message, /<img|onerror/, name);
+      assert.deepEqual(errors, [], name);
+      await p.close();
+    }
+  });
+
+  it('a file that fails to load leaves the running explanation, image and result alone', async () => {
+    const p = watch(await openApp(ctx, '?backend=cpu&model=efficientnet_lite0&workers=1'));
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const outcome = await p.evaluate(async () => {
+      const explained = window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg').then((m) => m && m.class, (e) => `rejected: ${e.message}`);
+      await new Promise((ok) => {
+        const t = setInterval(() => {
+          if (document.getElementById('run-progress')?.value > 0) ok(clearInterval(t));
+        }, 10);
+      });
+      const failed = await window.scorecam.loadImageFromBytes(new TextEncoder().encode('notes, not a picture')).then(() => 'resolved', (e) => e.message);
+      const during = document.body.dataset.state;
+      return { failed, during, explained: await explained, state: document.body.dataset.state };
+    });
+    assert.match(outcome.failed, /not an image/);
+    assert.equal(outcome.during, 'error', 'the failure is shown at once');
+    assert.equal(typeof outcome.explained, 'number', `the explanation in progress finished: ${outcome.explained}`);
+    assert.equal(outcome.state, 'done');
+    assert.match(await alertText(p), /not an image/, 'the message stays until dismissed');
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
+
+  it('clamps ?workers=N to the memory budget, with a notice', async () => {
+    const p = watch(await ctx.newPage());
+    // As a device with 256 MiB (Chromium reports 0.25 to 8): a quarter of it holds one worker.
+    await p.addInitScript(() => Object.defineProperty(Navigator.prototype, 'deviceMemory', { get: () => 0.25 }));
+    await p.goto(`${site.url}?backend=cpu&model=${MODEL}&workers=12`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const pool = await p.evaluate(() => window.scorecam.workers());
+    assert.equal(pool.size, 1);
+    assert.match(await p.textContent('#notice'), /\?workers=12 asks for more CPU workers than this device's memory holds with .+ \(1\): using 1\./);
+    assert.match(await p.textContent('#notice'), /CPU/, 'the backend notice stays');
+    await p.close();
+  });
+
+  it('asks before fetching an image a link names on another server, naming the server', async () => {
+    // A second origin (https on 127.0.0.1, against the page's localhost) that allows CORS: a
+    // link's image host. Its certificate is made here (the browser ignores certificate errors).
+    const tls = join(work, 'tls');
+    mkdirSync(tls, { recursive: true });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', join(tls, 'key.pem'), '-out', join(tls, 'cert.pem')], { stdio: 'ignore' });
+    const other = await serve(join(work, 'site'), { cors: true, host: '127.0.0.1', tls: { key: readFileSync(join(tls, 'key.pem')), cert: readFileSync(join(tls, 'cert.pem')) } });
+    copies.push(other.server);
+    const host = new URL(other.url).host;
+    const image = `${other.url}www/samples/astronaut.jpg`;
+    const requests = [];
+    const open = async (query, hash = '') => {
+      const p = watch(await ctx.newPage());
+      p.on('request', (r) => r.url().startsWith(other.url) && requests.push(r.url()));
+      await p.goto(`${site.url}${query}${hash}`);
+      assert.equal(await settled(p), 'ready', await alertText(p));
+      await p.locator('#fetch-confirm').waitFor({ state: 'visible' });
+      return p;
+    };
+    // ?image=: asked, named (a host on this computer is called so), fetched only after the yes.
+    const p = await open(`?backend=cpu&model=${MODEL}&image=${encodeURIComponent(image)}`);
+    const question = await p.textContent('#fetch-confirm-text');
+    assert.ok(question.startsWith(`Load the image from ${host}, which is this computer or a device on your own network`), question);
+    assert.ok(question.includes(image), question);
+    await p.waitForTimeout(500);
+    assert.deepEqual(requests, [], 'nothing is fetched before the visitor says yes');
+    await shot(p, 'hostile-link-asks');
+    await p.locator('#fetch-confirm-load').click();
+    assert.equal(await settled(p), 'done', await alertText(p));
+    assert.equal(await p.locator('#fetch-confirm').isHidden(), true);
+    assert.deepEqual(requests, [image]);
+    await p.close();
+    // Plain http from another server: refused before any fetch (the CSP allows none), not asked.
+    const plain = watch(await ctx.newPage());
+    await plain.goto(`${site.url}?backend=cpu&model=${MODEL}&image=${encodeURIComponent(image.replace('https:', 'http:'))}`);
+    assert.equal(await settled(plain), 'error');
+    assert.match(await alertText(plain), /Images from other servers are loaded over https only: http:\/\/127\.0\.0\.1:\d+\/www\/samples\/astronaut\.jpg is not\./);
+    assert.equal(await plain.locator('#fetch-confirm').isHidden(), true);
+    await plain.close();
+    // A share link's src, refused: nothing fetched, a notice, the page ready for another image.
+    requests.length = 0;
+    const q = await open(`?backend=cpu`, `#v=1&model=${MODEL}&src=${encodeURIComponent(image)}`);
+    await q.locator('#fetch-confirm-skip').click();
+    await q.waitForFunction(() => !document.getElementById('notice').hidden && /was not loaded/.test(document.getElementById('notice').textContent));
+    assert.match(await q.textContent('#notice'), new RegExp(`The image from ${host.replace(/\./g, '\\.')} was not loaded\\.`));
+    assert.equal(await q.evaluate(() => document.body.dataset.state), 'ready');
+    assert.equal(typeof (await q.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'))).class, 'number');
+    assert.deepEqual(requests, []);
+    await q.close();
+    // An image chosen while the question is open answers it: no.
+    const r = await open(`?backend=cpu&model=${MODEL}&image=${encodeURIComponent(image)}`);
+    await r.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+    assert.equal(await settled(r), 'done', await alertText(r));
+    assert.equal(await r.locator('#fetch-confirm').isHidden(), true);
+    assert.deepEqual(requests, []);
+    assert.deepEqual(errors, []);
+    await r.close();
+  });
+
+  it('keeps to a CSP without unsafe-inline, WebAssembly, workers and service worker included, and refuses what it forbids', async () => {
+    const p = watch(await ctx.newPage());
+    await p.addInitScript(() => {
+      window.violations = [];
+      document.addEventListener('securitypolicyviolation', (e) => window.violations.push(`${e.effectiveDirective} ${e.blockedURI}`));
+    });
+    await p.goto(`${site.url}?backend=cpu&model=${MODEL}&workers=2`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const csp = await p.evaluate(() => document.querySelector('meta[http-equiv="Content-Security-Policy"]').content);
+    console.log(`  CSP as served: ${csp}`);
+    assert.doesNotMatch(csp, /unsafe-inline|'unsafe-eval'|http:|TRUNK-LOADER/);
+    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval' 'sha256-[A-Za-z0-9+/]{43}=';/);
+    assert.match(csp, /connect-src 'self' https:;/);
+    assert.match(csp, /require-trusted-types-for 'script'; trusted-types scorecam/);
+    // The page works under it: an explanation on a pool of two workers, the offline shell.
+    assert.equal(typeof (await p.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'))).class, 'number');
+    assert.equal((await p.evaluate(() => window.scorecam.workers())).size, 2);
+    assert.equal(await p.evaluate(async () => (await navigator.serviceWorker.ready).active !== null), true);
+    assert.deepEqual(await p.evaluate(() => window.violations), [], 'nothing the page does is refused');
+    // What it forbids: an inline script, markup through innerHTML, plain http to another server.
+    const refused = await p.evaluate(async () => {
+      const out = {};
+      try {
+        const script = document.createElement('script');
+        script.textContent = 'window.injected = true';
+        document.head.append(script);
+      } catch (e) {
+        out.script = e.name;
+      }
+      try {
+        document.getElementById('notice').innerHTML = '<img src=x onerror="window.injected = true">';
+        out.html = 'set';
+      } catch (e) {
+        out.html = e.name;
+      }
+      out.fetch = await fetch('http://127.0.0.1:9/x.jpg').then(() => 'fetched', (e) => e.name);
+      await new Promise((ok) => setTimeout(ok, 300));
+      return { ...out, injected: window.injected === true, violations: window.violations };
+    });
+    assert.equal(refused.injected, false, JSON.stringify(refused));
+    assert.equal(refused.html, 'TypeError', 'Trusted Types refuse a string of markup');
+    assert.equal(refused.fetch, 'TypeError');
+    assert.ok(refused.violations.some((v) => v.startsWith('connect-src http://127.0.0.1:9')), JSON.stringify(refused.violations));
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
+
+  it('shows a link\'s model text back only when it is a model\'s name', async () => {
+    const phish = 'Your account is locked. Call 0800 000 000 to unlock it';
+    const p = watch(await openApp(ctx, `?backend=cpu&model=${encodeURIComponent(phish)}`));
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const notice = await p.textContent('#notice');
+    assert.ok(!notice.includes('locked') && !notice.includes('0800'), notice);
+    assert.match(notice, /The model this link names is not installed here; using .+\./);
+    await p.goto(`${site.url}?backend=cpu&model=resnet_50.v2`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    assert.match(await p.textContent('#notice'), /The model “resnet_50\.v2” is not installed here; using .+\./);
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
+
+  it('restarts with the image itself, not the share link\'s small JPEG, even one no link can hold', async () => {
+    const p = watch(await openApp(ctx, `?backend=cpu&model=${MODEL}`));
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    // A photo larger than the link's 320 px JPEG; black and white noise (320x320 PNG), whose
+    // JPEG no link holds (about 49 KB at the lowest quality tried, above 40 KB).
+    const loads = {
+      photo: () => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'),
+      noise: async () => {
+        const c = document.createElement('canvas');
+        c.width = 320;
+        c.height = 320;
+        const g = c.getContext('2d');
+        const pixels = g.createImageData(c.width, c.height);
+        let x = 35;
+        for (let i = 0; i < pixels.data.length; i += 4) {
+          x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+          pixels.data.fill(x >>> 31 ? 255 : 0, i, i + 3);
+          pixels.data[i + 3] = 255;
+        }
+        g.putImageData(pixels, 0, 0);
+        return window.scorecam.loadImageFromBytes(await new Promise((ok) => c.toBlob(ok, 'image/png')));
+      },
+    };
+    for (const [name, load] of Object.entries(loads)) {
+      await p.evaluate(load);
+      const before = await p.evaluate(async () => ({
+        image: window.scorecam.image(),
+        link: await window.scorecam.shareLink().then(() => 'it fits', (e) => e.message),
+      }));
+      if (name === 'photo') assert.deepEqual(before.image, { width: 451, height: 300, bytes: 31589, source: 'url' });
+      else assert.match(before.link, /does not compress small enough for a link/);
+      const map = await getMap(p);
+      // The restart a lost device or a panic offers.
+      await Promise.all([p.waitForNavigation({ timeout: 30_000 }), p.evaluate(() => document.getElementById('alert-restart').click())]);
+      assert.equal(await settled(p), 'done', await alertText(p));
+      assert.deepEqual(await p.evaluate(() => window.scorecam.image()), before.image, `${name}: the same file, at full resolution`);
+      const again = await getMap(p);
+      assert.equal(again.class, map.class);
+      assert.ok(pearson(again.map, map.map) > 0.999, `${name}: the same map`);
+      assert.doesNotMatch(p.url(), /img=|src=/, 'the image is not in the link');
+      // Taken once: what the restart kept is gone.
+      assert.deepEqual(await p.evaluate(async () => [sessionStorage.length, await caches.has('scorecam-restart')]), [0, false]);
+    }
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
+  it('drops the teaching views\' superseded work silently when the model is switched', async () => {
+    const p = watch(await openApp(ctx, '?backend=cpu&model=efficientnet_lite0'));
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    await p.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+    // The curves take a few seconds of forward passes on every worker: switch while they run.
+    const shown = await p.evaluate(async (model) => {
+      window.scorecam.setTeach({ tab: 'faithful' });
+      await new Promise((ok) => {
+        const t = setInterval(() => {
+          if (/Computing the curves: [1-9]/.test(document.getElementById('faithful-summary').textContent)) ok(clearInterval(t));
+        }, 10);
+      });
+      const messages = [];
+      new MutationObserver(() => {
+        if (!document.getElementById('alert').hidden) messages.push(document.getElementById('alert-text').textContent);
+      }).observe(document.getElementById('alert'), { attributes: true, childList: true, subtree: true });
+      await window.scorecam.selectModel(model);
+      await window.scorecam.whenTeachRendered();
+      await new Promise((ok) => setTimeout(ok, 1000)); // what was in flight comes back
+      return { messages, state: document.body.dataset.state, summary: document.getElementById('faithful-summary').textContent };
+    }, MODEL);
+    assert.deepEqual(shown.messages, [], 'no message about the superseded work');
+    assert.equal(shown.state, 'done');
+    assert.match(shown.summary, /Deletion AUC/, 'the new model\'s curves are drawn');
+    assert.deepEqual(errors, []);
+    await p.close();
   });
 });

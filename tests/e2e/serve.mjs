@@ -1,6 +1,7 @@
 // A static file server for the built app (dist/), for the tests, the benchmarks and demo.sh.
 // Run directly: `node tests/e2e/serve.mjs DIR PORT`.
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { createReadStream, statSync } from 'node:fs';
 import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +15,12 @@ const TYPES = {
 
 /// Serves `root`; `cors` adds Access-Control-Allow-Origin: * (a second origin for image URLs);
 /// `isolated` makes the pages cross-origin isolated (COOP + COEP), which onnxruntime-web's
-/// threads need (the benchmark's peer; our page needs no such headers).
-export function serve(root, { port = 0, cors = false, host = '127.0.0.1', isolated = false } = {}) {
+/// threads need (the benchmark's peer; our page needs no such headers); `tls` ({key, cert}, PEM)
+/// serves https (another server a link names: the page fetches other servers' images over https
+/// only).
+export function serve(root, { port = 0, cors = false, host = '127.0.0.1', isolated = false, tls = null } = {}) {
   root = resolve(root);
-  const server = createServer((req, res) => {
+  const server = (tls ? (handler) => createTlsServer(tls, handler) : createServer)((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     let file = normalize(join(root, path));
     if (!file.startsWith(root)) {
@@ -37,7 +40,7 @@ export function serve(root, { port = 0, cors = false, host = '127.0.0.1', isolat
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
     }
   });
-  return new Promise((ok) => server.listen(port, host, () => ok({ server, url: `http://${host === '0.0.0.0' ? 'localhost' : host}:${server.address().port}/` })));
+  return new Promise((ok) => server.listen(port, host, () => ok({ server, url: `${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? 'localhost' : host}:${server.address().port}/` })));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -36,7 +36,7 @@ async function loop(video) {
   while (live) {
     if (video.readyState >= 2 && video.videoWidth) {
       set({ image: grabFrame(video), top5: [], progress: null, classIndex: null });
-      await analyseImage({ method: LIVE_METHOD });
+      await analyseImage({ method: LIVE_METHOD, live: true });
       if (!live) break;
       frames++;
       $('camera-status').textContent = `Live: Grad-CAM on frame ${frames}. Freeze to run ${get().methods.find((m) => m.name === get().options.method)?.display_name ?? 'the chosen method'} on it.`;
