@@ -429,6 +429,14 @@ impl Explainer {
     /// method's progress, then the metrics' (`done` of `total` forward passes, no partial map),
     /// and cancels either between batches.
     pub async fn compare(&self, reporter: &mut Reporter<'_>) -> Result<(Explanation, Comparison)> {
+        self.compare_with(reporter, &mut CurveCache::default()).await
+    }
+
+    /// [`Self::compare`] reusing the curves `cache` holds for maps that order the pixels the same
+    /// (the curves depend on the order alone: on Lite0, ShapleyCAM with the logit is Grad-CAM,
+    /// LayerCAM is Grad-CAM element-wise), and adding this map's. Keep one cache per image and
+    /// class.
+    pub async fn compare_with(&self, reporter: &mut Reporter<'_>, cache: &mut CurveCache) -> Result<(Explanation, Comparison)> {
         let start = web_time::Instant::now();
         let (e, summary) = self.run(reporter).await?;
         let seconds = start.elapsed().as_secs_f64();
@@ -442,6 +450,12 @@ impl Explainer {
         let mut done = 0;
         let mut aucs = [0f64; 2];
         for (c, auc) in curves.iter().zip(&mut aucs) {
+            let key = (c.key(), e.class);
+            if let Some(points) = cache.0.get(&key) {
+                *auc = metrics::auc(points);
+                done += points.len();
+                continue;
+            }
             let mut points = Vec::with_capacity(c.point_count());
             for from in (0..c.point_count()).step_by(COMPARE_CHUNK) {
                 let values = c.points(image, from..from + COMPARE_CHUNK, &mut scorer).await?;
@@ -450,6 +464,7 @@ impl Explainer {
                 reporter.report(Progress { done, total, partial: Partial::Nothing }).await?;
             }
             *auc = metrics::auc(&points);
+            cache.0.insert(key, points);
         }
         let masked = scorer.masked_probabilities(image, None, metrics::Protocol::InputTimesMap.mask(&e.map), 1).await?[0];
         let (average_drop, average_increase) = metrics::average_drop_increase(e.class_probability, masked);
@@ -501,6 +516,11 @@ impl Explainer {
 const CURVE_BATCH: usize = 16;
 /// Curve points scored between two chances to cancel a comparison.
 const COMPARE_CHUNK: usize = 32;
+
+/// Deletion and insertion curves already scored on one image, by the pixel order and class they
+/// follow ([`Explainer::compare_with`]).
+#[derive(Debug, Default)]
+pub struct CurveCache(std::collections::HashMap<(u64, usize), Vec<f32>>);
 
 /// One method's cell of the compare grid ([`Explainer::compare`]); the map travels beside it.
 #[derive(Debug, Clone, Serialize)]

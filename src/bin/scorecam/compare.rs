@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use scorecam::cam::{Progress, Reporter, METHODS};
 use scorecam::render::{self, Colormap};
-use scorecam::session::{Comparison, ExplainRequest, PreparedImage};
+use scorecam::session::{Comparison, CurveCache, ExplainRequest, PreparedImage};
 use scorecam::image_input;
 
 use crate::args::{colormap_names, expand_sets, methods_help, parse_method_or_set, progress_bar, MethodArgs, ModelArgs};
@@ -93,6 +93,7 @@ pub fn run(a: Args) -> Result<()> {
     let thumbnail = image::imageops::resize(&photo, size as u32, size as u32, image::imageops::FilterType::Triangle);
     let mut rows = Vec::new();
     let mut maps = Vec::new();
+    let mut curves = CurveCache::default();
     for name in &names {
         let spec = scorecam::cam::registry::spec(name)?;
         let mut options = a.method_args.values(spec);
@@ -107,7 +108,7 @@ pub fn run(a: Args) -> Result<()> {
             bar.set_position(p.done as u64);
             true
         };
-        let result = session.explainer(&request).and_then(|e| pollster::block_on(e.compare(&mut Reporter::new(&mut on_progress))));
+        let result = session.explainer(&request).and_then(|e| pollster::block_on(e.compare_with(&mut Reporter::new(&mut on_progress), &mut curves)));
         bar.finish_and_clear();
         match result {
             Ok((e, c)) => {
