@@ -215,6 +215,9 @@ pub fn write(out: &Path, title: &str, ours: &Summary, reference: Option<(&Summar
             let _ = writeln!(md, "\nOver the {n} images with exactly one box covering less than half of the image.");
         }
     }
+    if reference.is_none() && methods.len() > 4 {
+        md.push_str(&by_method(ours, &methods));
+    }
     let _ = write!(md, "\n## Cost\n\n| | seconds / image | forward passes / image (method + metrics) |\n|---|---:|---:|\n");
     for m in &methods {
         let s = &ours.methods[m];
@@ -267,6 +270,44 @@ pub fn write(out: &Path, title: &str, ours: &Summary, reference: Option<(&Summar
     plot_curves(&svg, ours, &methods)?;
     written.push(svg);
     Ok(written)
+}
+
+/// Every column in one table, one row per method (what many methods read best as), the best of
+/// each column in bold.
+fn by_method(summary: &Summary, methods: &[String]) -> String {
+    const SHORT: [&str; 7] = ["AD lib. ↓", "AI lib. ↑", "AD paper ↓", "AI paper ↑", "Deletion ↓", "Insertion ↑", "Pointing ↑"];
+    let value = |m: &str, col: &str| summary.methods.get(m).and_then(|x| x.columns.get(col)).map(|v| v.mean);
+    let columns: Vec<(usize, &(u8, &str, &str, usize))> = ROWS.iter().enumerate().filter(|(_, r)| methods.iter().any(|m| value(m, r.2).is_some())).collect();
+    let mut md = String::from("\n## Every method, one row each\n\nAD, AI: Average Drop and Increase (%) under the library protocol (input × map) and the paper's (the 50% most salient pixels kept); deletion and insertion AUC; the energy-based pointing game (%). Best in bold.\n\n| method |");
+    for (i, _) in &columns {
+        let _ = write!(md, " {} |", SHORT[*i]);
+    }
+    md.push_str(" s / image |\n|---|");
+    md.push_str(&"---:|".repeat(columns.len() + 1));
+    md.push('\n');
+    let best: Vec<Option<f64>> = columns
+        .iter()
+        .map(|(_, r)| {
+            let values = methods.iter().filter_map(|m| value(m, r.2));
+            if r.1.contains('↓') { values.reduce(f64::min) } else { values.reduce(f64::max) }
+        })
+        .collect();
+    for m in methods {
+        let _ = write!(md, "| {} |", display(m));
+        for ((_, r), b) in columns.iter().zip(&best) {
+            match value(m, r.2) {
+                Some(v) if Some(v) == *b => {
+                    let _ = write!(md, " **{:.*}** |", r.3, v);
+                }
+                Some(v) => {
+                    let _ = write!(md, " {:.*} |", r.3, v);
+                }
+                None => md.push_str(" – |"),
+            }
+        }
+        let _ = writeln!(md, " {:.2} |", summary.methods[m].seconds_per_image);
+    }
+    md
 }
 
 /// Mean deletion and insertion curves, one panel each, one line per method.
