@@ -14,13 +14,27 @@ pub use scorecam_formats::onnx::{import, looks_like_onnx, ImportOptions, Importe
 #[derive(Debug, Clone, Default)]
 pub struct OnnxOptions {
     pub import: ImportOptions,
-    /// Class names (a labels file's), else the file's metadata's, else "class 0", "class 1", ...
+    /// Class names (a labels file's), else the file's metadata's, else ImageNet's for a model of
+    /// 1000 classes, else "class 0", "class 1", ...
     pub labels: Option<Vec<String>>,
     /// Input normalisation, else the file's metadata's, else ImageNet's.
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
     /// The name the page and reports show (default: the file's name without `.onnx`).
     pub name: Option<String>,
+}
+
+/// Where an imported model's class names come from (what the page's dialog says).
+pub fn class_names_source(imported: &Imported, options: &OnnxOptions) -> &'static str {
+    if options.labels.is_some() {
+        "labels"
+    } else if imported.metadata.labels.is_some() {
+        "file"
+    } else if imported.program.classes() == 1000 {
+        "imagenet"
+    } else {
+        "numbered"
+    }
 }
 
 /// The name a file's stem gives a model.
@@ -35,7 +49,8 @@ pub fn manifest(imported: &Imported, file: &str, options: &OnnxOptions, weights:
     let classes = p.classes();
     let class_names = match options.labels.clone().or_else(|| imported.metadata.labels.clone()) {
         Some(names) if names.len() == classes => names,
-        Some(names) => return Err(Error::Invalid(format!("the labels name {} classes, the model has {classes}", names.len()))),
+        Some(names) => return Err(Error::model(file, format!("the labels name {} classes, the model has {classes}", names.len()))),
+        None if classes == 1000 => crate::convert::imagenet_classes(),
         None => (0..classes).map(|i| format!("class {i}")).collect(),
     };
     let imagenet = Normalisation::IMAGENET;
@@ -44,7 +59,7 @@ pub fn manifest(imported: &Imported, file: &str, options: &OnnxOptions, weights:
         std: options.std.or(imported.metadata.std).unwrap_or(imagenet.std),
     };
     if normalisation.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) || normalisation.mean.iter().any(|m| !m.is_finite()) {
-        return Err(Error::Invalid(format!("mean {:?} and std {:?}: each must be finite, and each std above 0", normalisation.mean, normalisation.std)));
+        return Err(Error::model(file, format!("mean {:?} and std {:?}: each must be finite, and each std above 0", normalisation.mean, normalisation.std)));
     }
     let target = &p.values[p.target];
     let d = &target.shape.dims;

@@ -74,6 +74,19 @@ fn invalid(message: impl Into<String>) -> JsValue {
     js_error(Error::Invalid(message.into()))
 }
 
+/// A JS object as `T`, refusing fields other than `fields` (serde-wasm-bindgen reads only the
+/// fields it knows, so `deny_unknown_fields` alone would let a misspelt option pass unnoticed).
+fn from_js_object<T: serde::de::DeserializeOwned>(value: JsValue, what: &str, fields: &[&str]) -> Result<T, JsValue> {
+    if !value.is_object() {
+        return Err(invalid(format!("{what}: not an object")));
+    }
+    let keys = js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>());
+    if let Some(key) = keys.iter().filter_map(|k| k.as_string()).find(|k| !fields.contains(&k.as_str())) {
+        return Err(invalid(format!("{what}: unknown field `{key}` ({})", fields.join(", "))));
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("{what}: {e}")))
+}
+
 /// A serde value as a plain JS value (objects, not `Map`s; `None` as `null`).
 fn to_js(value: &impl Serialize) -> Result<JsValue, JsValue> {
     value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| invalid(e.to_string()))
@@ -198,12 +211,13 @@ impl WebSession {
     }
 
     /// Verifies `bytes` against the manifest (size and SHA-256), builds the model on the backend
-    /// and makes it current. A file that fails its checks leaves the current model loaded.
-    /// Returns `{name, arch, display_name, input_size, class_names, max_batch}`.
+    /// and makes it current, explaining `layer` (an imported graph's; null: the manifest's). A
+    /// file that fails its checks leaves the current model loaded. Returns the model's info
+    /// (`ModelInfo`: name, arch, input size, class names, layers, ...).
     #[wasm_bindgen(js_name = loadModel)]
-    pub fn load_model(&self, manifest_json: &str, bytes: &[u8]) -> Result<JsValue, JsValue> {
+    pub fn load_model(&self, manifest_json: &str, bytes: &[u8], layer: Option<String>) -> Result<JsValue, JsValue> {
         let manifest = Manifest::from_json(manifest_json, "manifest").map_err(js_error)?;
-        let model = self.session.borrow_mut().load_model(manifest, bytes).map_err(js_error)?;
+        let model = self.session.borrow_mut().load_model_with(manifest, bytes, layer.as_deref()).map_err(js_error)?;
         to_js(&ModelInfo::of(&model))
     }
 
@@ -452,11 +466,7 @@ impl WebSession {
         let request: ExplainRequest = if request.is_undefined() || request.is_null() {
             ExplainRequest { method: "scorecam".into(), ..ExplainRequest::default() }
         } else {
-            // serde-wasm-bindgen reads only the fields it knows: refuse the others here.
-            if let Some(key) = js_sys::Object::keys(request.unchecked_ref::<js_sys::Object>()).iter().filter_map(|k| k.as_string()).find(|k| !["class", "method", "options", "target"].contains(&k.as_str())) {
-                return Err(invalid(format!("explain request: unknown field `{key}` (class, method, options, target)")));
-            }
-            serde_wasm_bindgen::from_value(request).map_err(|e| invalid(format!("explain request: {e}")))?
+            from_js_object(request, "explain request", &["class", "method", "options", "target"])?
         };
         let spec = cam::registry::spec(&request.method).map_err(js_error)?;
         if !spec.in_browser {
@@ -475,6 +485,132 @@ struct ScoringPlan {
     batches: usize,
     total: usize,
     channels: usize,
+}
+
+/// What the visitor's own model is, once imported ([`import_model`]).
+#[derive(Serialize)]
+struct ImportedInfo {
+    /// The manifest's fields the page shows (name, input size and normalisation, classes).
+    name: String,
+    input_size: usize,
+    normalisation: crate::weights::Normalisation,
+    classes: usize,
+    /// Where the class names came from: "labels" (the caller's), "file" (its metadata),
+    /// "imagenet" (1000 outputs and no names: ImageNet's) or "numbered" ("class N").
+    class_names: &'static str,
+    parameters: usize,
+    /// The layers Score-CAM can explain, and the one chosen.
+    layers: Vec<crate::graph::Layer>,
+    target_layer: String,
+    /// The source file's SHA-256 (what share links name it by), and the int8 file's size.
+    source_sha256: String,
+    weight_bytes: usize,
+    /// Whether the file fixes its input size (else `input_size` is what the options or 224 gave).
+    fixed_size: bool,
+}
+
+/// Imports a model the visitor brings, into the app's form: an ONNX file (any CNN classifier),
+/// or torchvision's VGG16 as a PyTorch state dict (.pth, .safetensors: `vgg16-397923af.pth`, the
+/// paper's model, as torchvision distributes it). `options` is
+/// `{labels, layer, input_size, mean, std, name}` (all optional; see `onnx::OnnxOptions`).
+/// Returns `{manifest (JSON text), weights (Uint8Array: the int8 file, carrying an ONNX model's
+/// graph), info}`; the page stores both and loads them with `loadModel`, in every worker. Runs
+/// in a worker of its own (www/ownmodel.js), which is then ended: the f32 weights it held go with
+/// it.
+#[wasm_bindgen(js_name = importModel)]
+pub fn import_model(bytes: Vec<u8>, file_name: &str, options: JsValue) -> Result<JsValue, JsValue> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Options {
+        labels: Option<Vec<String>>,
+        layer: Option<String>,
+        input_size: Option<usize>,
+        mean: Option<[f32; 3]>,
+        std: Option<[f32; 3]>,
+        name: Option<String>,
+    }
+    let o: Options = if options.is_undefined() || options.is_null() {
+        Options::default()
+    } else {
+        from_js_object(options, "import options", &["labels", "layer", "input_size", "mean", "std", "name"])?
+    };
+    let source_sha256 = crate::weights::sha256_hex(&bytes);
+    // By its name first: an .onnx that does not parse is refused as ONNX, not as a checkpoint.
+    let onnx = file_name.to_ascii_lowercase().ends_with(".onnx") || crate::onnx::looks_like_onnx(&bytes);
+    let (manifest, weights, info) = if onnx {
+        let options = crate::onnx::OnnxOptions { import: crate::onnx::ImportOptions { input_size: o.input_size, layer: o.layer }, labels: o.labels, mean: o.mean, std: o.std, name: o.name };
+        let imported = crate::onnx::import(bytes, file_name, &options.import).map_err(js_error)?;
+        let fixed_size = options.import.input_size.is_none() || imported.metadata.input_size.is_some();
+        let class_names = crate::onnx::class_names_source(&imported, &options);
+        let layers = imported.program.layers();
+        let parameters = imported.tensors.tensors.values().map(|t| t.data.len()).sum();
+        let (manifest, weights) = crate::onnx::convert_imported(imported, file_name, &options, "model.safetensors").map_err(js_error)?;
+        let info = ImportedInfo {
+            name: manifest.name.clone(),
+            input_size: manifest.input_size,
+            normalisation: manifest.normalisation.clone(),
+            classes: manifest.class_names.len(),
+            class_names,
+            parameters,
+            layers,
+            target_layer: manifest.target_layer.clone(),
+            source_sha256,
+            weight_bytes: weights.len(),
+            fixed_size,
+        };
+        (manifest, weights, info)
+    } else {
+        // A state dict: torchvision's VGG16 (the paper's model) is the one architecture the page
+        // takes this way; any other network comes as ONNX.
+        let converted = crate::convert::convert_state_dict(&bytes, file_name, None, "model.safetensors").map_err(|e| match e {
+            Error::Weights { file, message } if message.contains("unrecognised model") => js_error(Error::model(file, "is not torchvision's VGG16: the page takes VGG16's .pth, and any other network exported to ONNX (docs/onnx.md)")),
+            other => js_error(other),
+        })?;
+        let (arch, mut manifest, weights, parameters) = (converted.arch, converted.manifest, converted.bytes, converted.parameters);
+        if arch.name != "vgg16" {
+            return Err(js_error(Error::model(file_name, format!("holds {}: the page takes torchvision's VGG16 as a .pth, and any other network exported to ONNX (docs/onnx.md)", arch.display_name))));
+        }
+        if o.layer.as_ref().is_some_and(|l| *l != manifest.target_layer) || o.input_size.is_some_and(|s| s != manifest.input_size) {
+            return Err(js_error(Error::model(file_name, "VGG16 explains features.29 at 224 pixels; to choose another layer, export it to ONNX (docs/onnx.md)")));
+        }
+        let o_labels_given = o.labels.is_some();
+        if let Some(labels) = o.labels {
+            if labels.len() != manifest.class_names.len() {
+                return Err(js_error(Error::model(file_name, format!("the labels name {} classes, the model has {}", labels.len(), manifest.class_names.len()))));
+            }
+            manifest.class_names = labels;
+        }
+        manifest.name = o.name.unwrap_or(manifest.name);
+        manifest.normalisation.mean = o.mean.unwrap_or(manifest.normalisation.mean);
+        manifest.normalisation.std = o.std.unwrap_or(manifest.normalisation.std);
+        let target = manifest.target_shape;
+        let info = ImportedInfo {
+            name: manifest.name.clone(),
+            input_size: manifest.input_size,
+            normalisation: manifest.normalisation.clone(),
+            classes: manifest.class_names.len(),
+            class_names: if o_labels_given { "labels" } else { "imagenet" },
+            parameters,
+            layers: vec![crate::graph::Layer { name: manifest.target_layer.clone(), shape: target }],
+            target_layer: manifest.target_layer.clone(),
+            source_sha256,
+            weight_bytes: weights.len(),
+            fixed_size: true,
+        };
+        (manifest, weights, info)
+    };
+    let out = js_sys::Object::new();
+    let _ = Reflect::set(&out, &"manifest".into(), &manifest.to_json().into());
+    let _ = Reflect::set(&out, &"weights".into(), &js_sys::Uint8Array::from(&weights[..]).into());
+    let _ = Reflect::set(&out, &"info".into(), &to_js(&info)?);
+    Ok(out.into())
+}
+
+/// Lower-case hex SHA-256 of `bytes` (the page's fallback where `crypto.subtle` is missing: a
+/// page served over plain HTTP from another host).
+#[wasm_bindgen(js_name = sha256Hex)]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    crate::weights::sha256_hex(bytes)
 }
 
 /// The method registry, the one list the CLI reads too: `[{name, display_name, kind, in_browser,

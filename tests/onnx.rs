@@ -138,13 +138,13 @@ fn zoo_matches_pytorch() {
                 let acts = max_rel_diff(&forwarded.maps.data, &reference("activations"));
                 let grad = pearson(&map(&model, &input, class, &Method::GradCam), &reference("gradcam"));
                 println!("{file} {image}: load {load:.2} s, logits {logits:.1e}, activations {acts:.1e}, Grad-CAM Pearson {grad:.6}");
-                assert!(logits <= 1e-4 && acts <= 1e-3 && grad >= 0.99, "{file} {image}: {logits} {acts} {grad}");
+                assert!(logits <= 1e-4 && acts <= 1e-3 && grad >= 0.9999, "{file} {image}: {logits} {acts} {grad}");
                 if image == "chelsea" && k == 0 {
                     for (method, key) in [(&official, "official_scorecam"), (&library, "pgc_scorecam")] {
                         let t = std::time::Instant::now();
                         let p = pearson(&map(&model, &input, class, method), &reference(key));
                         println!("{file} chelsea: {key} Pearson {p:.6} in {:.1} s", t.elapsed().as_secs_f64());
-                        assert!(p >= 0.99, "{file}: {key} {p}");
+                        assert!(p >= 0.999, "{file}: {key} {p}");
                     }
                 }
             }

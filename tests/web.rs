@@ -40,7 +40,7 @@ fn message(e: JsValue) -> String {
 async fn load() -> web::WebSession {
     let session = web::WebSession::start("cpu".into()).await.unwrap();
     assert_eq!(get(&session.backend().unwrap(), "name").as_string().unwrap(), "cpu");
-    let model = session.load_model(MANIFEST, WEIGHTS).unwrap();
+    let model = session.load_model(MANIFEST, WEIGHTS, None).unwrap();
     assert_eq!(get(&model, "input_size").as_f64(), Some(32.0));
     session
 }
@@ -177,11 +177,11 @@ async fn the_page_reads_the_method_and_colormap_lists_from_the_core() {
 async fn bad_input_is_an_error_not_a_panic() {
     let session = load().await;
     let truncated = &WEIGHTS[..WEIGHTS.len() / 2];
-    let e = message(session.load_model(MANIFEST, truncated).unwrap_err());
+    let e = message(session.load_model(MANIFEST, truncated, None).unwrap_err());
     assert!(e.contains("bytes") || e.contains("sha256") || e.contains("SHA"), "{e}");
     // a file that fails its checks leaves the loaded model in place
     assert_eq!(get(&session.model().unwrap(), "input_size").as_f64(), Some(32.0));
-    let e = message(session.load_model("{not json", WEIGHTS).unwrap_err());
+    let e = message(session.load_model("{not json", WEIGHTS, None).unwrap_err());
     assert!(!e.is_empty());
     let e = message(session.explain(JsValue::UNDEFINED, Function::new_no_args("return true")).await.unwrap_err());
     assert!(e.contains("no image"), "{e}");
@@ -232,4 +232,36 @@ async fn the_compare_view_runs_one_method_at_a_time() {
     let sscam = methods.iter().find(|m| get(m, "name").as_string().as_deref() == Some("sscam")).unwrap();
     assert_eq!(get(&sscam, "costly").as_bool(), Some(true));
     assert!(get(&get(&sscam, "teaching"), "versus_scorecam").as_string().is_some_and(|t| !t.is_empty()));
+    assert!(web::last_panic().is_none());
+}
+
+/// A visitor's ONNX file, imported as the page's import worker does, then loaded at a layer of
+/// the visitor's choice; bad files are refused with their reason, the loaded model kept.
+#[wasm_bindgen_test]
+async fn imports_an_onnx_model_and_refuses_bad_files() {
+    const ONNX: &[u8] = include_bytes!("fixtures/onnx/tiny_resnet/tiny_resnet.dynamo.dynamic.onnx");
+    let labels: Vec<JsValue> = (0..10).map(|i| JsValue::from(format!("kind {i}"))).collect();
+    let opts = request(&[("labels", js_sys::Array::from_iter(labels).into()), ("name", "tiny".into())]);
+    let out = web::import_model(ONNX.to_vec(), "tiny_resnet.onnx", opts).unwrap();
+    let info = get(&out, "info");
+    assert_eq!(get(&info, "classes").as_f64(), Some(10.0));
+    assert_eq!(get(&info, "class_names").as_string().as_deref(), Some("labels"));
+    assert_eq!(get(&info, "target_layer").as_string().as_deref(), Some("relu_4"));
+    assert_eq!(get(&info, "source_sha256").as_string().unwrap(), web::sha256_hex(ONNX));
+    let manifest = get(&out, "manifest").as_string().unwrap();
+    let weights = js_sys::Uint8Array::from(get(&out, "weights")).to_vec();
+    let session = load().await;
+    let model = session.load_model(&manifest, &weights, Some("relu_2".into())).unwrap();
+    assert_eq!(get(&model, "target_layer").as_string().as_deref(), Some("relu_2"));
+    set_input_image(&session).await;
+    let e = message(session.load_model(&manifest, &weights, Some("nowhere".into())).unwrap_err());
+    assert!(e.contains("no layer called \"nowhere\""), "{e}");
+    assert_eq!(get(&session.model().unwrap(), "target_layer").as_string().as_deref(), Some("relu_2"), "the loaded model stays");
+    let e = message(web::import_model(b"not a model".to_vec(), "notes.onnx", JsValue::UNDEFINED).unwrap_err());
+    assert!(e.contains("notes.onnx") && e.contains("not an ONNX model"), "{e}");
+    let e = message(web::import_model(ONNX[..ONNX.len() / 2].to_vec(), "cut.onnx", JsValue::UNDEFINED).unwrap_err());
+    assert!(e.contains("cut.onnx"), "{e}");
+    let e = message(web::import_model(ONNX.to_vec(), "x.onnx", request(&[("layers", "relu_2".into())])).unwrap_err());
+    assert!(e.contains("unknown field `layers`"), "{e}");
+    assert!(web::last_panic().is_none());
 }

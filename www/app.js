@@ -19,8 +19,8 @@
 import { get, set } from './store.js';
 import { init as initCore, start, wasm, session, fail, showNotice } from './core.js';
 import { init as initInputs, setImageUrl } from './inputs.js';
-import { init as initModel, listModels, defaultModel, selectModel } from './model.js';
-import { init as initShare, parseShareFragment, applySharedView, openShared } from './share.js';
+import { init as initModel, listModels, defaultModel, selectModel, addOwnModel } from './model.js';
+import { init as initShare, parseShareFragment, applySharedView, openShared, askForOwnModel } from './share.js';
 import { init as initControls } from './controls.js';
 import { init as initDraw } from './draw.js';
 import { init as initTeach } from './teach.js';
@@ -58,13 +58,20 @@ async function boot() {
   }
   await listModels();
   if (shared) applySharedView(shared);
+  // A model of the link's author's own: used where this browser keeps it, else asked for below.
+  const own = shared?.own && get().models.find((m) => m.own?.id === shared.own.id);
+  if (own && shared.own.layer) own.own = { ...own.own, layer: shared.own.layer };
   const wanted = params.get('model') ?? shared?.model;
-  const entry = (wanted && get().models.find((m) => m.name === wanted)) || defaultModel();
-  if (wanted && entry.name !== wanted) showNotice(`The model “${wanted}” is not installed here; using ${entry.name}.`);
-  const imageFollows = Boolean(shared?.img || shared?.src || params.get('image'));
+  const found = wanted && get().models.find((m) => m.name === wanted && !m.own);
+  const entry = own || found || defaultModel();
+  // (Only the name of an installed model is shown back: text from a link is not echoed.)
+  if (wanted && !found) showNotice(`The model this link names is not installed here; using ${entry.display_name ?? entry.name}.`);
+  const ownMissing = Boolean(shared?.own && !own);
+  const imageFollows = Boolean(shared?.img || shared?.src || params.get('image')) && !ownMissing;
   await selectModel(entry.name, { settle: !imageFollows && !linkError });
   if (linkError) throw linkError; // after the model loaded: the page stays usable
-  if (shared?.img || shared?.src) await openShared(shared);
+  if (ownMissing) askForOwnModel(shared, addOwnModel);
+  else if (shared?.img || shared?.src) await openShared(shared);
   else if (params.get('image')) await setImageUrl(params.get('image'));
   else if (get().page !== 'error') set({ page: 'ready' });
 }

@@ -5,6 +5,9 @@ import { $, make } from './dom.js';
 import { set, newRun } from './store.js';
 import { clearError, guard } from './core.js';
 import { analyseImage } from './explain.js';
+import { isModelFile } from './ownmodel.js';
+import { addOwnModel } from './model.js';
+import { wantedOwnModel } from './share.js';
 
 const MAX_SIDE = 1024; // larger photos are scaled down before they enter wasm
 const LIMITS = { bytes: 50e6, pixels: 100e6 }; // a dropped or fetched file; pixels as the core's decoder
@@ -102,12 +105,23 @@ async function fillGallery() {
   }));
 }
 
+/// A file the visitor dropped, picked or pasted: an ONNX model is brought in (and, where a share
+/// link waits for that file, the link's explanation opened), anything else is an image.
+async function takeFile(file) {
+  if (!(await isModelFile(file))) return setImageBlob(file, { kind: 'bytes' });
+  const wanted = wantedOwnModel();
+  if (wanted) return wanted.take(file);
+  return addOwnModel(file).catch((err) => {
+    if (err?.name !== 'AbortError') throw err;
+  });
+}
+
 export function init() {
   $('pick-file').addEventListener('click', () => $('file-input').click());
   $('file-input').addEventListener('change', guard((e) => {
     const file = e.target.files?.[0];
     e.target.value = '';
-    if (file) return setImageBlob(file, { kind: 'bytes' });
+    if (file) return takeFile(file);
   }));
   // Drop anywhere on the page.
   window.addEventListener('dragover', (e) => {
@@ -121,14 +135,14 @@ export function init() {
     e.preventDefault();
     document.body.classList.remove('dragging');
     const file = e.dataTransfer?.files?.[0];
-    if (file) return setImageBlob(file, { kind: 'bytes' });
+    if (file) return takeFile(file);
     const url = e.dataTransfer?.getData('text/uri-list') || e.dataTransfer?.getData('text/plain');
     if (url) return setImageUrl(url.trim().split('\n')[0]);
-    throw new Error('Nothing to explain in what was dropped: drop an image file.');
+    throw new Error('Nothing to explain in what was dropped: drop an image file, or an ONNX model.');
   }));
   window.addEventListener('paste', guard((e) => {
     const item = [...(e.clipboardData?.items ?? [])].find((i) => i.kind === 'file');
-    if (item) return setImageBlob(item.getAsFile(), { kind: 'bytes' });
+    if (item) return takeFile(item.getAsFile());
   }));
   fillGallery().catch((e) => console.warn('gallery:', e));
 }

@@ -42,7 +42,16 @@ const PATTERNS = {
   stage: /^\d{1,3}$/,
   sm: /^[a-z0-9-]{1,64}$/,
   hide: /^(input|classes|options|tabs)(,(input|classes|options|tabs)){0,3}$/,
+  // The visitor's own model (www/ownmodel.js): named, never carried: its file's SHA-256 and name,
+  // the layer explained and the preprocessing, so the same file gives the same model elsewhere.
+  own: /^[0-9a-f]{64}$/,
+  ofile: /^[A-Za-z0-9 ._()+-]{1,120}\.(onnx|pth|pt|safetensors)$/,
+  layer: /^[\x21-\x7e]{1,200}$/,
+  size: /^\d{1,4}$/,
+  mean: /^-?\d{1,3}(\.\d{1,8})?(,-?\d{1,3}(\.\d{1,8})?){2}$/,
+  std: /^\d{1,3}(\.\d{1,8})?(,\d{1,3}(\.\d{1,8})?){2}$/,
 };
+const OWN_FIELDS = ['ofile', 'layer', 'size', 'mean', 'std'];
 const VIEW_FIELDS = ['ch', 'sort', 'n', 'curve', 't', 'stage', 'sm'];
 
 export class ShareLinkError extends Error {}
@@ -74,6 +83,8 @@ export function parseShareFragment(hash, { methods, colormaps }) {
   }
   if (out.v !== '1') throw bad('it has no version (v=1)');
   if (out.img && out.src) throw bad('it holds both an image and an image address');
+  if (!out.own && OWN_FIELDS.some((k) => out[k] !== undefined)) throw bad('it describes a model of your own but names none (own)');
+  if (out.own && (!out.ofile || out.model)) throw bad('it names a model of your own without its file name, or with another model');
   if (out.method && out.variant) throw bad('it names both a method and a variant');
   const method = out.method ?? VARIANTS[out.variant];
   if (method !== undefined && !methods.includes(method)) throw bad('its method is not one this page offers');
@@ -121,6 +132,13 @@ export function parseShareFragment(hash, { methods, colormaps }) {
       throw bad('its image address is not an http(s) URL');
     }
   }
+  if (out.own) {
+    const three = (v) => v?.split(',').map(Number);
+    state.own = { id: out.own, file: out.ofile, layer: out.layer, inputSize: out.size && Number(out.size), mean: three(out.mean), std: three(out.std) };
+    if (state.own.std?.some((v) => !(v > 0))) throw bad('a standard deviation must be above 0');
+    if (state.own.inputSize !== undefined && !(state.own.inputSize >= 8 && state.own.inputSize <= 1024)) throw bad('its input size is out of range');
+    for (const k of Object.keys(state.own)) if (state.own[k] === undefined) delete state.own[k];
+  }
   for (const k of Object.keys(state)) if (state[k] === undefined) delete state[k];
   return state;
 }
@@ -137,6 +155,15 @@ export function buildShareFragment(state) {
   const fields = { tab: teach.tab, ch: teach.channel, sort: teach.sort, n: teach.n, curve: teach.curve, t: teach.t, stage: teach.stage, sm: teach.sanityMethod };
   for (const [key, value] of Object.entries(fields)) if (value !== undefined && value !== null) p.set(key, String(value));
   if (state.hide?.length) p.set('hide', state.hide.join(','));
+  if (state.own) {
+    const o = state.own;
+    p.set('own', o.id);
+    p.set('ofile', o.file);
+    if (o.layer) p.set('layer', o.layer);
+    if (o.inputSize) p.set('size', String(o.inputSize));
+    if (o.mean) p.set('mean', o.mean.map((v) => +v.toFixed(6)).join(','));
+    if (o.std) p.set('std', o.std.map((v) => +v.toFixed(6)).join(','));
+  }
   for (const key of ['src', 'img']) if (state[key] !== undefined && state[key] !== null) p.set(key, String(state[key]));
   return `#${p.toString()}`;
 }
@@ -186,8 +213,10 @@ function lessonState(teach) {
 export async function shareLink({ lesson = $('lesson-focus')?.checked ?? false } = {}) {
   const { image, model, result, classIndex, options, view, teach } = get();
   if (!image || !model) throw new Error('Nothing to share yet.');
+  const own = model.entry.own;
   const state = {
-    model: model.entry.name,
+    model: own ? undefined : model.entry.name,
+    own: own && { id: own.id, file: own.file, layer: own.layer, inputSize: own.inputSize, mean: own.normalisation?.mean, std: own.normalisation?.std },
     class: result && !result.partial ? result.explained.class : classIndex,
     method: options.method,
     topk: methodHas(options.method, 'top_k') ? options.topK : null,
@@ -242,6 +271,31 @@ export async function openShared(s) {
   } else if (s.src) {
     await setImageUrl(s.src, options);
   }
+}
+
+let wanted = null; // while a share link waits for the visitor's model file: {take(file)}
+
+/// The share link's own model the page waits for, if any.
+export function wantedOwnModel() {
+  return wanted;
+}
+
+/// A link that names a model of its author's own (`s.own`) that this browser does not keep: the
+/// page says which file it needs and waits for it (dropped or picked), checks its SHA-256,
+/// brings it in with the link's layer and preprocessing, then opens the link's image.
+export function askForOwnModel(s, addOwnModel) {
+  const { id, file } = s.own;
+  const note = $('own-wanted');
+  note.textContent = `This link explains its image with a model of your own, “${file}” (SHA-256 ${id.slice(0, 16)}…). Drop that file here, or choose it with “Your model…”: it is checked and stays on this computer.`;
+  note.hidden = false;
+  wanted = {
+    async take(blob) {
+      await addOwnModel(blob, { interactive: false, expect: id, choices: { layer: s.own.layer, inputSize: s.own.inputSize, mean: s.own.mean, std: s.own.std, name: file.replace(/\.(onnx|pth|pt|safetensors)$/i, '') } });
+      wanted = null;
+      note.hidden = true;
+      await openShared(s);
+    },
+  };
 }
 
 /// Starts over in a fresh page, keeping the image and settings in the link.

@@ -5,7 +5,7 @@
 import { get, set, whenSettled } from './store.js';
 import { wasm, session, act, loseDeviceForTesting } from './core.js';
 import { explainClass } from './explain.js';
-import { selectModel } from './model.js';
+import { selectModel, addOwnModel } from './model.js';
 import { whenModelsCached } from './models.js';
 import { setImageBlob, setImageUrl } from './inputs.js';
 import { shareLink } from './share.js';
@@ -35,6 +35,18 @@ export function expose() {
     setClass: action((index) => explainClass(index)),
     /** Switches the model (by its index.json name) and re-explains the current image. */
     selectModel: action((name) => selectModel(name)),
+    /** Brings in the visitor's own model, as a dropped file is (without the dialog): `bytes` an
+     *  ArrayBuffer, Uint8Array or Blob of an .onnx; `{name, labels (a list, or a labels file's
+     *  text), layer, inputSize, mean, std}`. Resolves once it is the current model, with its info:
+     *  {name, classes, layers: [{name, shape}], layer, inputSize, importMs, importPeakBytes}
+     *  (the import's time, and its worker's memory at the end: the import's peak). */
+    loadOwnModel: (bytes, choices = {}) => act(async () => {
+      const blob = bytes instanceof Blob ? bytes : new File([bytes], `${choices.name ?? 'model'}.onnx`);
+      await addOwnModel(blob, { interactive: false, choices });
+      const { model } = get();
+      const { importMs, peakBytes } = model.entry.own;
+      return { name: model.info.name, classes: model.info.class_names.length, layers: model.info.layers, layer: model.info.target_layer, inputSize: model.info.input_size, importMs, importPeakBytes: peakBytes };
+    }),
     getMap,
     whenSettled,
     /** Resolves once the loaded models are in Cache Storage (written in the background). */
@@ -43,6 +55,7 @@ export function expose() {
     state: () => get().page,
     /** Where the network runs: {name: 'webgpu' | 'cpu', adapter, binding_limit, notice}. */
     backend: () => get().backend,
+    /** The models the picker lists: the installed ones' names, then the visitor's own. */
     models: () => get().models.map((m) => m.name),
     timings: () => structuredClone(get().timings),
     /** Destroys the GPU device, as a driver reset would (tests the recovery path). */

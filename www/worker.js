@@ -9,6 +9,7 @@
 // second download, no second compile.
 
 let bindings = null; // the module's exports
+let memory = null; // the instance's wasm memory (it only grows: its size is the peak so far)
 let session = null; // the core's Session: backend, model, image
 let device = null; // the GPUDevice wgpu asked for, for loseDevice()
 const cancelled = new Set();
@@ -34,11 +35,17 @@ const calls = {
   async init(glueUrl, module, preference) {
     watchGpuDevice();
     bindings = await import(glueUrl);
-    await bindings.default({ module_or_path: module });
+    memory = (await bindings.default({ module_or_path: module })).memory;
     session = await bindings.Session.start(preference);
     return session.backend();
   },
-  loadModel: (manifest, bytes) => session.loadModel(manifest, bytes),
+  loadModel: (manifest, bytes, layer) => session.loadModel(manifest, bytes, layer ?? null),
+  /// A model the visitor brings, imported into the app's form (www/ownmodel.js runs this in a
+  /// worker of its own, then ends it).
+  importModel(bytes, file, options) {
+    const out = bindings.importModel(bytes, file, options);
+    return { ...out, peakBytes: memory?.buffer.byteLength ?? null };
+  },
   chooseConvKernels: (cached, batch) => session.chooseConvKernels(cached, batch),
   model: () => session.model(),
   setImage: (rgba, width, height) => session.setImage(rgba, width, height),

@@ -43,12 +43,14 @@ export class CoreWorker {
     this.die = die;
   }
 
-  call(name, args = [], { onProgress = null } = {}) {
+  /// `transfer`: buffers of `args` handed over rather than copied (the caller must not use them
+  /// again).
+  call(name, args = [], { onProgress = null, transfer = [] } = {}) {
     if (this.dead) return Promise.reject(new Error(`The worker running the core stopped (${this.dead}).`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onProgress });
-      this.worker.postMessage({ id, call: name, args });
+      this.worker.postMessage({ id, call: name, args }, transfer);
     });
   }
 
@@ -132,9 +134,11 @@ export class PooledSession {
     return this.lead.call(name, args, options);
   }
 
-  async loadModel(manifest, bytes) {
+  /// Loads a model (`layer`: the one to explain, for an imported graph; null: the manifest's) in
+  /// the lead, and in the helpers beside it.
+  async loadModel(manifest, bytes, layer = null) {
     try {
-      this.info.model = await this.lead.call('loadModel', [manifest, bytes]);
+      this.info.model = await this.lead.call('loadModel', [manifest, bytes, layer]);
       // On WebGPU each layer shape's kernel is timed once per adapter and cached (www/probecache.js).
       const choose = async (cached) => this.lead.call('chooseConvKernels', [cached, PROBE_BATCH]);
       // A cache the core cannot read (another version's format) is dropped, not a failed load.
@@ -150,7 +154,7 @@ export class PooledSession {
       this.info.model = await this.lead.call('model').catch(() => null); // kept, or gone
       throw err;
     }
-    this.current = { model: { version: ++this.versions, args: [manifest, bytes] }, image: null };
+    this.current = { model: { version: ++this.versions, args: [manifest, bytes, layer] }, image: null };
     this.resize();
     return this.info.model;
   }
@@ -351,7 +355,7 @@ export class PooledSession {
 
   /// The current model's manifest and int8 file, as loaded (the sanity stepper rebuilds it).
   modelFile() {
-    return this.current.model?.args ?? null;
+    return this.current.model?.args.slice(0, 2) ?? null;
   }
 
   /// The pool as tests and benchmarks see it: `{size, ready, lost, lastRun}` (ready: helpers

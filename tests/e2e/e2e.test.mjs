@@ -345,6 +345,28 @@ describe('on WebGPU (SwiftShader)', () => {
     assert.equal(await settled(page), 'done', await alertText(page));
     assert.equal((await getMap(page)).map.length, 224 * 224);
   });
+
+  it('explains a visitor\'s ONNX model on the GPU, int8 on the device, like the CLI', async () => {
+    const onnx = join(REPO, 'tests/fixtures/onnx/tiny_resnet/tiny_resnet.dynamo.dynamic.onnx');
+    const p = await openApp(ctx, `?model=${MODEL}`);
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    const info = await p.evaluate((b64) => window.scorecam.loadOwnModel(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), { name: 'tiny resnet' }), readFileSync(onnx).toString('base64'));
+    assert.equal(info.layer, 'relu_4');
+    const model = await p.evaluate(() => window.scorecam.timings().model);
+    assert.equal(model.deviceWeights, 'int8', JSON.stringify(model));
+    assert.ok(model.probe && model.probe.layers >= 1, JSON.stringify(model));
+    const mine = await p.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg').then((m) => ({ ...m, map: Array.from(m.map) })));
+    const out = join(work, 'own-gpu', 'tiny_resnet.safetensors');
+    mkdirSync(join(work, 'own-gpu'), { recursive: true });
+    execFileSync(BIN, ['convert', onnx, '--out', out]);
+    const map = join(work, 'own-gpu', 'cli.png');
+    const report = JSON.parse(execFileSync(BIN, ['explain', PHOTO, '--model', out, '--out', map, '--json'], { encoding: 'utf8' }));
+    assert.equal(mine.class, report.explained.class);
+    const r = pearson(mine.map, await cliMap224(p, { ...readNpy(map.replace(/\.png$/, '.npy')), report }));
+    console.log(`  own model on WebGPU vs the CLI: pearson ${r.toFixed(4)}`);
+    assert.ok(r > 0.99, `the GPU's map is the CLI's (pearson ${r})`);
+    await p.close();
+  });
 });
 
 // ------------------------------------------------------------------ hostile links
@@ -898,6 +920,190 @@ describe('teaching views (CPU backend)', () => {
 });
 
 // ------------------------------------------------------------------ broken sites, failed switches
+
+describe('your own model (CPU backend)', () => {
+  // A small ONNX file of ResNet's pattern (tests/fixtures/onnx), 32 x 32, 10 classes.
+  const ONNX = join(REPO, 'tests/fixtures/onnx/tiny_resnet/tiny_resnet.dynamo.dynamic.onnx');
+  const OTHER = join(REPO, 'tests/fixtures/onnx/tiny_mobilenet/tiny_mobilenet.dynamo.dynamic.onnx');
+  const LABELS = Array.from({ length: 10 }, (_, i) => `kind ${i}`);
+  const LAYER = 'relu_2'; // not the default (relu_4): the first block's output
+  let ctx;
+  let page;
+  let mine; // the explanation with the visitor's model
+  let cli; // the CLI's, on the same file converted the same way
+  before(async () => {
+    ctx = await launch({ webgpu: false });
+    page = await openApp(ctx, `?model=${MODEL}`);
+    assert.equal(await settled(page), 'ready', await alertText(page));
+    // The CLI on the same file, converted as the page converts it (the same int8 file).
+    const out = join(work, 'own', 'tiny_resnet.safetensors');
+    const labels = join(work, 'own', 'labels.txt');
+    mkdirSync(join(work, 'own'), { recursive: true });
+    writeFileSync(labels, `${LABELS.join('\n')}\n`);
+    execFileSync(BIN, ['convert', ONNX, '--out', out, '--labels', labels]);
+    const map = join(work, 'own', 'cli.png');
+    const report = JSON.parse(execFileSync(BIN, ['explain', PHOTO, '--model', out, '--layer', LAYER, '--out', map, '--json'], { encoding: 'utf8' }));
+    cli = { ...readNpy(map.replace(/\.png$/, '.npy')), report };
+  });
+  after(() => ctx?.close());
+
+  it('takes a dropped .onnx through its dialog: a layer chosen, labels given, explained like the CLI', async () => {
+    await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+    await dropFile(page, readFileSync(ONNX), 'tiny_resnet.onnx', 'application/octet-stream');
+    await page.waitForSelector('#own-dialog[open] #own-details:not([hidden])', { timeout: SETTLE_MS });
+    const layers = await page.$$eval('#own-layer option', (o) => o.map((x) => x.value));
+    assert.equal(layers.at(-1), 'relu_4');
+    assert.equal(await page.inputValue('#own-layer'), 'relu_4', 'the default: the last layer before the pooling');
+    assert.match(await page.textContent('#own-facts'), /10 classes/);
+    assert.match(await page.textContent('#own-memory'), /peaked at \d+ MiB/);
+    await page.selectOption('#own-layer', LAYER);
+    await page.setInputFiles('#own-labels', { name: 'labels.txt', mimeType: 'text/plain', buffer: Buffer.from(LABELS.join('\n')) });
+    await shot(page, 'own-model-dialog');
+    await page.click('#own-use');
+    // (the page stays `done` with the previous explanation until the switch begins)
+    await page.waitForFunction(() => window.scorecam.timings().model?.name.startsWith('own-'), null, { timeout: SETTLE_MS });
+    assert.equal(await settled(page), 'done', await alertText(page));
+    mine = await getMap(page);
+    const model = await page.evaluate(() => window.scorecam.timings().model);
+    assert.match(model.name, /^own-/);
+    assert.ok(mine.top5.every((t) => t.name.startsWith('kind ')), JSON.stringify(mine.top5));
+    assert.equal(mine.class, cli.report.explained.class, 'the CLI explains the same class');
+    const r = pearson(mine.map, await cliMap224(page, cli));
+    console.log(`  own model (layer ${LAYER}) vs CLI on the converted file: pearson ${r.toFixed(5)}`);
+    assert.ok(r >= 0.999, `the page's map is the CLI's (pearson ${r})`);
+    assert.equal(await page.locator('#remove-model').isVisible(), true);
+    await shot(page, 'own-model-explained');
+  });
+
+  it('runs on the CPU pool, with Grad-CAM, the teaching views and Download PNG', async () => {
+    // Every helper of the pool holds the converted model (not the original file) and scores.
+    const pool = await page.evaluate(() => window.scorecam.workers());
+    assert.ok(pool.size >= 2 && pool.ready === pool.size - 1, JSON.stringify(pool));
+    // The teaching views: Score-CAM's channel scores are the CLI's on the same file and layer.
+    const ours = await page.evaluate(() => window.scorecam.channels());
+    const worst = Math.max(...ours.map((c, i) => (c.score === null ? 0 : Math.abs(c.score - cli.report.channels[i].score))));
+    assert.equal(ours.length, cli.report.channels.length);
+    assert.ok(worst < 0.01, `channel scores differ from the CLI's by ${worst}`);
+    for (const tab of ['steps', 'gradients', 'faithful', 'sanity']) {
+      await page.evaluate((tab) => window.scorecam.setTeach({ tab, stage: tab === 'sanity' ? 2 : 0 }), tab);
+      assert.equal(await page.evaluate(() => document.getElementById('alert').hidden), true, `${tab}: ${await alertText(page)}`);
+    }
+    assert.match(await page.textContent('#sanity-stage'), /^Stage 2 of \d+/);
+    await page.evaluate(() => window.scorecam.setTeach({ tab: null, stage: 0 }));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#download').click()]);
+    const png = readFileSync(await download.path());
+    assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
+    // Grad-CAM from the Method list, as the CLI computes it on the same file and layer.
+    await page.locator('details.options > summary').click();
+    await page.locator('#method-select').selectOption('gradcam');
+    assert.equal(await settled(page), 'done', await alertText(page));
+    const grad = await getMap(page);
+    const map = join(work, 'own', 'cli-gradcam.png');
+    execFileSync(BIN, ['explain', PHOTO, '--model', join(work, 'own', 'tiny_resnet.safetensors'), '--layer', LAYER, '--method', 'gradcam', '--class', String(grad.class), '--out', map]);
+    const ref = await cliMap224(page, readNpy(map.replace(/\.png$/, '.npy')));
+    const r = pearson(grad.map, ref);
+    console.log(`  own model Grad-CAM vs CLI (each decoding the JPEG): pearson ${r.toFixed(4)}`);
+    assert.ok(r > 0.99, `Grad-CAM correlates with the CLI's (pearson ${r})`);
+    await page.locator('#method-select').selectOption('scorecam');
+    assert.equal(await settled(page), 'done', await alertText(page));
+  });
+
+  it('finds it in the picker after a reload, from Cache Storage', async () => {
+    await page.reload();
+    assert.equal(await settled(page), 'ready', await alertText(page));
+    const names = await page.evaluate(() => window.scorecam.models());
+    const own = names.find((n) => n.startsWith('own-'));
+    assert.ok(own, JSON.stringify(names));
+    assert.equal(await page.$eval('#model-select optgroup', (g) => g.label), 'Your models');
+    await page.selectOption('#model-select', own);
+    assert.equal(await settled(page), 'ready', await alertText(page));
+    const again = await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+    assert.ok(pearson(again.map, mine.map) > 0.9999, 'the same layer, the same map');
+  });
+
+  it('opens a share link that names it elsewhere: asks for the file, refuses another, explains with the right one', async () => {
+    const link = await page.evaluate(() => window.scorecam.shareLink());
+    const hash = new URL(link).hash;
+    assert.match(hash, /[#&]own=[0-9a-f]{64}&/);
+    assert.match(hash, /&ofile=tiny_resnet\.onnx/);
+    assert.doesNotMatch(hash, /[#&]model=/);
+    const stranger = await launch({ webgpu: false });
+    try {
+      const friend = await openApp(stranger, '?backend=cpu', hash);
+      assert.equal(await settled(friend), 'ready', await alertText(friend));
+      assert.match(await friend.textContent('#own-wanted'), /“tiny_resnet\.onnx” \(SHA-256 [0-9a-f]{16}…\)/);
+      await dropFile(friend, readFileSync(OTHER), 'tiny_mobilenet.onnx', 'application/octet-stream');
+      await friend.waitForFunction(() => document.body.dataset.state === 'error', null, { timeout: SETTLE_MS });
+      assert.match(await alertText(friend), /not the file the link names: its SHA-256 is [0-9a-f]{12}…/);
+      assert.equal(await friend.locator('#own-wanted').isVisible(), true, 'still waiting for the right file');
+      await dropFile(friend, readFileSync(ONNX), 'tiny_resnet.onnx', 'application/octet-stream');
+      await friend.waitForFunction(() => window.scorecam.timings().model?.name.startsWith('own-'), null, { timeout: SETTLE_MS });
+      assert.equal(await settled(friend), 'done', await alertText(friend));
+      const theirs = await getMap(friend);
+      assert.equal(theirs.class, mine.class);
+      const r = pearson(theirs.map, mine.map);
+      console.log(`  own model share link: pearson ${r.toFixed(4)}`);
+      assert.ok(r > 0.98, `the same explanation (pearson ${r})`);
+      assert.equal(await friend.locator('#own-wanted').isVisible(), false);
+      await shot(friend, 'own-model-shared');
+    } finally {
+      await stranger.close();
+    }
+  });
+
+  it('loads one through the API, and removes it', async () => {
+    const bytes = readFileSync(OTHER).toString('base64');
+    const info = await page.evaluate(async ({ bytes }) => {
+      const data = Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0));
+      return window.scorecam.loadOwnModel(data, { name: 'tiny mobilenet', labels: Array.from({ length: 10 }, (_, i) => `m${i}`) });
+    }, { bytes });
+    assert.equal(info.classes, 10);
+    assert.ok(info.layers.length > 3 && info.layers.some((l) => l.name === info.layer), JSON.stringify(info));
+    assert.equal(await settled(page), 'done', await alertText(page));
+    assert.ok((await getMap(page)).top5[0].name.startsWith('m'));
+    const before = (await page.evaluate(() => window.scorecam.models())).length;
+    await page.click('#remove-model');
+    await page.waitForFunction((n) => window.scorecam.models().length < n, before, { timeout: SETTLE_MS });
+    assert.equal(await settled(page), 'done', await alertText(page));
+    assert.match(await page.textContent('#notice'), /“tiny mobilenet” is removed from this browser/);
+    assert.equal(await page.locator('#model-select').inputValue(), MODEL, 'back to the model used before');
+  });
+
+  it('refuses bad model files with a message, keeping the model in use', async () => {
+    await page.selectOption('#model-select', MODEL);
+    const shown = await page.evaluate(() => window.scorecam.loadImageFromUrl('www/samples/chelsea.jpg'));
+    const load = (file, choices = {}) => page.evaluate(async ({ b64, name, choices }) => {
+      const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      return window.scorecam.loadOwnModel(new File([data], name), choices).then(() => 'loaded', (e) => e.message);
+    }, { b64: readFileSync(file).toString('base64'), name: file.split('/').pop(), choices });
+    const bad = (f) => join(REPO, 'tests/fixtures/onnx/bad', f);
+    const notOnnx = join(work, 'own', 'notes.onnx');
+    writeFileSync(notOnnx, 'these are not the weights you are looking for\n');
+    const cases = [
+      [notOnnx, {}, /not an ONNX model/],
+      [bad('truncated.onnx'), {}, /truncated\.onnx.*not an ONNX model/],
+      [bad('unsupported_op.onnx'), {}, /LRN is not supported/],
+      [join(resolve(REPO, process.env.SCORECAM_DATA_DIR ?? '.data'), 'efficientnet_lite0.pth'), {}, /holds EfficientNet-Lite0.*takes torchvision's VGG16 as a \.pth/],
+      [ONNX, { labels: ['one', 'two'] }, /labels name 2 classes, the model has 10/],
+    ];
+    for (const [file, choices, want] of cases) {
+      const message = await load(file, choices);
+      console.log(`  ${file.split('/').pop()}: ${message.slice(0, 120)}`);
+      assert.match(message, want);
+      assert.equal(await page.locator('#model-select').inputValue(), MODEL, 'the model in use stays selected');
+    }
+    // A 2 GB file is refused from its size, before anything is read.
+    const huge = await page.evaluate(() => {
+      const blob = new Blob([new Uint8Array(8)]);
+      Object.defineProperty(blob, 'size', { value: 2 ** 31 });
+      Object.defineProperty(blob, 'name', { value: 'huge.onnx' });
+      return window.scorecam.loadOwnModel(blob).then(() => 'loaded', (e) => e.message);
+    });
+    assert.match(huge, /2048 MB; the page takes models of up to 768 MB/);
+    assert.equal((await page.evaluate(() => window.scorecam.setClass(null))).class, shown.class, 'the model in use still explains');
+    await shot(page, 'own-model-refused');
+  });
+});
 
 describe('when something is broken', () => {
   let ctx;

@@ -56,7 +56,8 @@ pub struct OnnxArgs {
     #[arg(long)]
     pub layer: Option<String>,
     /// Class names: a file with one a line, or a JSON list (default: the ONNX file's
-    /// `scorecam.labels` metadata, else "class 0", "class 1", ...; `imagenet` for ImageNet's 1000).
+    /// `scorecam.labels` metadata, else ImageNet's for a model of 1000 outputs, else "class 0",
+    /// "class 1", ...; `imagenet` asks for ImageNet's 1000).
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// Input side in pixels, for an ONNX model whose file does not fix it (default: its
