@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::cam::{self, ChannelRecord, ChannelScoring, Explanation, Forwarded, Method, MethodInput, OptionValues, Reporter, ScoreCamVariant, Stats};
+use crate::cam::{self, ChannelRecord, ChannelScoring, Explanation, Forwarded, Method, MethodInput, OptionValues, Partial, Progress, Reporter, Stats, Target};
 use crate::metrics::{self, CausalCurve, CausalMode, ModelScorer, Protocol, Scorer};
 use crate::error::{Error, Result};
 use crate::image_input;
@@ -65,7 +65,8 @@ pub struct ImageSummary {
     pub top5: Vec<ClassScore>,
 }
 
-/// What to explain: a class (default: the top one), a method from the registry and its options.
+/// What to explain: a class (default: the top one), a method from the registry and its options,
+/// and the score of the class to explain (default: the method's own, [`cam::MethodSpec::target`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainRequest {
@@ -75,6 +76,8 @@ pub struct ExplainRequest {
     pub method: String,
     #[serde(default)]
     pub options: OptionValues,
+    #[serde(default)]
+    pub target: Option<Target>,
 }
 
 fn default_method() -> String {
@@ -94,6 +97,8 @@ pub struct ExplanationSummary {
     pub model: String,
     pub method: String,
     pub options: OptionValues,
+    /// The score explained (`null` for a method that takes none).
+    pub target: Option<Target>,
     pub explained: ClassScore,
     pub top5: Vec<ClassScore>,
     pub stats: Stats,
@@ -242,7 +247,7 @@ impl Session {
         let weights_path = manifest_path.with_file_name(&manifest.weights.file);
         // The manifest names a file beside it, nothing else.
         if !is_plain_file_name(&manifest.weights.file) {
-            return Err(Error::weights(&manifest_path.display(), format!("the manifest names {:?}: a weight file must be a plain file name beside the manifest", manifest.weights.file)));
+            return Err(Error::weights(manifest_path.display(), format!("the manifest names {:?}: a weight file must be a plain file name beside the manifest", manifest.weights.file)));
         }
         let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(format!("weights {}", weights_path.display()), e))?;
         self.load_model_with(manifest, &bytes, onnx.import.layer.as_deref())
@@ -269,7 +274,9 @@ impl Session {
     /// Explains the current image. Everything the call needs is cloned out of the session first,
     /// so a new image or model set meanwhile never pulls data from under it.
     pub fn explainer(&self, request: &ExplainRequest) -> Result<Explainer> {
-        Ok(Explainer { model: self.require_model()?, image: self.image()?, method: request.method()?, request: request.clone() })
+        let method = request.method()?;
+        let target = method.spec().resolve_target(request.target)?;
+        Ok(Explainer { model: self.require_model()?, image: self.image()?, method, target, request: request.clone() })
     }
 }
 
@@ -308,17 +315,19 @@ impl PreparedImage {
     }
 }
 
-/// A prepared explanation: the model, image and method it will use.
+/// A prepared explanation: the model, image, method and score it will use.
 pub struct Explainer {
     pub model: Arc<Model>,
     pub image: Arc<Forwarded>,
     pub method: Method,
+    /// The score explained (`None`: the method takes none).
+    pub target: Option<Target>,
     request: ExplainRequest,
 }
 
 impl Explainer {
     pub async fn run(&self, reporter: &mut Reporter<'_>) -> Result<(Explanation, ExplanationSummary)> {
-        let e = cam::explain_forwarded(&self.model, &self.image, self.request.class, &self.method, reporter).await?;
+        let e = cam::explain_target(&self.model, &self.image, self.request.class, self.target, &self.method, reporter).await?;
         Ok(self.summarised(e))
     }
 
@@ -328,13 +337,20 @@ impl Explainer {
     }
 
     fn input(&self) -> Result<MethodInput<'_>> {
-        Ok(MethodInput { model: &self.model, forwarded: &self.image, class: cam::resolve_class(&self.image, self.request.class)? })
+        let class = cam::resolve_class(&self.image, self.request.class)?;
+        Ok(MethodInput { model: &self.model, forwarded: &self.image, class, target: self.target.unwrap_or(Target::Logit) })
     }
 
-    /// The method's masked forwards as batches to share out (Score-CAM), or `None`: then only
-    /// [`Self::run`] computes it.
-    pub fn scoring(&self) -> Result<Option<ChannelScoring>> {
-        self.method.channel_scoring(&self.input()?).transpose()
+    /// The method's passes as batches to share out (the Score-CAM family: Score-CAM, SS-CAM,
+    /// IS-CAM, Group-CAM, Ablation-CAM), or `None`: then only [`Self::run`] computes it.
+    pub async fn scoring(&self) -> Result<Option<ChannelScoring>> {
+        self.method.channel_scoring(&self.input()?).await.transpose()
+    }
+
+    /// What the method costs on this model with the request's options (Score-CAM: at most).
+    pub fn passes(&self) -> cam::PassCount {
+        let spec = self.method.spec();
+        spec.passes(self.image.maps.channels, &self.request.options)
     }
 
     /// Scores batch `b` of `plan` (the plan [`Self::scoring`] gives for the same request and image).
@@ -347,25 +363,20 @@ impl Explainer {
         if scores.len() != plan.channels() {
             return Err(Error::Invalid(format!("{} scores for {} channels", scores.len(), plan.channels())));
         }
-        let (weights, finish) = plan.weights(scores);
-        Ok(cam::saliency_from_weights(&self.image.maps, &weights, finish, self.model.input_size()))
+        Ok(plan.partial(scores).map(&self.image.maps, self.model.input_size()))
     }
 
     /// The explanation from every batch's scores, scored anywhere: equal to [`Self::run`]'s.
     pub async fn finish_scored(&self, plan: &ChannelScoring, scores: Vec<f32>) -> Result<(Explanation, ExplanationSummary)> {
         let input = self.input()?;
         let output = plan.finish(&input, scores).await?;
-        Ok(self.summarised(cam::assemble(&self.model, &self.image, input.class, output)))
+        Ok(self.summarised(cam::assemble(&self.model, &self.image, input.class, self.target, output)))
     }
 
     /// Channel `k` as Score-CAM masks with it (the official variant's masks unless the method is
-    /// pytorch-grad-cam's).
+    /// pytorch-grad-cam's, or torch-cam's SS-CAM or IS-CAM).
     pub async fn channel_view(&self, k: usize) -> Result<ChannelView> {
-        let variant = match &self.method {
-            Method::ScoreCam(o) => o.variant,
-            _ => ScoreCamVariant::Official,
-        };
-        let mask = cam::channel_mask(&self.input()?, k, variant).await?;
+        let mask = cam::channel_mask(&self.input()?, k, &self.method).await?;
         let norm = &self.model.manifest.normalisation;
         let plane = mask.len();
         let image = &self.image.image;
@@ -411,6 +422,73 @@ impl Explainer {
         Ok(DropIncrease { probability, masked_probability: masked, drop, increase })
     }
 
+    /// One cell of the compare grid: the method run on the current image, then checked as
+    /// `scorecam eval` checks a map (the same `metrics` code): deletion and insertion AUC
+    /// (RISE's curves, [`metrics::Metric::CAUSAL_STEP`] pixels a step) and Average Drop and
+    /// Increase under the libraries' protocol (the input times the map). `reporter` gets the
+    /// method's progress, then the metrics' (`done` of `total` forward passes, no partial map),
+    /// and cancels either between batches.
+    pub async fn compare(&self, reporter: &mut Reporter<'_>) -> Result<(Explanation, Comparison)> {
+        self.compare_with(reporter, &mut CurveCache::default()).await
+    }
+
+    /// [`Self::compare`] reusing the curves `cache` holds for maps that order the pixels the same
+    /// (the curves depend on the order alone: on Lite0, ShapleyCAM with the logit is Grad-CAM,
+    /// LayerCAM is Grad-CAM element-wise), and adding this map's. Keep one cache per image and
+    /// class.
+    pub async fn compare_with(&self, reporter: &mut Reporter<'_>, cache: &mut CurveCache) -> Result<(Explanation, Comparison)> {
+        let start = web_time::Instant::now();
+        let (e, summary) = self.run(reporter).await?;
+        let seconds = start.elapsed().as_secs_f64();
+        let start = web_time::Instant::now();
+        let size = self.model.input_size();
+        let image = &self.image.image;
+        let mut scorer = ModelScorer::new(&self.model, e.class, CURVE_BATCH);
+        let curve = |mode| CausalCurve::new(image, size, &e.map, mode, metrics::Metric::CAUSAL_STEP);
+        let curves = [curve(CausalMode::Deletion), curve(CausalMode::Insertion)];
+        let total = 1 + curves.iter().map(CausalCurve::point_count).sum::<usize>();
+        let mut done = 0;
+        let mut aucs = [0f64; 2];
+        for (c, auc) in curves.iter().zip(&mut aucs) {
+            let key = (c.key(), e.class);
+            if let Some(points) = cache.0.get(&key) {
+                *auc = metrics::auc(points);
+                done += points.len();
+                continue;
+            }
+            let mut points = Vec::with_capacity(c.point_count());
+            for from in (0..c.point_count()).step_by(COMPARE_CHUNK) {
+                let values = c.points(image, from..from + COMPARE_CHUNK, &mut scorer).await?;
+                done += values.len();
+                points.extend(values);
+                reporter.report(Progress { done, total, partial: Partial::Nothing }).await?;
+            }
+            *auc = metrics::auc(&points);
+            cache.0.insert(key, points);
+        }
+        let masked = scorer.masked_probabilities(image, None, metrics::Protocol::InputTimesMap.mask(&e.map), 1).await?[0];
+        let (average_drop, average_increase) = metrics::average_drop_increase(e.class_probability, masked);
+        let comparison = Comparison {
+            method: summary.method,
+            display_name: self.method.display_name().to_string(),
+            options: summary.options,
+            target: e.target,
+            class: e.class,
+            probability: e.class_probability,
+            seconds,
+            forwards: 1 + e.stats.forwards,
+            head_forwards: e.stats.head_forwards,
+            backwards: e.stats.backwards,
+            deletion_auc: aucs[0],
+            insertion_auc: aucs[1],
+            average_drop,
+            average_increase,
+            metric_seconds: start.elapsed().as_secs_f64(),
+            metric_forwards: scorer.forwards,
+        };
+        Ok((e, comparison))
+    }
+
     /// The explanation by the same method and class after `stage` steps of the cascading
     /// randomisation with `seed` (`scorecam sanity`'s weights for the same seed). `weights`: the
     /// model's own int8 file (checked against its manifest). The class stays the one the intact
@@ -428,7 +506,7 @@ impl Explainer {
         let model = self.model.with_tensors(cascade.into_tensors())?;
         let class = self.input()?.class;
         let forwarded = cam::forward_image(&model, &self.image.image).await?;
-        let e = cam::explain_forwarded(&model, &forwarded, Some(class), &self.method, reporter).await?;
+        let e = cam::explain_target(&model, &forwarded, Some(class), self.target, &self.method, reporter).await?;
         let summary = summarise(&model, &self.method, &self.request.options, &e);
         Ok((SanityStage { groups, stage }, e, summary))
     }
@@ -436,6 +514,43 @@ impl Explainer {
 
 /// Masked images per forward pass for the curves (capped by the model's binding limit).
 const CURVE_BATCH: usize = 16;
+/// Curve points scored between two chances to cancel a comparison.
+const COMPARE_CHUNK: usize = 32;
+
+/// Deletion and insertion curves already scored on one image, by the pixel order and class they
+/// follow ([`Explainer::compare_with`]).
+#[derive(Debug, Default)]
+pub struct CurveCache(std::collections::HashMap<(u64, usize), Vec<f32>>);
+
+/// One method's cell of the compare grid ([`Explainer::compare`]); the map travels beside it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub method: String,
+    pub display_name: String,
+    pub options: OptionValues,
+    /// The score explained (`null` for a class-agnostic method).
+    pub target: Option<Target>,
+    pub class: usize,
+    /// The class's probability on the image.
+    pub probability: f32,
+    /// The method's time, after the image's forward (which every method shares).
+    pub seconds: f64,
+    /// Forward passes of the whole network, the image's own included; passes of the head alone
+    /// (from the target layer); backward passes.
+    pub forwards: usize,
+    pub head_forwards: usize,
+    pub backwards: usize,
+    /// RISE's deletion (lower is better) and insertion (higher is better) AUC.
+    pub deletion_auc: f64,
+    pub insertion_auc: f64,
+    /// Average Drop (%, lower is better) and Increase (% of 100 or 0 for one image, higher is
+    /// better) with the input times the map.
+    pub average_drop: f64,
+    pub average_increase: f64,
+    /// The metrics' time and forward passes.
+    pub metric_seconds: f64,
+    pub metric_forwards: usize,
+}
 
 /// The serde view of an explanation.
 pub fn summarise(model: &Model, method: &Method, options: &OptionValues, e: &Explanation) -> ExplanationSummary {
@@ -443,6 +558,7 @@ pub fn summarise(model: &Model, method: &Method, options: &OptionValues, e: &Exp
         model: model.manifest.name.clone(),
         method: method.name().to_string(),
         options: options.clone(),
+        target: e.target,
         explained: ClassScore { class: e.class, name: model.manifest.class_name(e.class).to_string(), probability: e.class_probability },
         top5: class_scores(model, &e.top5),
         stats: e.stats.clone(),

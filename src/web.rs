@@ -302,8 +302,8 @@ impl WebSession {
     /// The request's masked forwards as batches: `{batches, total, channels}` (Score-CAM), or
     /// `null` for a method only `explain` computes.
     #[wasm_bindgen(js_name = scoringPlan)]
-    pub fn scoring_plan(&self, request: JsValue) -> Result<JsValue, JsValue> {
-        match self.explainer(request)?.scoring().map_err(js_error)? {
+    pub async fn scoring_plan(&self, request: JsValue) -> Result<JsValue, JsValue> {
+        match self.explainer(request)?.scoring().await.map_err(js_error)? {
             Some(plan) => to_js(&ScoringPlan { batches: plan.batch_count(), total: plan.total(), channels: plan.channels() }),
             None => Ok(JsValue::NULL),
         }
@@ -313,7 +313,7 @@ impl WebSession {
     #[wasm_bindgen(js_name = scoreBatch)]
     pub async fn score_batch(&self, request: JsValue, b: usize) -> Result<JsValue, JsValue> {
         let explainer = self.explainer(request)?;
-        let plan = Self::plan(&explainer)?;
+        let plan = Self::plan(&explainer).await?;
         let scores = explainer.score_batch(&plan, b).await.map_err(js_error)?;
         let channels: Vec<u32> = plan.batch(b).map_err(js_error)?.iter().map(|&k| k as u32).collect();
         let out = js_sys::Object::new();
@@ -324,16 +324,16 @@ impl WebSession {
 
     /// The map the scores so far give (`size x size`, in [0, 1]), as `explain` reports it.
     #[wasm_bindgen(js_name = partialMap)]
-    pub fn partial_map(&self, request: JsValue, scores: &[f32]) -> Result<Vec<f32>, JsValue> {
+    pub async fn partial_map(&self, request: JsValue, scores: Vec<f32>) -> Result<Vec<f32>, JsValue> {
         let explainer = self.explainer(request)?;
-        explainer.partial_map(&Self::plan(&explainer)?, scores).map_err(js_error)
+        explainer.partial_map(&Self::plan(&explainer).await?, &scores).map_err(js_error)
     }
 
     /// The explanation once every batch is scored: what `explain` resolves to, stats included.
     #[wasm_bindgen(js_name = finishScores)]
     pub async fn finish_scores(&self, request: JsValue, scores: Vec<f32>) -> Result<JsValue, JsValue> {
         let explainer = self.explainer(request)?;
-        let (e, summary) = explainer.finish_scored(&Self::plan(&explainer)?, scores).await.map_err(js_error)?;
+        let (e, summary) = explainer.finish_scored(&Self::plan(&explainer).await?, scores).await.map_err(js_error)?;
         explanation_to_js(summary, &e.map)
     }
 
@@ -426,6 +426,38 @@ impl WebSession {
         let _ = Reflect::set(&value, &"stage".into(), &(stage.stage as f64).into());
         Ok(value)
     }
+
+    // The compare view (docs/web.md, "Compare"): one method at a time, so the page fills the grid
+    // as each finishes and cancels between them (or inside one, through `on_progress`).
+
+    /// Runs the request's method on the current image and checks its map as `scorecam eval`
+    /// does (`Explainer::compare`, the CLI's `scorecam compare`): resolves to `{method,
+    /// display_name, options, target, class, probability, seconds, forwards, head_forwards,
+    /// backwards, deletion_auc, insertion_auc, average_drop, average_increase, metric_seconds,
+    /// metric_forwards, map: Float32Array}`. `on_progress` gets `{done, total}` after every batch
+    /// of the method, then of the metrics, and cancels by returning `false` (an `AbortError`).
+    #[wasm_bindgen(js_name = compareMethod)]
+    pub async fn compare_method(&self, request: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
+        let explainer = self.explainer(request)?;
+        let mut callback = |p: &cam::Progress<'_>| {
+            let update = js_sys::Object::new();
+            let _ = Reflect::set(&update, &"done".into(), &(p.done as f64).into());
+            let _ = Reflect::set(&update, &"total".into(), &(p.total as f64).into());
+            on_progress.call1(&JsValue::NULL, &update).is_ok_and(|keep| keep != JsValue::FALSE)
+        };
+        let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
+        let (e, comparison) = explainer.compare(&mut reporter).await.map_err(js_error)?;
+        let value = to_js(&comparison)?;
+        let _ = Reflect::set(&value, &"map".into(), &Float32Array::from(&e.map[..]).into());
+        Ok(value)
+    }
+
+    /// What the request's method costs on the current model and image: `{forwards,
+    /// head_forwards, backwards}` (at most: Score-CAM skips constant maps). With the seconds a
+    /// forward pass took, the expected time of a costly method before it runs.
+    pub fn passes(&self, request: JsValue) -> Result<JsValue, JsValue> {
+        to_js(&self.explainer(request)?.passes())
+    }
 }
 
 impl WebSession {
@@ -434,7 +466,7 @@ impl WebSession {
         let request: ExplainRequest = if request.is_undefined() || request.is_null() {
             ExplainRequest { method: "scorecam".into(), ..ExplainRequest::default() }
         } else {
-            from_js_object(request, "explain request", &["class", "method", "options"])?
+            from_js_object(request, "explain request", &["class", "method", "options", "target"])?
         };
         let spec = cam::registry::spec(&request.method).map_err(js_error)?;
         if !spec.in_browser {
@@ -443,8 +475,8 @@ impl WebSession {
         self.session.borrow().explainer(&request).map_err(js_error)
     }
 
-    fn plan(explainer: &Explainer) -> Result<ChannelScoring, JsValue> {
-        explainer.scoring().map_err(js_error)?.ok_or_else(|| invalid(format!("{} is not split into batches: use explain", explainer.method.display_name())))
+    async fn plan(explainer: &Explainer) -> Result<ChannelScoring, JsValue> {
+        explainer.scoring().await.map_err(js_error)?.ok_or_else(|| invalid(format!("{} is not split into batches: use explain", explainer.method.display_name())))
     }
 }
 
@@ -604,7 +636,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The method registry, the one list the CLI reads too: `[{name, display_name, kind, in_browser,
-/// summary, options: [{name, kind, default, min, max, help}]}]`.
+/// summary, options: [{name, kind, default, min, max, help}], target (the default score, or null
+/// for a method that takes none), cost: {forwards, head_forwards, backwards: {fixed,
+/// per_channel, times}, gradients}, costly, teaching: {formula, paper, passes,
+/// versus_scorecam}}]`.
 #[wasm_bindgen]
 pub fn methods() -> Result<JsValue, JsValue> {
     to_js(&cam::METHODS)

@@ -118,9 +118,10 @@ fn batches_scored_in_any_order_on_another_copy_give_the_same_map() {
         let one = explain(&copy, &input, Some(5), &method);
         let f = pollster::block_on(cam::forward_image(&copy, &input)).unwrap();
         let f_b = pollster::block_on(cam::forward_image(&copy_b, &input)).unwrap();
-        let lead = cam::MethodInput { model: &copy, forwarded: &f, class: 5 };
-        let helper = cam::MethodInput { model: &copy_b, forwarded: &f_b, class: 5 };
-        let plan = method.channel_scoring(&lead).unwrap().unwrap();
+        let target = method.spec().target.unwrap();
+        let lead = cam::MethodInput { model: &copy, forwarded: &f, class: 5, target };
+        let helper = cam::MethodInput { model: &copy_b, forwarded: &f_b, class: 5, target };
+        let plan = pollster::block_on(method.channel_scoring(&lead)).unwrap().unwrap();
         let mut scores = vec![f32::NAN; plan.channels()];
         for b in (0..plan.batch_count()).rev() {
             let input = if b % 2 == 0 { &lead } else { &helper };
@@ -129,7 +130,7 @@ fn batches_scored_in_any_order_on_another_copy_give_the_same_map() {
             }
         }
         let output = pollster::block_on(plan.finish(&lead, scores)).unwrap();
-        let shared = cam::assemble(&copy, &f, 5, output);
+        let shared = cam::assemble(&copy, &f, 5, Some(target), output);
         assert_eq!(shared.map, one.map, "{method:?}");
         assert_eq!(shared.channel_weights, one.channel_weights);
         assert_eq!(shared.stats, one.stats);
@@ -139,10 +140,11 @@ fn batches_scored_in_any_order_on_another_copy_give_the_same_map() {
         }
     }
     let f = pollster::block_on(cam::forward_image(&model, &input)).unwrap();
-    let plan = Method::default().channel_scoring(&cam::MethodInput { model: &model, forwarded: &f, class: 5 }).unwrap().unwrap();
-    assert!(matches!(pollster::block_on(plan.finish(&cam::MethodInput { model: &model, forwarded: &f, class: 5 }, vec![f32::NAN; plan.channels()])), Err(Error::Invalid(_))), "unscored batches are refused");
+    let input = cam::MethodInput { model: &model, forwarded: &f, class: 5, target: cam::Target::Softmax };
+    let plan = pollster::block_on(Method::default().channel_scoring(&input)).unwrap().unwrap();
+    assert!(matches!(pollster::block_on(plan.finish(&input, vec![f32::NAN; plan.channels()])), Err(Error::Invalid(_))), "unscored batches are refused");
     assert!(plan.batch(plan.batch_count()).is_err());
-    assert!(Method::GradCam.channel_scoring(&cam::MethodInput { model: &model, forwarded: &f, class: 5 }).is_none());
+    assert!(pollster::block_on(Method::GradCam.channel_scoring(&input)).is_none());
 }
 
 #[test]

@@ -206,6 +206,35 @@ async fn bad_input_is_an_error_not_a_panic() {
     assert!(web::last_panic().is_none());
 }
 
+/// The compare view's calls: one method at a time, with the eval metrics, a target, its passes,
+/// cancellable; and the teaching text the page shows for each method.
+#[wasm_bindgen_test]
+async fn the_compare_view_runs_one_method_at_a_time() {
+    let session = load().await;
+    set_input_image(&session).await;
+    let never = Function::new_no_args("return true");
+    let r = session.compare_method(request(&[("class", 2.into()), ("method", "gradcam".into()), ("target", "softmax".into())]), never.clone()).await.unwrap();
+    assert_eq!(get(&r, "method").as_string().as_deref(), Some("gradcam"));
+    assert_eq!(get(&r, "target").as_string().as_deref(), Some("softmax"));
+    assert_eq!(js_sys::Float32Array::from(get(&r, "map")).length(), 32 * 32);
+    for key in ["seconds", "forwards", "deletion_auc", "insertion_auc", "average_drop"] {
+        assert!(get(&r, key).as_f64().is_some_and(f64::is_finite), "{key}");
+    }
+    let stop = Function::new_no_args("return false");
+    let e = session.compare_method(request(&[("method", "groupcam".into())]), stop).await.unwrap_err();
+    assert_eq!(get(&e, "name").as_string().as_deref(), Some("AbortError"));
+    let e = message(session.compare_method(request(&[("method", "eigencam".into()), ("target", "logit".into())]), never.clone()).await.unwrap_err());
+    assert!(e.contains("takes no target"), "{e}");
+    // SS-CAM's 35 noisy masks per channel of the tiny model's 16
+    let passes = session.passes(request(&[("method", "sscam".into())])).unwrap();
+    assert_eq!(get(&passes, "forwards").as_f64(), Some(35.0 * 16.0));
+    let methods = js_sys::Array::from(&web::methods().unwrap());
+    let sscam = methods.iter().find(|m| get(m, "name").as_string().as_deref() == Some("sscam")).unwrap();
+    assert_eq!(get(&sscam, "costly").as_bool(), Some(true));
+    assert!(get(&get(&sscam, "teaching"), "versus_scorecam").as_string().is_some_and(|t| !t.is_empty()));
+    assert!(web::last_panic().is_none());
+}
+
 /// A visitor's ONNX file, imported as the page's import worker does, then loaded at a layer of
 /// the visitor's choice; bad files are refused with their reason, the loaded model kept.
 #[wasm_bindgen_test]

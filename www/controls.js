@@ -36,9 +36,22 @@ function syncView() {
   $('opacity').value = String(view.opacity);
 }
 
+/// The chosen method's teaching text: its formula, the paper, its passes, how it differs from
+/// Score-CAM (the registry's `teaching`).
+function showTeaching(spec) {
+  const box = $('method-teaching');
+  const t = spec?.teaching;
+  box.replaceChildren(...(t ? [['Formula', t.formula], ['Paper', t.paper], ['Passes', t.passes], ['Versus Score-CAM', t.versus_scorecam]] : []).filter(([, text]) => text).map(([label, text]) => {
+    const p = make('p');
+    p.append(make('b', { textContent: `${label}: ` }), text);
+    return p;
+  }));
+}
+
 function syncOptions() {
   const { options, methods } = get();
   $('method-select').value = options.method;
+  showTeaching(methods.find((m) => m.name === options.method));
   // Faster-Score-CAM's top-k, for the methods that have it.
   const topK = methods.find((m) => m.name === options.method)?.options.find((o) => o.name === 'top_k');
   $('topk-label').hidden = !topK;

@@ -7,6 +7,7 @@
 //   views/faithful.js   deletion and insertion curves, AUCs, Average Drop / Increase
 //   views/sanity.js     the cascading randomisation stepper
 //   views/camera.js     the live camera
+//   views/compare.js    every CAM method on the photo: maps, time, passes, faithfulness
 //   views/panel.js      what every view's panel shares
 //   teachdata.js        the numbers, computed by the core once per explanation
 
@@ -18,6 +19,7 @@ import * as gradients from './views/gradients.js';
 import * as faithful from './views/faithful.js';
 import * as sanity from './views/sanity.js';
 import * as camera from './views/camera.js';
+import * as compare from './views/compare.js';
 
 export const TABS = [
   { name: 'steps', label: 'Step by step', view: steps },
@@ -25,6 +27,7 @@ export const TABS = [
   { name: 'faithful', label: 'Is the map faithful?', view: faithful },
   { name: 'sanity', label: 'Sanity check', view: sanity },
   { name: 'camera', label: 'Live camera', view: camera },
+  { name: 'compare', label: 'Compare methods', view: compare },
 ];
 export const HIDEABLE = ['input', 'classes', 'options', 'tabs'];
 

@@ -11,6 +11,7 @@ import { setImageBlob, setImageUrl } from './inputs.js';
 import { shareLink } from './share.js';
 import { channelRecords, curves, finished } from './teachdata.js';
 import { whenRendered } from './teach.js';
+import { compareAll, cancel as cancelCompare } from './views/compare.js';
 
 const MAP_SIDE = 224;
 
@@ -87,6 +88,14 @@ export function expose() {
     },
     /** Resolves once the open teaching view has drawn the current state. */
     whenTeachRendered: whenRendered,
+    /** Opens the compare view on the finished explanation and resolves once every method that is
+     *  not costly has run (plus the costly ones named in `methods`): one record per method,
+     *  {method, map (Float32Array, size x size), size, seconds, forwards, deletion_auc,
+     *  insertion_auc, average_drop, …}, in the grid's order. Rejects with an AbortError if the
+     *  grid is cancelled (Cancel, a new image, class or model). */
+    compare: ({ methods = [] } = {}) => act(() => compareAll({ methods })),
+    /** Cancels the compare view's grid, as its Cancel button does. */
+    cancelCompare,
     /** Terminates pool helper `i`, as a crash would; the pool replaces it. */
     killWorkerForTesting: (i) => session.killHelperForTesting(i),
   };

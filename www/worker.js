@@ -73,6 +73,15 @@ const calls = {
       return true;
     });
   },
+  // The compare view (www/views/compare.js): one method with its metrics, and a method's passes.
+  compareMethod(request, id) {
+    return session.compareMethod(request, (progress) => {
+      if (cancelled.has(id)) return false;
+      self.postMessage({ id, progress });
+      return true;
+    });
+  },
+  passes: (request) => session.passes(request),
   validationErrors: () => bindings.validationErrors(),
   loseDevice() {
     if (!device) return false;

@@ -5,6 +5,7 @@ use burn::tensor::activation::softmax as softmax_dim;
 use burn::tensor::{Tensor, TensorData};
 
 use super::maps::softmax;
+use super::Target;
 use crate::error::{Error, Result};
 use crate::models::{read_f32, Model};
 
@@ -77,6 +78,11 @@ pub async fn forward_image(model: &Model, image: &[f32]) -> Result<Forwarded> {
 pub async fn class_probabilities(model: &Model, batch: Tensor<4>, class: usize) -> Result<Vec<f32>> {
     let n = batch.dims()[0];
     read_f32(softmax_dim(model.network.forward(batch), 1).slice([0..n, class..class + 1])).await
+}
+
+/// The `target` score of `class` for each image of a batch.
+pub async fn target_scores(model: &Model, batch: Tensor<4>, class: usize, target: Target) -> Result<Vec<f32>> {
+    read_f32(target.scores(model.network.forward(batch), class)).await
 }
 
 /// A normalised `[3, size, size]` host image as a `[1, 3, size, size]` tensor.

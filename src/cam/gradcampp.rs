@@ -2,8 +2,8 @@
 //! them, from the same target-layer gradients as Grad-CAM.
 
 use super::gradcam::{gradient_cam_output, target_gradients};
-use super::registry::{Method, MethodKind, MethodSpec};
-use super::{MethodInput, MethodOutput};
+use super::registry::{Cost, Method, MethodKind, MethodSpec, Teaching};
+use super::{smoothing, MethodInput, MethodOutput, Target};
 use crate::error::Result;
 
 pub(super) static SPEC: MethodSpec = MethodSpec {
@@ -11,10 +11,19 @@ pub(super) static SPEC: MethodSpec = MethodSpec {
     display_name: "Grad-CAM++",
     kind: MethodKind::Cam,
     in_browser: true,
-    summary: "Grad-CAM++: positive gradients weighted per pixel by second-order terms (one backward pass)",
+    summary: "Grad-CAM++: positive gradients weighted per pixel by second-order terms (one backward pass; pytorch-grad-cam's formula, eps 1e-6)",
     aliases: &["gradcam++"],
-    options: &[],
-    build: |_| Ok(Method::GradCamPlusPlus),
+    options: &smoothing::BOTH,
+    target: Some(Target::Logit),
+    cost: Cost::GRADIENT,
+    costly: false,
+    teaching: Teaching {
+        formula: "α_ij = g² / (2g² + Σ_ab A(a,b)·g³ + 1e-6); w_k = Σ_ij ReLU(g_ij)·α_ij; L = ReLU(Σ_k w_k A_k)",
+        paper: "Chattopadhay, Sarkar, Howlader, Balasubramanian. Grad-CAM++: Generalized Gradient-based Visual Explanations for Deep Convolutional Networks. WACV 2018 (arXiv 1710.11063)",
+        passes: "1 forward + 1 backward through the head",
+        versus_scorecam: "Weights each channel by its positive gradients, each pixel's weighted by higher-order terms, from one backward pass, with no masked inputs.",
+    },
+    build: |o| smoothing::build(o, Method::GradCamPlusPlus),
 };
 
 pub(super) async fn run(input: &MethodInput<'_>) -> Result<MethodOutput> {

@@ -10,14 +10,21 @@ pub enum Finish {
     /// Official Score-CAM: upsample, ReLU, min-max (an all-equal map becomes zeros).
     UpsampleThenNormalise,
     /// pytorch-grad-cam: ReLU, `x - min`, `/ (max + 1e-7)` at feature resolution, upsample, and
-    /// the same scaling once more.
+    /// the same scaling once more. (torch-cam scales with 1e-8 and stops at feature resolution:
+    /// the same map up to the upsampling, which its users add.)
     NormaliseThenUpsample,
+    /// torch-cam's CAM: the same without the ReLU (the classifier's negative evidence stays).
+    SignedNormaliseThenUpsample,
 }
 
 /// Turns channel weights into the final saliency map (`size x size`, values in [0, 1]).
 pub fn saliency_from_weights(maps: &FeatureMaps, weights: &[f32], finish: Finish, size: usize) -> Vec<f32> {
-    let cam = maps.weighted_sum(weights);
-    let (h, w) = (maps.height, maps.width);
+    finish_map(maps.weighted_sum(weights), maps.height, maps.width, finish, size)
+}
+
+/// Turns a map at the target layer's resolution (`h x w`) into the final saliency map (`size x
+/// size`, values in [0, 1]).
+pub fn finish_map(cam: Vec<f32>, h: usize, w: usize, finish: Finish, size: usize) -> Vec<f32> {
     match finish {
         Finish::UpsampleThenNormalise => {
             let mut up = upsample::resize_map(&cam, h, w, size, size);
@@ -25,8 +32,9 @@ pub fn saliency_from_weights(maps: &FeatureMaps, weights: &[f32], finish: Finish
             min_max(&mut up, 0.0);
             up
         }
-        Finish::NormaliseThenUpsample => {
-            let mut low: Vec<f32> = cam.iter().map(|v| v.max(0.0)).collect();
+        Finish::NormaliseThenUpsample | Finish::SignedNormaliseThenUpsample => {
+            let relu = finish == Finish::NormaliseThenUpsample;
+            let mut low: Vec<f32> = cam.iter().map(|v| if relu { v.max(0.0) } else { *v }).collect();
             min_max(&mut low, 1e-7);
             // pytorch-grad-cam scales again after resizing (`aggregate_multi_layers`): bilinear
             // upsampling with half-pixel centres rarely lands on the low-resolution peak.

@@ -5,12 +5,11 @@
 //! The saliency is `1 - M`. Adam on the mask, clamped to [0, 1] after every step.
 
 use burn::tensor::{Tensor, TensorData};
-use burn::tensor::activation::softmax;
 
 use crate::imageops::filters::rise_blur;
-use super::registry::{Method, MethodKind, MethodSpec, OptionKind, OptionSpec};
+use super::registry::{Cost, Method, MethodKind, MethodSpec, OptionKind, OptionSpec, Passes, Teaching};
 use crate::imageops::upsample::bilinear_matrix;
-use super::{read_f32, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
+use super::{read_f32, Target, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
 use crate::error::{Error, Result};
 
 pub(super) static SPEC: MethodSpec = MethodSpec {
@@ -28,6 +27,15 @@ pub(super) static SPEC: MethodSpec = MethodSpec {
         OptionSpec { name: "tv_coeff", kind: OptionKind::Number, default: Some(0.2), min: Some(0.0), max: None, help: "weight of the total variation" },
         OptionSpec { name: "tv_beta", kind: OptionKind::Number, default: Some(3.0), min: Some(1.0), max: None, help: "exponent of the total variation" },
     ],
+    target: Some(Target::Softmax),
+    cost: Cost { forwards: Passes { fixed: 0, per_channel: 0, times: Some("iterations") }, head_forwards: Passes::NONE, backwards: Passes { fixed: 0, per_channel: 0, times: Some("iterations") }, gradients: true },
+    costly: true,
+    teaching: Teaching {
+        formula: "min_m λ₁‖1 − m‖₁ + λ₂ TV(m) + f(x ⊙ M + blur(x) ⊙ (1 − M))_c, M = up(m); S = 1 − M",
+        paper: "Fong, Vedaldi. Interpretable Explanations of Black Boxes by Meaningful Perturbation. ICCV 2017 (arXiv 1704.03296)",
+        passes: "1 forward + 1 backward per optimisation step (500)",
+        versus_scorecam: "Optimises one smooth mask by gradient descent instead of scoring the activation maps as masks.",
+    },
     build: |o| {
         Ok(Method::MeaningfulPerturbation(MeaningfulPerturbationOptions {
             iterations: o.required_usize("iterations"),
@@ -81,7 +89,7 @@ pub(super) async fn run(opts: &MeaningfulPerturbationOptions, input: &MethodInpu
         let m = Tensor::<2>::from_data(TensorData::new(mask.clone(), [k, k]), device).autodiff().require_grad();
         let big = upsample(m.clone());
         let perturbed = image.clone() * big.clone() + blurred.clone() * (big.ones_like() - big);
-        let prob = softmax(model.network.forward(perturbed), 1).slice([0..1, class..class + 1]).sum();
+        let prob = input.target.scores(model.network.forward(perturbed), class).sum();
         let l1 = (m.ones_like() - m.clone()).abs().mean();
         let dy = (m.clone().slice([0..k - 1, 0..k]) - m.clone().slice([1..k, 0..k])).abs().powf_scalar(opts.tv_beta).mean();
         let dx = (m.clone().slice([0..k, 0..k - 1]) - m.clone().slice([0..k, 1..k])).abs().powf_scalar(opts.tv_beta).mean();

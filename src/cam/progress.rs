@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
-use super::maps::{min_max, saliency_from_weights, Finish};
+use super::maps::{finish_map, min_max, saliency_from_weights, Finish};
 use super::FeatureMaps;
 use crate::error::{Error, Result};
 
@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 pub enum Partial<'a> {
     /// Channel weights known so far (0 for channels not yet scored).
     Weights { weights: &'a [f32], finish: Finish },
+    /// A map at the target layer's resolution and how it is finished (Group-CAM's).
+    LowRes { map: &'a [f32], finish: Finish },
     /// A map at input resolution (unnormalised).
     Map(&'a [f32]),
     /// Nothing drawable yet.
@@ -35,6 +37,7 @@ impl Progress<'_> {
     pub fn partial_map(&self, maps: &FeatureMaps, size: usize) -> Option<Vec<f32>> {
         match &self.partial {
             Partial::Weights { weights, finish } => Some(saliency_from_weights(maps, weights, *finish, size)),
+            Partial::LowRes { map, finish } => Some(finish_map(map.to_vec(), maps.height, maps.width, *finish, size)),
             Partial::Map(map) => {
                 let mut m = map.to_vec();
                 min_max(&mut m, 0.0);
@@ -55,11 +58,19 @@ pub type YieldFn = fn() -> Pin<Box<dyn Future<Output = ()>>>;
 /// Counts that show what a method cost.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
-    /// Forward passes run (images, not batches).
+    /// Forward passes run (images, not batches): the masked (or noisy, or blurred) inputs, or
+    /// for a gradient method the one pass its backward starts from.
     pub forwards: usize,
     pub batches: usize,
     /// Channels skipped because their map is constant (official Score-CAM).
     pub skipped_constant: usize,
+    /// Passes of the head alone, from the target layer's activations to the logits (AblationCAM's
+    /// ablated activations).
+    #[serde(default)]
+    pub head_forwards: usize,
+    /// Backward passes (through the head, or through the network for input gradients).
+    #[serde(default)]
+    pub backwards: usize,
 }
 
 /// Where a running method reports to: an optional progress callback that can cancel, and an

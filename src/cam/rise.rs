@@ -6,7 +6,8 @@ use rand::{RngExt, SeedableRng};
 
 use super::registry::{Method, MethodKind, MethodSpec, OptionKind, OptionSpec, BATCH_SIZE};
 use crate::imageops::upsample::bilinear_matrix;
-use super::{class_probabilities, masked_on_device, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
+use super::registry::{Cost, Passes, Teaching};
+use super::{masked_on_device, target_scores, Target, MethodInput, MethodOutput, Partial, Progress, Reporter, Saliency, Stats};
 use crate::error::{Error, Result};
 
 pub(super) static SPEC: MethodSpec = MethodSpec {
@@ -14,7 +15,7 @@ pub(super) static SPEC: MethodSpec = MethodSpec {
     display_name: "RISE",
     kind: MethodKind::Pixel,
     in_browser: false,
-    summary: "RISE: random coarse masks, each weighted by the class probability on the masked input",
+    summary: "RISE: random coarse masks, each weighted by the class probability on the masked input (the paper's 8000 masks, 7 x 7 grid, p = 0.5)",
     aliases: &[],
     options: &[
         OptionSpec { name: "masks", kind: OptionKind::Integer, default: Some(8000.0), min: Some(1.0), max: None, help: "random masks" },
@@ -23,6 +24,15 @@ pub(super) static SPEC: MethodSpec = MethodSpec {
         BATCH_SIZE,
         OptionSpec { name: "seed", kind: OptionKind::Integer, default: Some(0.0), min: Some(0.0), max: None, help: "random seed" },
     ],
+    target: Some(Target::Softmax),
+    cost: Cost { forwards: Passes { fixed: 0, per_channel: 0, times: Some("masks") }, ..Cost::ACTIVATIONS },
+    costly: true,
+    teaching: Teaching {
+        formula: "S = Σ_i f(x ⊙ M_i)_c M_i / (N p), M_i random upsampled binary grids",
+        paper: "Petsiuk, Das, Saenko. RISE: Randomized Input Sampling for Explanation of Black-box Models. BMVC 2018 (arXiv 1806.07421)",
+        passes: "1 forward per mask (8000)",
+        versus_scorecam: "Scores random masks instead of the network's own activation maps.",
+    },
     build: |o| {
         Ok(Method::Rise(RiseOptions {
             masks: o.required_usize("masks"),
@@ -122,7 +132,7 @@ pub(super) async fn run(opts: &RiseOptions, input: &MethodInput<'_>, reporter: &
         let masks: Vec<Vec<f32>> = (0..b).map(|_| generator.next_mask()).collect();
         // The mask multiplies the normalised input, as RISE's code does (on the device).
         let batch = masked_on_device(model, &f.input, None, masks.concat(), b);
-        let probs = class_probabilities(model, batch, class).await?;
+        let probs = target_scores(model, batch, class, input.target).await?;
         for (m, p) in masks.iter().zip(probs) {
             saliency.iter_mut().zip(m).for_each(|(s, v)| *s += p * v);
         }

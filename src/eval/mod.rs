@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cam::{self, Method, Reporter};
+use crate::cam::{self, Method, Reporter, Target};
 use crate::error::{Error, Result};
 use crate::image_input;
 use crate::metrics::{Metric, ModelScorer, Sample as MetricSample};
@@ -24,7 +24,7 @@ use dataset::{Sample, Shard};
 
 /// Which class each image's map explains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub enum ClassChoice {
     /// The network's top-1 class (RISE's and pytorch-grad-cam's default).
     Predicted,
     /// The ground-truth label.
@@ -39,7 +39,10 @@ pub struct EvalOptions {
     pub limit: Option<usize>,
     pub shard: Option<Shard>,
     pub batch_size: usize,
-    pub target: Target,
+    pub class: ClassChoice,
+    /// The score each method explains (`None`: each method's own; a method that takes no target
+    /// explains as it does).
+    pub target: Option<Target>,
     /// Also write every map as `maps/<image>__<method>.npy` (float32, input size squared).
     pub save_maps: bool,
 }
@@ -53,6 +56,10 @@ pub struct Record {
     pub class: usize,
     pub probability: f32,
     pub method: String,
+    /// The score explained (absent for a method that takes none, and in records from before
+    /// targets were a choice: then the method's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
     pub seconds: f64,
     pub forwards: usize,
     pub scores: BTreeMap<String, f64>,
@@ -60,6 +67,13 @@ pub struct Record {
     pub curves: BTreeMap<String, Vec<f32>>,
     /// The metrics that ran (a resumed run with more metrics redoes the record).
     pub metrics: Vec<String>,
+}
+
+impl Record {
+    /// The (method, score) pair's name in the tables ([`record_key`]).
+    pub fn key(&self) -> String {
+        record_key(&self.method, self.target)
+    }
 }
 
 /// Where this process appends its records.
@@ -91,16 +105,36 @@ pub fn load_records(dir: &Path) -> Result<Vec<Record>> {
     Ok(records)
 }
 
-/// The file name a map is saved under: `<image stem>__<method>.npy`.
+/// The file name a map is saved under: `<image stem>__<method>.npy` (the method's record key).
 pub fn map_file_name(image: &str, method: &str) -> String {
     let stem = Path::new(image).file_stem().and_then(|s| s.to_str()).unwrap_or(image);
     format!("{stem}__{method}.npy")
 }
 
-/// Explains one image with one method and runs every metric on the map.
-pub async fn evaluate(model: &Model, forwarded: &cam::Forwarded, sample: &Sample, class: usize, method: &Method, metrics: &[Metric], batch_size: usize) -> Result<(Record, Vec<f32>)> {
+/// The score `method` explains when `requested` is asked for: the request where the method takes
+/// a score, else none.
+pub fn method_target(method: &Method, requested: Option<Target>) -> Option<Target> {
+    let spec = method.spec();
+    spec.target.map(|own| requested.unwrap_or(own))
+}
+
+/// The name a record's (method, score) pair goes by in the tables: the method's name, with the
+/// score after an `@` where it is not the method's own (`scorecam@logit`).
+pub fn record_key(method: &str, target: Option<Target>) -> String {
+    let own = cam::registry::spec(method).ok().and_then(|s| s.target);
+    match target {
+        Some(t) if Some(t) != own => format!("{method}@{t}"),
+        _ => method.to_string(),
+    }
+}
+
+/// Explains one image with one method (for `target`, see [`method_target`]) and runs every metric
+/// on the map.
+#[allow(clippy::too_many_arguments)]
+pub async fn evaluate(model: &Model, forwarded: &cam::Forwarded, sample: &Sample, class: usize, method: &Method, target: Option<Target>, metrics: &[Metric], batch_size: usize) -> Result<(Record, Vec<f32>)> {
     let t0 = Instant::now();
-    let e = cam::explain_forwarded(model, forwarded, Some(class), method, &mut Reporter::silent()).await?;
+    let target = method_target(method, target);
+    let e = cam::explain_target(model, forwarded, Some(class), target, method, &mut Reporter::silent()).await?;
     let size = model.input_size();
     let boxes: Vec<_> = sample.boxes.iter().map(|b| b.scaled(sample.width, sample.height, size)).collect();
     let ms = MetricSample { image: &forwarded.image, size, map: &e.map, probability: e.class_probability, boxes: &boxes };
@@ -121,6 +155,7 @@ pub async fn evaluate(model: &Model, forwarded: &cam::Forwarded, sample: &Sample
         class,
         probability: e.class_probability,
         method: method.name().to_string(),
+        target,
         seconds: t0.elapsed().as_secs_f64(),
         forwards: e.stats.forwards + scorer.forwards,
         scores,
@@ -146,14 +181,16 @@ pub async fn run(model: &Model, data: &Path, opts: &EvalOptions, on_step: &mut d
     let done: std::collections::HashSet<(String, String)> = load_records(&opts.out)?
         .into_iter()
         .filter(|r| wanted.iter().all(|m| r.metrics.contains(m)))
-        .map(|r| (r.image, r.method))
+        .map(|r| (r.key(), r.image))
+        .map(|(k, i)| (i, k))
         .collect();
+    let key = |m: &Method| record_key(m.name(), method_target(m, opts.target));
     let path = records_path(&opts.out, opts.shard);
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(path.display(), e))?;
     let total = samples.len() * opts.methods.len();
     let mut step = 0;
     for sample in &samples {
-        let todo: Vec<&Method> = opts.methods.iter().filter(|m| !done.contains(&(sample.file.clone(), m.name().to_string()))).collect();
+        let todo: Vec<&Method> = opts.methods.iter().filter(|m| !done.contains(&(sample.file.clone(), key(m)))).collect();
         step += opts.methods.len() - todo.len();
         if todo.is_empty() {
             on_step(step, total, "");
@@ -162,15 +199,15 @@ pub async fn run(model: &Model, data: &Path, opts: &EvalOptions, on_step: &mut d
         let image = image_input::read(&sample.path)?;
         let input = image_input::to_input(&image, model.input_size(), &model.manifest.normalisation);
         let forwarded = cam::forward_image(model, &input).await?;
-        let class = match opts.target {
-            Target::Predicted => cam::top_k(&forwarded.probabilities, 1)[0].0,
-            Target::Label => sample.label,
+        let class = match opts.class {
+            ClassChoice::Predicted => cam::top_k(&forwarded.probabilities, 1)[0].0,
+            ClassChoice::Label => sample.label,
         };
         for method in todo {
             on_step(step, total, &format!("{} {}", method.display_name(), sample.file));
-            let (record, map) = evaluate(model, &forwarded, sample, class, method, &opts.metrics, opts.batch_size).await?;
+            let (record, map) = evaluate(model, &forwarded, sample, class, method, opts.target, &opts.metrics, opts.batch_size).await?;
             if opts.save_maps {
-                write_npy(&maps_dir.join(map_file_name(&sample.file, method.name())), &map, model.input_size())?;
+                write_npy(&maps_dir.join(map_file_name(&sample.file, &record.key())), &map, model.input_size())?;
             }
             let line = serde_json::to_string(&record).map_err(|e| Error::Invalid(e.to_string()))?;
             writeln!(file, "{line}").and_then(|_| file.flush()).map_err(|e| Error::io(path.display(), e))?;

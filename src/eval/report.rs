@@ -43,11 +43,11 @@ pub fn summarise(records: &[Record]) -> Summary {
     // a resumed run can hold a pair twice: the last line wins
     let mut latest: BTreeMap<(String, String), &Record> = BTreeMap::new();
     for r in records {
-        latest.insert((r.image.clone(), r.method.clone()), r);
+        latest.insert((r.image.clone(), r.key()), r);
     }
     for r in latest.values() {
         images.insert(r.image.clone());
-        by_method.entry(r.method.clone()).or_default().push(r);
+        by_method.entry(r.key()).or_default().push(r);
     }
     let methods = by_method
         .into_iter()
@@ -83,7 +83,7 @@ pub fn summarise(records: &[Record]) -> Summary {
 
 /// Drops the records whose (image, method) pair the other run lacks.
 pub fn keep_common(ours: &mut Vec<Record>, theirs: &mut Vec<Record>) {
-    let key = |r: &Record| (r.image.clone(), r.method.clone());
+    let key = |r: &Record| (r.image.clone(), r.key());
     let a: std::collections::HashSet<_> = ours.iter().map(key).collect();
     let b: std::collections::HashSet<_> = theirs.iter().map(key).collect();
     ours.retain(|r| b.contains(&key(r)));
@@ -108,13 +108,25 @@ fn method_order(summary: &Summary) -> Vec<String> {
         .map(|s| s.to_string())
         .filter(|m| summary.methods.contains_key(m))
         .collect();
+    // Then every other method in the registry's order, each score after its method.
+    for spec in crate::cam::METHODS {
+        let mut keys: Vec<&String> = summary.methods.keys().filter(|k| !order.contains(k) && k.split('@').next() == Some(spec.name)).collect();
+        keys.sort_by_key(|k| k.contains('@'));
+        order.extend(keys.into_iter().cloned());
+    }
     let rest: Vec<String> = summary.methods.keys().filter(|m| !order.contains(m)).cloned().collect();
     order.extend(rest);
     order
 }
 
-fn display(method: &str) -> String {
-    Method::from_name(method).map(|m| m.display_name().to_string()).unwrap_or_else(|_| method.to_string())
+/// A record key's name in the tables: the method's display name, and a score that is not its own.
+fn display(key: &str) -> String {
+    let (method, target) = key.split_once('@').map_or((key, None), |(m, t)| (m, Some(t)));
+    let name = Method::from_name(method).map(|m| m.display_name().to_string()).unwrap_or_else(|_| method.to_string());
+    match target {
+        Some(t) => format!("{name} ({t})"),
+        None => name,
+    }
 }
 
 /// Agreement of ours with the reference for one method.
@@ -135,7 +147,7 @@ pub fn agreement(ours: &Summary, reference: &Summary, ours_dir: &Path, reference
         let column_diffs = o.columns.iter().filter_map(|(k, v)| r.columns.get(k).map(|w| (k.clone(), (v.mean - w.mean).abs()))).collect();
         let mut pearsons = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for rec in records.iter().filter(|r| &r.method == method) {
+        for rec in records.iter().filter(|r| &r.key() == method) {
             if !seen.insert(rec.image.clone()) {
                 continue;
             }
@@ -203,6 +215,9 @@ pub fn write(out: &Path, title: &str, ours: &Summary, reference: Option<(&Summar
             let _ = writeln!(md, "\nOver the {n} images with exactly one box covering less than half of the image.");
         }
     }
+    if reference.is_none() && methods.len() > 4 {
+        md.push_str(&by_method(ours, &methods));
+    }
     let _ = write!(md, "\n## Cost\n\n| | seconds / image | forward passes / image (method + metrics) |\n|---|---:|---:|\n");
     for m in &methods {
         let s = &ours.methods[m];
@@ -255,6 +270,44 @@ pub fn write(out: &Path, title: &str, ours: &Summary, reference: Option<(&Summar
     plot_curves(&svg, ours, &methods)?;
     written.push(svg);
     Ok(written)
+}
+
+/// Every column in one table, one row per method (what many methods read best as), the best of
+/// each column in bold.
+fn by_method(summary: &Summary, methods: &[String]) -> String {
+    const SHORT: [&str; 7] = ["AD lib. ↓", "AI lib. ↑", "AD paper ↓", "AI paper ↑", "Deletion ↓", "Insertion ↑", "Pointing ↑"];
+    let value = |m: &str, col: &str| summary.methods.get(m).and_then(|x| x.columns.get(col)).map(|v| v.mean);
+    let columns: Vec<(usize, &(u8, &str, &str, usize))> = ROWS.iter().enumerate().filter(|(_, r)| methods.iter().any(|m| value(m, r.2).is_some())).collect();
+    let mut md = String::from("\n## Every method, one row each\n\nAD, AI: Average Drop and Increase (%) under the library protocol (input × map) and the paper's (the 50% most salient pixels kept); deletion and insertion AUC; the energy-based pointing game (%). Best in bold.\n\n| method |");
+    for (i, _) in &columns {
+        let _ = write!(md, " {} |", SHORT[*i]);
+    }
+    md.push_str(" s / image |\n|---|");
+    md.push_str(&"---:|".repeat(columns.len() + 1));
+    md.push('\n');
+    let best: Vec<Option<f64>> = columns
+        .iter()
+        .map(|(_, r)| {
+            let values = methods.iter().filter_map(|m| value(m, r.2));
+            if r.1.contains('↓') { values.reduce(f64::min) } else { values.reduce(f64::max) }
+        })
+        .collect();
+    for m in methods {
+        let _ = write!(md, "| {} |", display(m));
+        for ((_, r), b) in columns.iter().zip(&best) {
+            match value(m, r.2) {
+                Some(v) if Some(v) == *b => {
+                    let _ = write!(md, " **{:.*}** |", r.3, v);
+                }
+                Some(v) => {
+                    let _ = write!(md, " {:.*} |", r.3, v);
+                }
+                None => md.push_str(" – |"),
+            }
+        }
+        let _ = writeln!(md, " {:.2} |", summary.methods[m].seconds_per_image);
+    }
+    md
 }
 
 /// Mean deletion and insertion curves, one panel each, one line per method.

@@ -60,9 +60,58 @@ pub fn rise_blur(image: &[f32], size: usize) -> Vec<f32> {
     blur_planes(image, size, &rise_kernel(11, 5.0))
 }
 
+/// kornia's `get_gaussian_kernel1d(ksize, sigma)`: `exp(-x² / 2σ²)` at `x = i - ksize / 2`
+/// (shifted by half a pixel for an even size), normalised to sum 1.
+pub fn gaussian_kernel1d(ksize: usize, sigma: f64) -> Vec<f32> {
+    let half = (ksize / 2) as f64;
+    let even = if ksize.is_multiple_of(2) { 0.5 } else { 0.0 };
+    let g: Vec<f64> = (0..ksize).map(|i| i as f64 - half + even).map(|x| (-x * x / (2.0 * sigma * sigma)).exp()).collect();
+    let total: f64 = g.iter().sum();
+    g.into_iter().map(|v| (v / total) as f32).collect()
+}
+
+/// Blurs each `size x size` plane of `image` with the separable kernel `k1` along both axes,
+/// `reflect`-padded as torch's `F.pad(mode="reflect")` (the edge not repeated): kornia's
+/// `gaussian_blur2d` with its default border (Group-CAM's blur).
+pub fn blur_planes_reflect(image: &[f32], size: usize, k1: &[f32]) -> Vec<f32> {
+    let r = (k1.len() / 2) as isize;
+    let s = size as isize;
+    let reflect = |i: isize| -> usize {
+        let period = 2 * (s - 1).max(1);
+        let m = i.rem_euclid(period);
+        (if m < s { m } else { period - m }) as usize
+    };
+    let mut out = vec![0f32; image.len()];
+    let mut rows = vec![0f32; size * size];
+    for (plane, dst) in image.chunks_exact(size * size).zip(out.chunks_exact_mut(size * size)) {
+        for y in 0..size {
+            let row = &plane[y * size..(y + 1) * size];
+            for x in 0..s {
+                rows[y * size + x as usize] = k1.iter().enumerate().map(|(t, w)| w * row[reflect(x + t as isize - r)]).sum();
+            }
+        }
+        for y in 0..s {
+            for x in 0..size {
+                dst[y as usize * size + x] = k1.iter().enumerate().map(|(t, w)| w * rows[reflect(y + t as isize - r) * size + x]).sum();
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reflect_padding_mirrors_without_the_edge() {
+        // [1, 2, 3] with a 3-tap box: edges see 2, 1, 2 and 2, 3, 2 (torch's reflect)
+        let k = [1.0 / 3.0; 3];
+        let out = blur_planes_reflect(&[1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0], 3, &k);
+        assert!((out[0] - 5.0 / 3.0).abs() < 1e-6 && (out[2] - 7.0 / 3.0).abs() < 1e-6, "{out:?}");
+        let g = gaussian_kernel1d(51, 50.0);
+        assert!((g.iter().sum::<f32>() - 1.0).abs() < 1e-6 && (g[0] - g[50]).abs() < 1e-9 && g[25] > g[0]);
+    }
 
     #[test]
     fn kernel_sums_to_one_and_is_symmetric() {

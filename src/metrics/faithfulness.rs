@@ -95,6 +95,15 @@ impl CausalCurve {
         Self { mode, step: step.max(1), order: salient_order(map), substrate }
     }
 
+    /// A digest of the pixel order (and the mode and step): two maps whose curves are the same
+    /// points have the same key, whatever their values.
+    pub fn key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.mode == CausalMode::Deletion, self.step, &self.order).hash(&mut h);
+        h.finish()
+    }
+
     /// Points of the curve: `ceil(size^2 / step) + 1`.
     pub fn point_count(&self) -> usize {
         self.order.len().div_ceil(self.step) + 1

@@ -43,6 +43,23 @@ pub(crate) trait Backbone: std::fmt::Debug + Send + Sync {
     /// Bytes of the largest intermediate activation of one image (f32): what bounds the batch
     /// under a storage-binding limit.
     fn largest_activation_bytes(&self) -> usize;
+
+    /// The linear layer of a head that is global average pooling and that one layer (CAM's
+    /// weights are its rows); otherwise what the head is instead.
+    fn pooled_linear(&self) -> std::result::Result<&SplitLinear, String>;
+
+    /// Whether the head is piecewise linear (ReLUs, pooling, linear layers): then its second
+    /// derivative is zero almost everywhere (ShapleyCAM's Hessian-vector product relies on it);
+    /// otherwise the first operation that is not.
+    fn head_is_piecewise_linear(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether every layer with a bias is a convolution run as a step of [`Self::features`]
+    /// (FullGrad's bias gradients are taken at those steps); otherwise the first that is not.
+    fn biases_are_in_convolutions(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A built network: its backbone, and the zero image's forward that masked forwards copy from.
@@ -148,5 +165,32 @@ impl Network {
     /// Bytes of the largest intermediate activation of one image (f32).
     pub fn largest_activation_bytes(&self) -> usize {
         self.backbone.largest_activation_bytes()
+    }
+
+    /// The linear layer after global average pooling, where that is the whole head (CAM); else
+    /// what the head is.
+    pub fn pooled_linear(&self) -> std::result::Result<&SplitLinear, String> {
+        self.backbone.pooled_linear()
+    }
+
+    /// Whether the head's second derivative is zero almost everywhere (ShapleyCAM).
+    pub fn head_is_piecewise_linear(&self) -> std::result::Result<(), String> {
+        self.backbone.head_is_piecewise_linear()
+    }
+
+    /// FullGrad's forward: `x` (tracked by autodiff) to the logits, each convolution's output
+    /// (after its activation) with a zero leaf added whose gradient is the gradient there, in
+    /// the order of [`Self::convs`]: `(logits, [(leaf, output)])`. Refused where some bias lies
+    /// elsewhere than in those convolutions.
+    pub fn probed_forward(&self, x: Tensor<4>) -> std::result::Result<(Tensor<2>, Vec<(Tensor<4>, Tensor<4>)>), String> {
+        self.backbone.biases_are_in_convolutions()?;
+        let mut regions = Regions::Probe(Vec::new());
+        let target = self.backbone.features(x, &mut regions);
+        let logits = self.backbone.head(target);
+        let Regions::Probe(probes) = regions else { unreachable!("probed above") };
+        if probes.len() != self.convs().len() {
+            return Err(format!("{} probed steps for {} convolutions", probes.len(), self.convs().len()));
+        }
+        Ok((logits, probes))
     }
 }

@@ -171,6 +171,11 @@ impl Backbone for EfficientNetLite0 {
     fn largest_activation_bytes(&self) -> usize {
         4 * 96 * (self.input_size / 2) * (self.input_size / 2)
     }
+
+    /// Global average pooling and the classifier.
+    fn pooled_linear(&self) -> std::result::Result<&SplitLinear, String> {
+        Ok(&self.classifier)
+    }
 }
 
 /// efficientnet-lite-pytorch names (`_blocks.N._expand_conv`) -> timm's (`blocks.S.J.conv_pw`).

@@ -586,4 +586,70 @@ impl Backbone for Interpreter {
     fn largest_activation_bytes(&self) -> usize {
         self.program.largest_value_bytes()
     }
+
+    /// A global average pool of the target (GlobalAveragePool, a ReduceMean over the rows and
+    /// columns, or an AveragePool as large as the map), any reshapes, then one linear layer
+    /// giving the logits.
+    fn pooled_linear(&self) -> std::result::Result<&SplitLinear, String> {
+        let p = &self.program;
+        let ops: Vec<&str> = self.head.iter().map(|&s| p.nodes[self.steps[s].node].op.name()).collect();
+        let refuse = || format!("the layers after `{}` are {}", p.values[p.target].name, ops.join(", "));
+        let [h, w] = match &p.values[p.target].shape.dims[..] {
+            [_, _, h, w] => [*h, *w],
+            _ => return Err(refuse()),
+        };
+        let mut steps = self.head.iter().map(|&s| &self.steps[s]);
+        let pooled = steps.next().is_some_and(|first| {
+            first.inputs == [p.target]
+                && match &p.nodes[first.node].op {
+                    Op::GlobalAvgPool => true,
+                    Op::ReduceMean { axes, .. } => axes[..] == [2, 3],
+                    Op::AvgPool { kernel, pads, .. } => *kernel == [h, w] && *pads == [[0, 0], [0, 0]],
+                    _ => false,
+                }
+        });
+        let rest: Vec<&Step> = steps.collect();
+        let Some((last, between)) = rest.split_last() else { return Err(refuse()) };
+        let reshapes = between.iter().all(|s| p.nodes[s.node].op == Op::Reshape);
+        match &last.kernel {
+            Kernel::Linear(linear) if pooled && reshapes && last.output == p.output => Ok(linear),
+            _ => Err(refuse()),
+        }
+    }
+
+    fn head_is_piecewise_linear(&self) -> std::result::Result<(), String> {
+        let p = &self.program;
+        let constant: std::collections::HashSet<usize> = self.steps.iter().filter(|s| matches!(s.kernel, Kernel::Constant(_))).map(|s| s.output).collect();
+        for &i in &self.head {
+            let step = &self.steps[i];
+            let op = &p.nodes[step.node].op;
+            let linear = match op {
+                Op::Conv { .. } | Op::Linear { .. } | Op::Affine { .. } | Op::Relu | Op::Clip { .. } | Op::LeakyRelu { .. } | Op::Neg | Op::Abs | Op::Add | Op::Sub => true,
+                Op::Constant { .. } | Op::Concat { .. } | Op::Slice { .. } | Op::Reshape | Op::Transpose { .. } | Op::Pad { .. } => true,
+                Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool | Op::ReduceMean { .. } | Op::ReduceSum { .. } => true,
+                // A product by a constant (a scale) is linear; of two values, not.
+                Op::Mul | Op::Div => step.inputs[1..].iter().all(|v| constant.contains(v)),
+                _ => false,
+            };
+            if !linear {
+                return Err(format!("`{}` ({}) after `{}` is not piecewise linear", p.nodes[step.node].name, op.name(), p.values[p.target].name));
+            }
+        }
+        Ok(())
+    }
+
+    fn biases_are_in_convolutions(&self) -> std::result::Result<(), String> {
+        let p = &self.program;
+        for (i, step) in self.steps.iter().enumerate() {
+            let node = &p.nodes[step.node];
+            let why = match &step.kernel {
+                Kernel::Burn { .. } => "a convolution our layers do not run (dilated or not square)",
+                Kernel::Affine { .. } => "a batch norm that follows no convolution",
+                Kernel::Conv(_) | Kernel::Block { .. } if self.head.contains(&i) => "a convolution after the target layer",
+                _ => continue,
+            };
+            return Err(format!("`{}` is {why}", node.name));
+        }
+        Ok(())
+    }
 }

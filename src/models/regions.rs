@@ -67,6 +67,9 @@ pub(crate) enum Regions<'a> {
     /// Images zero outside `input`, one region each: each step computes the region its input
     /// reaches, the rest copied from the recorded steps.
     Masked { input: Vec<Region>, recorded: &'a [Vec<f32>], step: usize },
+    /// All computed, under autodiff, a zero leaf added to each step's output: its gradient is the
+    /// gradient at that output (FullGrad's bias gradients). Each step's (leaf, output).
+    Probe(Vec<(Tensor<4>, Tensor<4>)>),
 }
 
 impl Regions<'_> {
@@ -89,6 +92,13 @@ impl Regions<'_> {
             Regions::Record(steps) => {
                 let out = run(None)?;
                 steps.push(host_image(&out).unwrap_or_default());
+                Some((out, Reach::ANYWHERE))
+            }
+            Regions::Probe(probes) => {
+                let out = run(None)?;
+                let leaf = Tensor::<4>::zeros(out.dims(), &out.device()).autodiff().require_grad();
+                let out = out + leaf.clone();
+                probes.push((leaf, out.clone()));
                 Some((out, Reach::ANYWHERE))
             }
             Regions::Masked { recorded, step, .. } => {

@@ -203,6 +203,10 @@ impl Backbone for Vgg {
     fn largest_activation_bytes(&self) -> usize {
         self.largest_activation
     }
+
+    fn pooled_linear(&self) -> std::result::Result<&SplitLinear, String> {
+        Err("VGG's head is a max pool, an average pool to 7 x 7 and three linear layers with ReLUs between them".into())
+    }
 }
 
 #[cfg(test)]

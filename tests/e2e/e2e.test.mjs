@@ -874,7 +874,7 @@ describe('teaching views (CPU backend)', () => {
   it('fits a phone-sized screen', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     try {
-      for (const tab of ['steps', 'gradients', 'faithful', 'sanity', 'camera']) {
+      for (const tab of ['steps', 'gradients', 'faithful', 'sanity', 'camera', 'compare']) {
         await teach({ tab });
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         assert.ok(overflow <= 1, `the ${tab} view is ${overflow} px wider than the screen`);
@@ -920,6 +920,142 @@ describe('teaching views (CPU backend)', () => {
     } finally {
       await plain.close();
     }
+  });
+});
+
+// ------------------------------------------------------------------ the compare view
+
+describe('the compare view (CPU backend)', () => {
+  const INPUT = join(REPO, 'tests/fixtures/vgg_tiny/input.png');
+  let ctx;
+  let page;
+  let records; // window.scorecam.compare()'s
+  before(async () => {
+    ctx = await launch({ webgpu: false });
+    page = await openApp(ctx, `?model=${MODEL}&backend=cpu`);
+    assert.equal(await settled(page), 'ready', await alertText(page));
+    await page.evaluate((b64) => window.scorecam.loadImageFromBytes(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))), readFileSync(INPUT).toString('base64'));
+    assert.equal(await settled(page), 'done', await alertText(page));
+  });
+  after(() => ctx?.close());
+
+  const cells = () => page.evaluate(() => [...document.querySelectorAll('#compare-grid .compare-cell')].map((el) => ({ ...el.dataset, text: el.textContent })));
+  const gridState = (p = page) => p.evaluate(() => document.getElementById('compare-body').dataset.state);
+
+  it('fills a cell per CAM method with the numbers scorecam compare gives', async () => {
+    const t0 = Date.now();
+    records = await page.evaluate(async () => (await window.scorecam.compare()).map((r) => ({ ...r, map: Array.from(r.map) })));
+    const ms = Date.now() - t0;
+    const methods = await page.evaluate(() => window.wasmBindings.methods().filter((m) => m.in_browser && m.kind === 'cam'));
+    const costly = methods.filter((m) => m.costly).map((m) => m.name);
+    const shown = await cells();
+    assert.equal(shown.length, methods.length, 'one cell per CAM method');
+    // CAM needs global pooling and one linear layer: the tiny VGG's head is refused with its reason.
+    const failed = shown.filter((c) => c.state === 'failed');
+    assert.deepEqual(failed.map((c) => c.method), ['cam']);
+    assert.match(failed[0].text, /global average pooling followed by one linear layer/);
+    assert.deepEqual(shown.filter((c) => c.state === 'costly').map((c) => c.method).sort(), [...costly].sort());
+    assert.equal(records.length, methods.length - costly.length - 1);
+    for (const r of records) {
+      for (const k of ['seconds', 'forwards', 'deletion_auc', 'insertion_auc', 'average_drop']) assert.ok(Number.isFinite(r[k]), `${r.method} ${k}`);
+      assert.equal(r.map.length, r.size * r.size);
+      const cell = shown.find((c) => c.method === r.method);
+      assert.equal(cell.state, 'done');
+      assert.match(cell.text, new RegExp(`deletion AUC${r.deletion_auc.toFixed(4)}`));
+    }
+    // The same numbers as the CLI's compare on the same image (the metrics are deterministic).
+    const out = join(work, 'compare-cli');
+    const cli = JSON.parse(execFileSync(BIN, ['compare', INPUT, '--model', join(work, 'site/www/models', `${MODEL}.json`), '--json', '--out', out], { encoding: 'utf8' }));
+    let worst = 0;
+    for (const r of records) {
+      const theirs = cli.find((c) => c.method === r.method);
+      assert.ok(theirs, `the CLI ran ${r.method}`);
+      assert.equal(r.forwards, theirs.forwards, `${r.method} forwards`);
+      for (const k of ['deletion_auc', 'insertion_auc', 'average_drop']) worst = Math.max(worst, Math.abs(r[k] - theirs[k]) / (k === 'average_drop' ? 100 : 1));
+    }
+    console.log(`  ${records.length} methods in ${ms} ms; the metrics against scorecam compare's: max diff ${worst.toExponential(2)}`);
+    assert.ok(worst <= 1e-4, `the page's metrics differ from the CLI's by ${worst}`);
+    // Costly methods: their passes and expected time, and a Run button.
+    const sscam = shown.find((c) => c.method === 'sscam');
+    assert.match(sscam.text, /Costly: 560 forward passes, about \d+ s here/);
+    assert.equal(await page.isVisible('.compare-cell[data-method="sscam"] button'), true);
+    // The teaching text of each method.
+    assert.match(shown.find((c) => c.method === 'groupcam').text, /Versus Score-CAM: ./);
+    await shot(page, 'compare-grid');
+  });
+
+  it('sorts by any column', async () => {
+    for (const [key, field, sign] of [['deletion', 'deletion', 1], ['insertion', 'insertion', -1], ['drop', 'drop', 1], ['seconds', 'seconds', 1], ['forwards', 'forwards', 1]]) {
+      await page.selectOption('#compare-sort', key);
+      await page.evaluate(() => window.scorecam.whenTeachRendered());
+      const values = (await cells()).filter((c) => c.state === 'done').map((c) => sign * Number(c[field]));
+      assert.deepEqual(values, [...values].sort((a, b) => a - b), `sorted by ${key}`);
+      assert.equal((await page.evaluate(() => window.scorecam.teach())).compareSort, key);
+    }
+    const api = await page.evaluate(async () => (await window.scorecam.compare()).map((r) => r.insertion_auc));
+    assert.equal(api.length, records.length);
+  });
+
+  it('runs a costly method on request, and cancels', async () => {
+    await page.locator('.compare-cell[data-method="sscam"] button').click();
+    await page.waitForFunction(() => document.querySelector('.compare-cell[data-method="sscam"]').dataset.state === 'running', null, { timeout: 60_000 });
+    await page.locator('#compare-cancel').click();
+    await page.waitForFunction(() => document.getElementById('compare-body').dataset.state === 'cancelled', null, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector('.compare-cell[data-method="sscam"]').dataset.state === 'cancelled', null, { timeout: 60_000 });
+    assert.match(await page.textContent('#compare-status'), /cancelled \(by you\)/);
+    assert.equal(await page.isVisible('#compare-again'), true);
+    // Run it again: the done cells stay, SS-CAM runs.
+    const sscam = await page.evaluate(async () => (await window.scorecam.compare({ methods: ['sscam'] })).find((r) => r.method === 'sscam'));
+    assert.ok(Number.isFinite(sscam.deletion_auc));
+    assert.ok(sscam.forwards >= 560, `SS-CAM ran ${sscam.forwards} forward passes`);
+    // Another class cancels the grid as its explanation starts, and the view starts a grid for
+    // the new class.
+    const other = (await page.evaluate(() => window.scorecam.getMap())).top5[1].class;
+    const outcome = await page.evaluate(async (c) => {
+      const running = window.scorecam.compare({ methods: ['iscam'] }).then(() => 'done', (e) => e.name);
+      await window.scorecam.setClass(c);
+      return running;
+    }, other);
+    assert.equal(outcome, 'AbortError');
+    assert.match(await page.textContent('#compare-status'), /./);
+    const again = await page.evaluate(async () => (await window.scorecam.compare()).map((r) => r.class));
+    assert.ok(again.length > 0 && again.every((c) => c === other), 'the new grid explains the new class');
+  });
+
+  it('reopens the compare view from a share link', async () => {
+    await page.selectOption('#compare-sort', 'insertion');
+    const link = await page.evaluate(() => window.scorecam.shareLink());
+    assert.match(new URL(link).hash, /&tab=compare&csort=insertion&/);
+    const friend = await openApp(ctx, '?backend=cpu', new URL(link).hash);
+    assert.equal(await settled(friend), 'done', await alertText(friend));
+    assert.equal(await friend.isVisible('#view-compare'), true);
+    await friend.waitForFunction(() => document.getElementById('compare-body').dataset.state === 'done', null, { timeout: SETTLE_MS });
+    const shown = await friend.evaluate(() => [...document.querySelectorAll('#compare-grid .compare-cell[data-state="done"]')].map((el) => Number(el.dataset.insertion)));
+    assert.ok(shown.length >= records.length - 1);
+    assert.deepEqual(shown, [...shown].sort((a, b) => b - a), 'sorted by insertion AUC, as shared');
+    assert.equal(await friend.evaluate(() => document.getElementById('compare-sort').value), 'insertion');
+    await friend.close();
+    const bad = await openApp(ctx, '', '#v=1&model=vgg_tiny&tab=compare&csort=evil');
+    await bad.waitForFunction(() => !document.getElementById('alert').hidden, null, { timeout: SETTLE_MS });
+    assert.match(await alertText(bad), /value of “csort”/);
+    await bad.close();
+  });
+
+  it('runs the whole grid on EfficientNet-Lite0', async () => {
+    // The issue's target: every method that is not costly, metrics included, in 60 s on 2 cores.
+    const p = await openApp(ctx, '?model=efficientnet_lite0&backend=cpu');
+    assert.equal(await settled(p), 'ready', await alertText(p));
+    await p.evaluate((b64) => window.scorecam.loadImageFromBytes(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))), readFileSync(PHOTO).toString('base64'));
+    assert.equal(await settled(p), 'done', await alertText(p));
+    const t0 = Date.now();
+    const rows = await p.evaluate(async () => (await window.scorecam.compare()).map(({ map, ...r }) => r));
+    const s = (Date.now() - t0) / 1000;
+    const pool = await p.evaluate(() => window.scorecam.workers());
+    console.log(`  EfficientNet-Lite0: ${rows.length} methods in ${s.toFixed(1)} s on ${pool.size} workers`);
+    for (const r of rows) console.log(`    ${r.method.padEnd(22)} ${r.seconds.toFixed(2).padStart(6)} s  +${r.metric_seconds.toFixed(2).padStart(6)} s metrics  ${String(r.forwards).padStart(5)} fwd  del ${r.deletion_auc.toFixed(4)}  ins ${r.insertion_auc.toFixed(4)}  drop ${r.average_drop.toFixed(1)}`);
+    assert.ok(rows.some((r) => r.method === 'cam'), 'CAM runs on Lite0 (global pooling and one linear layer)');
+    await shot(p, 'compare-lite0');
+    await p.close();
   });
 });
 

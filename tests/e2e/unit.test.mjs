@@ -101,7 +101,7 @@ describe('share links', () => {
     const hash = buildShareFragment(state);
     assert.match(hash, /^#v=1&model=vgg_tiny&class=5&method=scorecam&tab=steps&ch=9&sort=contribution&n=4&hide=input%2Cclasses%2Coptions%2Ctabs&img=AAAA$/);
     assert.deepEqual(parse(hash), state);
-    for (const teach of [{ tab: 'faithful', curve: 'insertion', t: 120 }, { tab: 'sanity', stage: 3, sanityMethod: 'gradcampp' }, { tab: 'camera' }]) {
+    for (const teach of [{ tab: 'faithful', curve: 'insertion', t: 120 }, { tab: 'sanity', stage: 3, sanityMethod: 'gradcampp' }, { tab: 'camera' }, { tab: 'compare', compareSort: 'insertion' }]) {
       assert.deepEqual(parse(buildShareFragment({ teach })).teach, teach);
     }
   });
@@ -115,6 +115,8 @@ describe('share links', () => {
     rejects('#v=1&tab=faithful&curve=sideways', /“curve” is not valid/);
     rejects('#v=1&tab=sanity&stage=1234', /“stage” is not valid/);
     rejects('#v=1&tab=sanity&sm=rise', /sanity check method is not one this page offers/);
+    rejects('#v=1&tab=compare&csort=random', /“csort” is not valid/);
+    rejects('#v=1&csort=seconds', /names no view/);
     rejects('#v=1&hide=input,everything', /“hide” is not valid/);
     rejects('#v=1&hide=input,input', /names a control twice/);
     rejects('#v=1&tab=steps&tab=faithful', /“tab” appears 2 times/);

@@ -9,7 +9,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use scorecam::backend::{Backend, Kernels};
-use scorecam::cam::{Method, MethodSpec, OptionValues, METHODS};
+use scorecam::cam::{Method, MethodSpec, OptionValues, Target, METHODS};
 use scorecam::models::{ConvChoice, ConvProbe, DeviceWeights, Model};
 use scorecam::onnx::{ImportOptions, OnnxOptions};
 use scorecam::render::COLORMAPS;
@@ -197,9 +197,15 @@ pub struct MethodArgs {
     /// Faster-Score-CAM: score only the k channels of largest variance (Score-CAM only).
     #[arg(long)]
     pub top_k: Option<usize>,
-    /// A method option, e.g. `-o masks=1000` for RISE (see each method's options in the README).
+    /// A method option, e.g. `-o masks=1000` for RISE, `-o eigen_smooth=1` (see each method's
+    /// options in the README).
     #[arg(long = "option", short = 'o', value_parser = parse_option)]
     pub options: Vec<(String, f64)>,
+    /// The score to explain: softmax (the class's probability), logit, or logit-minus-mean (the
+    /// class's logit minus the mean of the others) [default: each method's own: the logit for
+    /// the gradient methods, the probability for the official Score-CAM, RISE and Group-CAM].
+    #[arg(long, value_parser = parse_target)]
+    pub target: Option<Target>,
 }
 
 impl MethodArgs {
@@ -225,6 +231,10 @@ impl MethodArgs {
     }
 }
 
+fn parse_target(s: &str) -> std::result::Result<Target, String> {
+    Target::from_name(s.trim()).map_err(|e| e.to_string())
+}
+
 fn parse_option(s: &str) -> std::result::Result<(String, f64), String> {
     let (name, value) = s.split_once('=').ok_or("an option is NAME=VALUE, e.g. masks=1000")?;
     Ok((name.trim().to_string(), value.trim().parse().map_err(|_| format!("option {name}: {value:?} is not a number"))?))
@@ -235,13 +245,43 @@ pub fn parse_method(name: &str) -> std::result::Result<String, String> {
     scorecam::cam::registry::spec(name.trim()).map(|s| s.name.to_string()).map_err(|e| e.to_string())
 }
 
+/// Named sets of methods `--methods` takes besides names: `cam-family` (every CAM method that
+/// is not costly: what `scorecam compare` runs by default and docs/evaluation.md tabulates) and
+/// `all` (every CAM method, SS-CAM and IS-CAM included; not the pixel baselines).
+pub const METHOD_SETS: [&str; 2] = ["cam-family", "all"];
+
+/// A `--methods` value: a method's name or one of [`METHOD_SETS`].
+pub fn parse_method_or_set(name: &str) -> std::result::Result<String, String> {
+    let name = name.trim();
+    if METHOD_SETS.contains(&name) { Ok(name.to_string()) } else { parse_method(name) }
+}
+
+/// Method names with the sets expanded, in the registry's order, each once.
+pub fn expand_sets(names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        let members: Vec<String> = match name.as_str() {
+            "cam-family" => METHODS.iter().filter(|s| s.kind == scorecam::cam::MethodKind::Cam && !s.costly).map(|s| s.name.to_string()).collect(),
+            "all" => METHODS.iter().filter(|s| s.kind == scorecam::cam::MethodKind::Cam).map(|s| s.name.to_string()).collect(),
+            other => vec![other.to_string()],
+        };
+        for m in members {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
 /// `--help` for the method flags: every method of the registry with its summary and options.
 pub fn methods_help() -> String {
     let mut help = String::from("A saliency method:");
     for s in &METHODS {
         let options: Vec<String> = s.options.iter().map(|o| format!("{}={}", o.name, o.default.map_or("off".into(), |d| d.to_string()))).collect();
         let options = if options.is_empty() { String::new() } else { format!(" [options: {}]", options.join(", ")) };
-        help.push_str(&format!("\n  {}: {}{options}", s.name, s.summary));
+        let target = s.target.map_or("no target".to_string(), |t| format!("target {t}"));
+        help.push_str(&format!("\n  {}: {} ({target}){options}", s.name, s.summary));
     }
     help
 }

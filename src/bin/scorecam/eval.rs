@@ -8,10 +8,10 @@ use clap::ValueEnum;
 use scorecam::eval::{self, report};
 use scorecam::metrics::Metric;
 
-use crate::args::{parse_method, methods_help, progress_bar, MethodArgs, ModelArgs};
+use crate::args::{expand_sets, methods_help, parse_method_or_set, progress_bar, MethodArgs, ModelArgs};
 
 #[derive(Clone, Copy, ValueEnum)]
-enum TargetArg {
+enum ClassArg {
     Predicted,
     Label,
 }
@@ -26,8 +26,9 @@ pub struct Args {
     model: ModelArgs,
     #[arg(long)]
     data: PathBuf,
-    /// Comma-separated method names.
-    #[arg(long, value_delimiter = ',', default_value = "gradcam,gradcampp,scorecam", value_parser = parse_method, long_help = methods_help())]
+    /// Comma-separated method names, or `cam-family` (every CAM method but the costly ones:
+    /// SS-CAM, IS-CAM) or `all` (every CAM method).
+    #[arg(long, value_delimiter = ',', default_value = "gradcam,gradcampp,scorecam", value_parser = parse_method_or_set, long_help = methods_help())]
     methods: Vec<String>,
     /// Comma-separated: ad-ai-library, ad-ai-paper, deletion, insertion, pointing-game.
     #[arg(long, value_delimiter = ',', default_value = "ad-ai-library,ad-ai-paper,deletion,insertion,pointing-game")]
@@ -46,7 +47,7 @@ pub struct Args {
     method_args: MethodArgs,
     /// Explain the predicted (top-1) class or the ground-truth label.
     #[arg(long, value_enum, default_value = "predicted")]
-    target: TargetArg,
+    class: ClassArg,
     /// Save every map as maps/<image>__<method>.npy (for the cross-check).
     #[arg(long)]
     save_maps: bool,
@@ -70,8 +71,7 @@ pub fn run(mut a: Args) -> Result<()> {
         a.method_args.options.push(("masks".into(), n as f64));
     }
     // Method-specific options go to the methods that take them; a shared flag may be absent from some.
-    let methods = a
-        .methods
+    let methods = expand_sets(&a.methods)
         .iter()
         .map(|name| {
             let spec = scorecam::cam::registry::spec(name)?;
@@ -81,16 +81,16 @@ pub fn run(mut a: Args) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let metrics = a.metrics.iter().map(|m| Metric::from_name(m.trim())).collect::<Result<Vec<_>, _>>()?;
-    let target = match a.target {
-        TargetArg::Predicted => eval::Target::Predicted,
-        TargetArg::Label => eval::Target::Label,
+    let class = match a.class {
+        ClassArg::Predicted => eval::ClassChoice::Predicted,
+        ClassArg::Label => eval::ClassChoice::Label,
     };
     let (_session, mut model) = a.model.session()?;
     if let Some(source) = &a.source {
         model = std::sync::Arc::new(eval::f32_model(&model, source)?);
     }
     if !a.report_only {
-        let opts = eval::EvalOptions { methods, metrics, out: a.out.clone(), limit: a.limit, shard: a.shard, batch_size: a.method_args.batch_size, target, save_maps: a.save_maps };
+        let opts = eval::EvalOptions { methods, metrics, out: a.out.clone(), limit: a.limit, shard: a.shard, batch_size: a.method_args.batch_size, class, target: a.method_args.target, save_maps: a.save_maps };
         let bar = progress_bar("image x method");
         let path = pollster::block_on(eval::run(&model, &a.data, &opts, &mut |done, total, what| {
             bar.set_length(total as u64);

@@ -66,8 +66,9 @@ struct Files {
 pub fn run(a: Args) -> Result<()> {
     let cmap = Colormap::from_name(&a.colormap)?;
     let spec = scorecam::cam::registry::spec(&a.method)?;
-    let request = ExplainRequest { class: a.class, method: spec.name.to_string(), options: a.method_args.values(spec) };
-    request.method()?; // a flag the method does not take fails before any work
+    let request = ExplainRequest { class: a.class, method: spec.name.to_string(), options: a.method_args.values(spec), target: a.method_args.target };
+    // A flag the method does not take, or a target it takes none of, fails before any work.
+    request.method()?.spec().resolve_target(request.target)?;
     let (mut session, model) = a.model.session()?;
     let photo = image_input::read(&a.image)?;
     session.set_image(pollster::block_on(PreparedImage::new(model.clone(), &photo))?)?;
@@ -104,11 +105,15 @@ pub fn run(a: Args) -> Result<()> {
             println!("  {:>5.1}%  {:>4}  {}", t.probability * 100.0, t.class, t.name);
         }
         let e = &summary.explained;
-        println!("explained: {} {} ({:.1}%) with {}", e.class, e.name, e.probability * 100.0, spec.display_name);
+        let target = summary.target.map_or(String::new(), |t| format!(", its {t}"));
+        println!("explained: {} {} ({:.1}%) with {}{target}", e.class, e.name, e.probability * 100.0, spec.display_name);
+        let st = &summary.stats;
         println!(
-            "{} forwards ({} constant channels skipped) in {seconds:.1} s; overlay -> {}",
-            summary.stats.forwards,
-            summary.stats.skipped_constant,
+            "{} forwards, {} head passes, {} backwards ({} constant channels skipped) in {seconds:.1} s; overlay -> {}",
+            st.forwards,
+            st.head_forwards,
+            st.backwards,
+            st.skipped_constant,
             a.out.display()
         );
         println!("map -> {}", map_out.display());

@@ -4,6 +4,7 @@
 mod accuracy;
 mod args;
 mod bench;
+mod compare;
 mod convert;
 mod eval;
 mod explain;
@@ -23,6 +24,7 @@ struct Cli {
 enum Command {
     Convert(convert::Args),
     Explain(explain::Args),
+    Compare(compare::Args),
     Info(info::Args),
     Accuracy(accuracy::Args),
     Eval(eval::Args),
@@ -35,6 +37,7 @@ fn main() {
     let result = match Cli::parse().command {
         Command::Convert(a) => convert::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Compare(a) => compare::run(a),
         Command::Info(a) => info::run(a),
         Command::Accuracy(a) => accuracy::run(a),
         Command::Eval(a) => eval::run(a),

@@ -151,6 +151,15 @@ impl Conv {
         }
     }
 
+    /// The bias, f32 on the device (FullGrad reads it).
+    pub fn bias(&self) -> Tensor<1> {
+        match (&self.int8, &self.float) {
+            (Some(q), _) => q.bias.val(),
+            (None, Some(conv)) => conv.bias.as_ref().expect("every conv here has a bias").val(),
+            (None, None) => unreachable!("a conv has f32 or int8 weights"),
+        }
+    }
+
     /// Weights and biases, counted.
     pub fn parameters(&self) -> usize {
         self.shape.cout * (self.shape.depth() + 1)
