@@ -303,7 +303,9 @@ impl Planner<'_> {
             }
             "ConstantOfShape" => {
                 let dims: Vec<usize> = fold::as_i64(self.need_known(node, 0, "shape")?).into_iter().map(|d| usize::try_from(d).unwrap_or(0)).collect();
-                let n: usize = dims.iter().product();
+                let Some(n) = fold::folded_elements(&dims) else {
+                    return Err(self.fail(node, format!("makes a constant of shape {dims:?} (at most {} elements)", fold::MAX_FOLDED)));
+                };
                 let value = attrs.tensor("value")?.unwrap_or(Tensor { dims: vec![1], data: Data::F32(vec![0.0]) });
                 let data = match value.data {
                     Data::F32(v) => Data::F32(vec![v.first().copied().unwrap_or(0.0); n]),
@@ -317,8 +319,15 @@ impl Planner<'_> {
                 if delta == 0 {
                     return Err(self.fail(node, "steps by 0"));
                 }
-                let n = ((limit - start) as f64 / delta as f64).ceil().max(0.0) as usize;
-                let v: Vec<i64> = (0..n as i64).map(|i| start + i * delta).collect();
+                // In i128 and checked: the bounds come from the file.
+                let n = ((limit as i128 - start as i128) as f64 / delta as f64).ceil().max(0.0);
+                if n > fold::MAX_FOLDED as f64 {
+                    return Err(self.fail(node, format!("ranges over {n} values (at most {})", fold::MAX_FOLDED)));
+                }
+                let v: Vec<i64> = (0..n as i64)
+                    .map(|i| i.checked_mul(delta).and_then(|x| x.checked_add(start)))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| self.fail(node, "ranges past 64 bits"))?;
                 self.bind_known(node, Tensor { dims: vec![v.len()], data: Data::I64(v) });
             }
             "Gather" if all_known => {
