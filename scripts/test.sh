@@ -10,8 +10,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}"
 scripts/setup.sh
 scripts/setup_web.sh
 
-echo "== unit, fixture and CLI tests"
+echo "== unit, fixture and CLI tests (the fuzz harnesses beside Burn among them: src/fuzz.rs)"
 cargo test --release --locked --workspace
+echo "== the parsers' fuzz harnesses (crates/formats/tests/fuzz.rs), 3 s of random inputs each after the stored corpus (formats has overflow checks on in release)"
+BOLERO_RANDOM_TEST_TIME_MS=3000 cargo test --release --locked -p scorecam-formats --test fuzz
 echo "== the fixture suite again on the wgpu backend (Vulkan; lavapipe where there is no GPU)"
 if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -41,4 +41,8 @@ pub mod eval;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod npy;
 
+// The fuzz harnesses of the parsers beside Burn (docs/security.md).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod fuzz;
+
 pub use error::{Error, Result};

@@ -3,7 +3,7 @@
 use image::{Rgb, RgbImage};
 use serde::Serialize;
 
-use crate::imageops::upsample::resize_map;
+use crate::imageops::upsample::{resize_map, try_resize_map};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +71,13 @@ pub fn map_to_image_size(map: &[f32], size: usize, width: u32, height: u32) -> V
     resize_map(map, size, size, height as usize, width as usize)
 }
 
+/// A `size x size` map from outside (the page's `renderHeatmap`) resized to `width x height` and
+/// coloured, as RGBA bytes: sizes refused with a reason ([`crate::imageops::upsample::check_resize`]), never wrapped.
+pub fn heatmap_canvas(map: &[f32], size: usize, width: u32, height: u32, cmap: Colormap) -> Result<Vec<u8>> {
+    let resized = try_resize_map(map, size, size, height as usize, width as usize).map_err(Error::Invalid)?;
+    Ok(heatmap_rgba(&resized, cmap))
+}
+
 /// The map in colour, at the map's own size.
 pub fn heatmap(map: &[f32], width: u32, height: u32, cmap: Colormap) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| Rgb(cmap.color(map[(y * width + x) as usize])))
@@ -109,6 +116,17 @@ mod tests {
             assert_eq!(round_u8(v), v.round() as u8, "{v}");
         }
         assert_eq!(round_u8(f32::NAN), f32::NAN.round() as u8);
+    }
+
+    /// `renderHeatmap`'s sizes (issue 35, 12): a 65536 px map with no values (65536^2 is 0 in
+    /// wasm32's usize), a 2^32 px one (0 natively), a canvas past 2^28 pixels: each an error.
+    #[test]
+    fn heatmap_canvas_refuses_sizes_that_wrap() {
+        for (map, size, width, height) in [(&[][..], 65536, 16, 16), (&[], 1 << 32, 16, 16), (&[0.5; 4], 2, 1 << 15, 1 << 14), (&[0.5; 4], 2, 0, 4)] {
+            let err = heatmap_canvas(map, size, width, height, Colormap::Jet).unwrap_err().to_string();
+            assert!(err.contains("map"), "{size} -> {width}x{height}: {err}");
+        }
+        assert_eq!(heatmap_canvas(&[0.0, 0.0, 1.0, 1.0], 2, 3, 2, Colormap::Jet).unwrap().len(), 3 * 2 * 4);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::Backend;
 use crate::cam::{self, Reporter};
-use crate::imageops::upsample::resize_map;
+use crate::imageops::upsample::try_resize_map;
 use crate::error::Error;
 use crate::image_input;
 use crate::models::{ConvChoice, ConvProbe, MAX_BINDING_BYTES};
@@ -655,11 +655,8 @@ pub fn colormaps() -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = renderHeatmap)]
 pub fn render_heatmap(map: &[f32], size: usize, width: u32, height: u32, colormap: &str) -> Result<Vec<u8>, JsValue> {
     let cmap = Colormap::from_name(colormap).map_err(js_error)?;
-    if size == 0 || map.len() != size * size || width == 0 || height == 0 || width as u64 * height as u64 > 1 << 28 {
-        return Err(invalid("renderHeatmap: bad map or canvas size"));
-    }
-    let resized = crate::render::map_to_image_size(map, size, width, height);
-    Ok(crate::render::heatmap_rgba(&resized, cmap))
+    // Every size product checked (65536^2 wraps to 0 in wasm32's usize): render.rs's tests.
+    crate::render::heatmap_canvas(map, size, width, height, cmap).map_err(|e| invalid(format!("renderHeatmap: {e}")))
 }
 
 /// `n` colours from 0 to 1 as RGBA bytes (the legend).
@@ -674,10 +671,10 @@ pub fn colormap_strip(colormap: &str, n: usize) -> Result<Vec<u8>, JsValue> {
 /// A `size x size` map resampled to `out x out` (bilinear), e.g. to 224x224 for scripts.
 #[wasm_bindgen(js_name = resizeMap)]
 pub fn resize_square_map(map: &[f32], size: usize, out: usize) -> Result<Vec<f32>, JsValue> {
-    if size == 0 || map.len() != size * size || out == 0 || out > 8192 {
-        return Err(invalid("resizeMap: bad sizes"));
+    if out > 8192 {
+        return Err(invalid("resizeMap: an output above 8192 pixels"));
     }
-    Ok(resize_map(map, size, size, out, out))
+    try_resize_map(map, size, size, out, out).map_err(|e| invalid(format!("resizeMap: {e}")))
 }
 
 /// RISE's area under a curve, as `scorecam eval` reports it.

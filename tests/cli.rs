@@ -111,6 +111,33 @@ fn bad_weight_files_give_clear_errors() {
     assert!(!o.status.success() && stderr(&o).contains("junk.pth"), "{}", stderr(&o));
 }
 
+/// A manifest names a weight file beside it and nothing else: `../` or an absolute path is
+/// refused before anything is read, even where the file it names exists and would load (issue
+/// 35, 14; the page allows only `^[\w.-]+$` too).
+#[test]
+fn a_manifest_naming_a_file_outside_its_folder_is_refused() {
+    let scratch = tmp("manifest-path");
+    let dir = scratch.path();
+    let weights = convert_fixture(dir);
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tiny.json")).unwrap()).unwrap();
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let image = repo().join("tests/fixtures/vgg_tiny/input.png");
+    for (name, file) in [("beside", "tiny.safetensors".to_string()), ("up", "../tiny.safetensors".to_string()), ("absolute", weights.display().to_string()), ("dot", ".".to_string())] {
+        let mut m = manifest.clone();
+        m["weights"]["file"] = file.clone().into();
+        let path = sub.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+        let o = scorecam(&["explain", image.to_str().unwrap(), "--model", path.to_str().unwrap()]);
+        if name == "beside" {
+            // sub/ holds no tiny.safetensors: the read fails, after the name was accepted
+            assert!(!o.status.success() && stderr(&o).contains("weights") && !stderr(&o).contains("plain file name"), "{}", stderr(&o));
+            continue;
+        }
+        assert!(!o.status.success() && stderr(&o).contains("a weight file must be a plain file name beside the manifest") && stderr(&o).contains(&format!("{file:?}")), "{file}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn convert_makes_the_output_folder_and_says_a_write_error_once() {
     let scratch = tmp("convert-out");
@@ -272,6 +299,51 @@ fn eval_writes_the_paper_tables_resumes_and_shards() {
         assert_eq!(a["maps_compared"], 3, "{method}");
         assert!((a["map_pearson_min"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{method}");
     }
+}
+
+/// `eval` over a folder a kill, a careless copy and a bad row have been at (issue 35, 13): the
+/// records end in a torn line, two images share a stem (`images/a.png`, `other/a.png`), one
+/// file is not an image and one label is outside the model's 10 classes. Every record is read
+/// back, each image keeps its map, the two bad rows are recorded as failed and the run goes on;
+/// a resume redoes nothing.
+#[test]
+fn eval_goes_on_past_torn_lines_shared_stems_and_bad_rows() {
+    let scratch = tmp("eval-hostile");
+    let dir = scratch.path();
+    let weights = convert_fixture(dir);
+    let data = tiny_dataset(dir);
+    std::fs::create_dir_all(data.join("other")).unwrap();
+    image::open(data.join("images/b.png")).unwrap().save(data.join("other/a.png")).unwrap();
+    std::fs::write(data.join("images/junk.png"), b"not a png").unwrap();
+    std::fs::write(
+        data.join("labels.csv"),
+        "file,class_index\nimages/a.png,5\nimages/junk.png,3\nother/a.png,2\nimages/c.png,99\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // what a kill mid-write leaves: half a record, no newline
+    std::fs::write(out.join("records.jsonl"), "{\"image\":\"images/c.png\",\"ind").unwrap();
+    let args = ["eval", "--model", weights.to_str().unwrap(), "--data", data.to_str().unwrap(), "--methods", "gradcam", "--metrics", "deletion", "--class", "label", "--out", out.to_str().unwrap(), "--save-maps"];
+    let o = scorecam(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(out.join("records.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let images: Vec<&str> = records.iter().map(|r| r["image"].as_str().unwrap()).collect();
+    assert_eq!(images, ["images/a.png", "images/junk.png", "other/a.png", "images/c.png"], "{text}");
+    let error = |i: usize| records[i]["error"].as_str().unwrap_or("").to_string();
+    assert!(error(1).contains("junk.png"), "{}", error(1));
+    assert!(error(3).contains("label 99") && error(3).contains("10 classes"), "{}", error(3));
+    assert!(records[0].get("error").is_none() && records[2].get("error").is_none());
+    let mut maps: Vec<String> = std::fs::read_dir(out.join("maps")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    maps.sort();
+    assert_eq!(maps, ["images%2Fa.png__gradcam.npy", "other%2Fa.png__gradcam.npy"]);
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("2 images") && md.contains("2 (image, method) pairs failed"), "{md}");
+    // Resumed: every pair is there, failed ones included.
+    let o = scorecam(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(out.join("records.jsonl")).unwrap(), text);
 }
 
 #[test]

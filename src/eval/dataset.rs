@@ -25,6 +25,13 @@ pub struct Sample {
 pub fn read_labels(dir: &Path) -> Result<Vec<Sample>> {
     let path = dir.join("labels.csv");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+    parse_labels(&text, dir)
+}
+
+/// The rows of `dir/labels.csv`, whose text is `text` (images are read only for the size of
+/// one with boxes and no `width`/`height`).
+pub fn parse_labels(text: &str, dir: &Path) -> Result<Vec<Sample>> {
+    let path = dir.join("labels.csv");
     let bad = |msg: String| Error::Invalid(format!("{}: {msg}", path.display()));
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
@@ -37,7 +44,7 @@ pub fn read_labels(dir: &Path) -> Result<Vec<Sample>> {
         let cell = |i: usize| cells.get(i).copied().ok_or_else(|| bad(format!("row {} has too few columns", index + 2)));
         let number = |i: Option<usize>| -> Result<Option<f64>> {
             match i {
-                Some(i) => cell(i)?.trim().parse().map(Some).map_err(|_| bad(format!("row {}: not a number", index + 2))),
+                Some(i) => cell(i)?.trim().parse::<f64>().ok().filter(|v| v.is_finite()).map(Some).ok_or_else(|| bad(format!("row {}: not a number", index + 2))),
                 None => Ok(None),
             }
         };
@@ -63,11 +70,11 @@ pub fn read_labels(dir: &Path) -> Result<Vec<Sample>> {
     Ok(out)
 }
 
-fn parse_boxes(cell: &str) -> std::result::Result<Vec<BoundingBox>, String> {
+pub fn parse_boxes(cell: &str) -> std::result::Result<Vec<BoundingBox>, String> {
     cell.split(';')
         .filter(|b| !b.trim().is_empty())
         .map(|b| {
-            let v: Vec<f64> = b.split_whitespace().map(|x| x.parse::<f64>().map_err(|_| format!("bad box {b:?}"))).collect::<std::result::Result<_, _>>()?;
+            let v: Vec<f64> = b.split_whitespace().map(|x| x.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("bad box {b:?}"))).collect::<std::result::Result<_, _>>()?;
             match v[..] {
                 [x1, y1, x2, y2] => Ok(BoundingBox { x1, y1, x2, y2 }),
                 _ => Err(format!("a box needs 4 numbers: {b:?}")),

@@ -67,6 +67,31 @@ pub struct Record {
     pub curves: BTreeMap<String, Vec<f32>>,
     /// The metrics that ran (a resumed run with more metrics redoes the record).
     pub metrics: Vec<String>,
+    /// Why the pair could not be evaluated (the image unreadable, its label outside the model's
+    /// classes): recorded so that a resumed run goes on past it; the tables leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Record {
+    /// The record of a pair that failed for `why`.
+    fn failed(sample: &Sample, method: &Method, metrics: &[Metric], why: String) -> Self {
+        Self {
+            image: sample.file.clone(),
+            index: sample.index,
+            label: sample.label,
+            class: 0,
+            probability: 0.0,
+            method: method.name().to_string(),
+            target: None,
+            seconds: 0.0,
+            forwards: 0,
+            scores: BTreeMap::new(),
+            curves: BTreeMap::new(),
+            metrics: metrics.iter().map(|m| m.name().to_string()).collect(),
+            error: Some(why),
+        }
+    }
 }
 
 impl Record {
@@ -105,8 +130,42 @@ pub fn load_records(dir: &Path) -> Result<Vec<Record>> {
     Ok(records)
 }
 
-/// The file name a map is saved under: `<image stem>__<method>.npy` (the method's record key).
+/// Opens this shard's records for appending. A run killed mid-write leaves a torn last line
+/// without its newline: one is added first, so that the next record starts a line of its own
+/// (and only the torn one is lost, which [`load_records`] skips).
+pub fn open_records(path: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e| Error::io(path.display(), e);
+    let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.len() > 0 {
+        let mut last = [0u8];
+        file.seek(SeekFrom::End(-1)).and_then(|_| file.read_exact(&mut last)).map_err(io)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n").map_err(io)?;
+        }
+    }
+    Ok(file)
+}
+
+/// The file name a map is saved under: `<image>__<method>.npy`, `<image>` being the path as
+/// labels.csv writes it with every byte outside `[A-Za-z0-9._-]` as `%XX` (`images/a.png` ->
+/// `images%2Fa.png`), so that two images never share a name (`a/x.jpg` and `b/x.jpg`, `x.jpg` and
+/// `x.png`). scripts/eval_reference.py names its maps alike.
 pub fn map_file_name(image: &str, method: &str) -> String {
+    let mut name = String::with_capacity(image.len() + method.len() + 6);
+    for b in image.bytes() {
+        if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+            name.push(b as char);
+        } else {
+            name.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{name}__{method}.npy")
+}
+
+/// The name maps had before [`map_file_name`] (the image's stem only): a reference run saved
+/// then is still read.
+pub(crate) fn legacy_map_file_name(image: &str, method: &str) -> String {
     let stem = Path::new(image).file_stem().and_then(|s| s.to_str()).unwrap_or(image);
     format!("{stem}__{method}.npy")
 }
@@ -161,6 +220,7 @@ pub async fn evaluate(model: &Model, forwarded: &cam::Forwarded, sample: &Sample
         scores,
         curves,
         metrics: metrics.iter().map(|m| m.name().to_string()).collect(),
+        error: None,
     };
     Ok((record, e.map))
 }
@@ -186,7 +246,12 @@ pub async fn run(model: &Model, data: &Path, opts: &EvalOptions, on_step: &mut d
         .collect();
     let key = |m: &Method| record_key(m.name(), method_target(m, opts.target));
     let path = records_path(&opts.out, opts.shard);
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(path.display(), e))?;
+    let mut file = open_records(&path)?;
+    let mut append = |record: &Record| -> Result<()> {
+        let line = serde_json::to_string(record).map_err(|e| Error::Invalid(e.to_string()))?;
+        writeln!(file, "{line}").and_then(|_| file.flush()).map_err(|e| Error::io(path.display(), e))
+    };
+    let classes = model.num_classes();
     let total = samples.len() * opts.methods.len();
     let mut step = 0;
     for sample in &samples {
@@ -196,7 +261,25 @@ pub async fn run(model: &Model, data: &Path, opts: &EvalOptions, on_step: &mut d
             on_step(step, total, "");
             continue;
         }
-        let image = image_input::read(&sample.path)?;
+        // What is wrong with this image alone is recorded, and the run goes on.
+        let image = match image_input::read(&sample.path) {
+            Err(e) => Err(e.to_string()),
+            Ok(_) if opts.class == ClassChoice::Label && sample.label >= classes => {
+                Err(format!("{}: label {} is outside the model's {classes} classes", sample.file, sample.label))
+            }
+            Ok(image) => Ok(image),
+        };
+        let image = match image {
+            Ok(image) => image,
+            Err(why) => {
+                for method in todo {
+                    append(&Record::failed(sample, method, &opts.metrics, why.clone()))?;
+                    step += 1;
+                    on_step(step, total, "");
+                }
+                continue;
+            }
+        };
         let input = image_input::to_input(&image, model.input_size(), &model.manifest.normalisation);
         let forwarded = cam::forward_image(model, &input).await?;
         let class = match opts.class {
@@ -209,8 +292,7 @@ pub async fn run(model: &Model, data: &Path, opts: &EvalOptions, on_step: &mut d
             if opts.save_maps {
                 write_npy(&maps_dir.join(map_file_name(&sample.file, &record.key())), &map, model.input_size())?;
             }
-            let line = serde_json::to_string(&record).map_err(|e| Error::Invalid(e.to_string()))?;
-            writeln!(file, "{line}").and_then(|_| file.flush()).map_err(|e| Error::io(path.display(), e))?;
+            append(&record)?;
             step += 1;
             on_step(step, total, "");
         }
@@ -222,4 +304,43 @@ pub async fn run(model: &Model, data: &Path, opts: &EvalOptions, on_step: &mut d
 /// (what `--source` evaluates, and accuracy compares with).
 pub fn f32_model(model: &Model, source: &Path) -> Result<Model> {
     model.with_tensors(crate::convert::canonical_tensors(crate::convert::read_state_dict(source)?, model.arch)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two images never share a map file (issue 35, 13): not `a/x.jpg` and `b/x.jpg`, nor
+    /// `x.jpg` and `x.png`, nor names that only an escape would tell apart.
+    #[test]
+    fn map_file_names_are_unique() {
+        let images = ["a/x.jpg", "b/x.jpg", "x.jpg", "x.png", "a%2Fx.jpg", "a\\x.jpg", "a x.jpg", "ä.jpg"];
+        let names: std::collections::HashSet<String> = images.iter().map(|i| map_file_name(i, "scorecam")).collect();
+        assert_eq!(names.len(), images.len(), "{names:?}");
+        assert_eq!(map_file_name("images/a.png", "gradcam"), "images%2Fa.png__gradcam.npy");
+        assert!(names.iter().all(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-%".contains(&b))), "{names:?}");
+    }
+
+    /// A torn last line (a killed run) gets its newline before the next append, so the next
+    /// record is read back, not glued onto it and dropped (issue 35, 13).
+    #[test]
+    fn appending_after_a_torn_line_starts_a_new_one() {
+        let scratch = tempfile::Builder::new().prefix("scorecam-records-").tempdir().unwrap();
+        let path = scratch.path().join("records.jsonl");
+        let record = |image: &str| Record { image: image.into(), index: 0, label: 1, class: 1, probability: 0.5, method: "gradcam".into(), seconds: 0.1, forwards: 1, scores: BTreeMap::new(), curves: BTreeMap::new(), metrics: vec![], error: None };
+        let whole = serde_json::to_string(&record("a.png")).unwrap();
+        std::fs::write(&path, format!("{whole}\n{}", &whole[..whole.len() / 2])).unwrap();
+        let mut file = open_records(&path).unwrap();
+        writeln!(file, "{}", serde_json::to_string(&record("b.png")).unwrap()).unwrap();
+        drop(file);
+        let images: Vec<String> = load_records(scratch.path()).unwrap().into_iter().map(|r| r.image).collect();
+        assert_eq!(images, ["a.png", "b.png"]);
+        // A file that ends whole, or is empty, is left as it is.
+        let before = std::fs::read(&path).unwrap();
+        drop(open_records(&path).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let empty = scratch.path().join("records-0-of-2.jsonl");
+        drop(open_records(&empty).unwrap());
+        assert_eq!(std::fs::read(&empty).unwrap(), b"");
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{map_file_name, Record};
+use super::{legacy_map_file_name, map_file_name, Record};
 use crate::npy::read_npy;
 use crate::cam::Method;
 use crate::error::{Error, Result};
@@ -26,6 +26,9 @@ pub struct Mean {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub images: usize,
+    /// The (image, method) pairs recorded as failed (an unreadable image, a label outside the
+    /// model's classes), left out of every mean.
+    pub failed: usize,
     pub methods: BTreeMap<String, MethodSummary>,
 }
 
@@ -45,7 +48,8 @@ pub fn summarise(records: &[Record]) -> Summary {
     for r in records {
         latest.insert((r.image.clone(), r.key()), r);
     }
-    for r in latest.values() {
+    let failed = latest.values().filter(|r| r.error.is_some()).count();
+    for r in latest.values().filter(|r| r.error.is_none()) {
         images.insert(r.image.clone());
         by_method.entry(r.key()).or_default().push(r);
     }
@@ -78,7 +82,7 @@ pub fn summarise(records: &[Record]) -> Summary {
             (name, summary)
         })
         .collect();
-    Summary { images: images.len(), methods }
+    Summary { images: images.len(), failed, methods }
 }
 
 /// Drops the records whose (image, method) pair the other run lacks.
@@ -152,7 +156,12 @@ pub fn agreement(ours: &Summary, reference: &Summary, ours_dir: &Path, reference
                 continue;
             }
             let name = map_file_name(&rec.image, method);
-            if let (Some(a), Some(b)) = (read_npy(&ours_dir.join("maps").join(&name))?, read_npy(&reference_dir.join("maps").join(&name))?)
+            // A reference saved before maps were named by their whole path has stems only.
+            let theirs = match read_npy(&reference_dir.join("maps").join(&name))? {
+                None => read_npy(&reference_dir.join("maps").join(legacy_map_file_name(&rec.image, method)))?,
+                found => found,
+            };
+            if let (Some(a), Some(b)) = (read_npy(&ours_dir.join("maps").join(&name))?, theirs)
                 && a.len() == b.len()
             {
                 // identical maps agree fully, also constant ones (where Pearson is undefined)
@@ -182,6 +191,9 @@ pub fn write(out: &Path, title: &str, ours: &Summary, reference: Option<(&Summar
         md.push_str(" Each cell: ours / reference (PyTorch).");
     }
     md.push('\n');
+    if ours.failed > 0 {
+        let _ = writeln!(md, "\n{} (image, method) pairs failed (an unreadable image, a label outside the model's classes) and are left out: see `error` in the records.", ours.failed);
+    }
     for (table, heading) in [(1, "Table 1 — Average Drop and Average Increase"), (2, "Table 2 — Deletion and Insertion (AUC of the class probability)"), (3, "Table 3 — Localisation: energy-based pointing game")] {
         let rows: Vec<_> = ROWS.iter().filter(|r| r.0 == table && methods.iter().any(|m| cell(ours, m, r.2, 0).is_some())).collect();
         if rows.is_empty() {

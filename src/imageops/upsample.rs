@@ -22,8 +22,46 @@ pub fn bilinear_matrix(input: usize, output: usize, align_corners: bool) -> Vec<
     m
 }
 
-/// Resizes one `h x w` map to `out_h x out_w` on the host.
+/// The most values a map, its resized copy, or a buffer made on the way may hold: 2^28 (1 GiB of
+/// f32; the largest canvas the page draws). Below 2^32, so a product that passes is the same on
+/// wasm32, where `usize` is 32 bits, as natively.
+pub const MAX_MAP_VALUES: usize = 1 << 28;
+
+/// Whether an `h x w` map of `len` values can be resized to `out_h x out_w`: every size at least 1,
+/// `len == h * w`, and every product [`resize_map`] allocates (the map, the output, the row pass,
+/// each axis' matrix) at most [`MAX_MAP_VALUES`], computed without overflow on any target.
+pub fn check_resize(len: usize, h: usize, w: usize, out_h: usize, out_w: usize) -> Result<(), String> {
+    if [h, w, out_h, out_w].contains(&0) {
+        return Err(format!("a {h}x{w} map resized to {out_h}x{out_w}: every size must be at least 1"));
+    }
+    let product = |a: usize, b: usize| a.checked_mul(b).filter(|n| *n <= MAX_MAP_VALUES);
+    let Some(values) = product(h, w) else {
+        return Err(format!("a {h}x{w} map is larger than {MAX_MAP_VALUES} values"));
+    };
+    if len != values {
+        return Err(format!("a {h}x{w} map holds {values} values, not {len}"));
+    }
+    if [(out_h, out_w), (h, out_w), (out_h, h), (out_w, w)].iter().any(|&(a, b)| product(a, b).is_none()) {
+        return Err(format!("a {h}x{w} map resized to {out_h}x{out_w} needs more than {MAX_MAP_VALUES} values"));
+    }
+    Ok(())
+}
+
+/// [`resize_map`] of sizes that came from outside (the page, a file): refused with the reason
+/// ([`check_resize`]) rather than a panic or a wrapped size.
+pub fn try_resize_map(map: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Result<Vec<f32>, String> {
+    check_resize(map.len(), h, w, out_h, out_w)?;
+    Ok(resize_unchecked(map, h, w, out_h, out_w))
+}
+
+/// Resizes one `h x w` map to `out_h x out_w` on the host. Sizes the caller made itself (a
+/// model's map to its input); panics with [`check_resize`]'s reason on others: use
+/// [`try_resize_map`] for those.
 pub fn resize_map(map: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
+    try_resize_map(map, h, w, out_h, out_w).unwrap_or_else(|e| panic!("resize_map: {e}"))
+}
+
+fn resize_unchecked(map: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
     let rh = bilinear_matrix(h, out_h, false);
     let rw = bilinear_matrix(w, out_w, false);
     // rows first: tmp[i][x] = sum_j map[i][j] * rw[x][j], over the (at most two) non-zero taps
@@ -78,5 +116,29 @@ mod tests {
         }
         let out = resize_map(&[3.5; 49], 7, 7, 224, 224);
         assert!(out.iter().all(|v| (v - 3.5).abs() < 1e-5));
+    }
+
+    /// Sizes from the page (`renderHeatmap`, `resizeMap`) or a file: a map of 65536 x 65536 with
+    /// no values (65536^2 wraps to 0 on wasm32) or of 2^32 x 2^32 (wraps natively), a size of 0,
+    /// a product past 2^28: each refused with its reason, not a panic or a huge allocation
+    /// (issue 35, 12).
+    #[test]
+    fn outside_sizes_are_refused_not_wrapped() {
+        let cases: [(&[f32], [usize; 4], &str); 8] = [
+            (&[], [65536, 65536, 16, 16], "larger than 268435456 values"),
+            (&[0.0; 3], [2, 2, 4, 4], "holds 4 values, not 3"),
+            (&[], [1 << 32, 1 << 32, 16, 16], "larger than"),
+            (&[], [usize::MAX, 2, 16, 16], "larger than"),
+            (&[1.0], [1, 1, 0, 4], "at least 1"),
+            (&[], [0, 0, 4, 4], "at least 1"),
+            (&[1.0], [1, 1, 1 << 16, 1 << 16], "needs more than"),
+            (&[1.0; 4], [2, 2, 1, usize::MAX], "needs more than"),
+        ];
+        for (map, [h, w, oh, ow], says) in cases {
+            let err = try_resize_map(map, h, w, oh, ow).unwrap_err();
+            assert!(err.contains(says), "{h}x{w} -> {oh}x{ow}: {err}");
+        }
+        assert_eq!(try_resize_map(&[0.0, 1.0], 1, 2, 1, 4).unwrap(), [0.0, 0.25, 0.75, 1.0]);
+        assert_eq!(try_resize_map(&[2.0], 1, 1, 1 << 14, 1 << 14).unwrap().len(), 1 << 28);
     }
 }

@@ -271,3 +271,44 @@ fn fold_batch_norms(mut t: NamedTensors) -> Result<NamedTensors> {
     t.expect_consumed()?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Lite0 state dict under timm's names, every weight 0.01, every batch norm the identity
+    /// (gamma 1, beta 0, mean 0, variance 1).
+    fn state_dict() -> NamedTensors {
+        let mut t = NamedTensors::new("lite0.pth");
+        let filled = |shape: Vec<usize>, v: f32| HostTensor::new(shape.clone(), vec![v; shape.iter().product()]);
+        for (conv, cin, cout, k, _, groups) in lite0_convs() {
+            t.insert(format!("{conv}.weight"), filled(vec![cout, cin / groups, k, k], 0.01));
+            let bn = bn_of(&conv);
+            for (p, v) in [("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)] {
+                t.insert(format!("{bn}.{p}"), filled(vec![cout], v));
+            }
+        }
+        t.insert("classifier.weight", filled(vec![1000, HEAD_CHANNELS], 0.01));
+        t.insert("classifier.bias", filled(vec![1000], 0.0));
+        t
+    }
+
+    /// `convert` folds batch norm only into a bias of the conv's length, and only with a
+    /// variance it can take the root of: a short bias, a negative or NaN variance is an error
+    /// that names the tensor, not a panic or a file that loading then refuses (issue 35, 3).
+    #[test]
+    fn folding_checks_the_bias_length_and_the_variance() {
+        let folded = fold_batch_norms(state_dict()).unwrap();
+        assert_eq!(folded.tensors["conv_stem.bias"].shape, [STEM_CHANNELS]);
+        let mut short = state_dict();
+        short.insert("conv_stem.bias", HostTensor::new(vec![3], vec![0.0; 3]));
+        let err = fold_batch_norms(short).unwrap_err().to_string();
+        assert!(err.contains("lite0.pth") && err.contains("`conv_stem.bias` has shape [3], expected [32]"), "{err}");
+        for bad in [-1.0, f32::NAN] {
+            let mut t = state_dict();
+            t.tensors.get_mut("blocks.1.0.bn2.running_var").unwrap().data[5] = bad;
+            let err = fold_batch_norms(t).unwrap_err().to_string();
+            assert!(err.contains("`blocks.1.0.bn2.running_var` holds") && err.contains("at least 0"), "{bad}: {err}");
+        }
+    }
+}

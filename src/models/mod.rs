@@ -230,3 +230,43 @@ fn check_manifest(m: &Manifest, arch: &ArchitectureSpec, network: &Network, grap
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tiny VGG fixture's manifest and weights (the manifest is not covered by the weights'
+    /// SHA-256, so each of its fields can be changed alone).
+    fn fixture() -> (Manifest, Vec<u8>) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vgg_tiny/int8");
+        let text = std::fs::read_to_string(dir.join("vgg_tiny.json")).unwrap();
+        (Manifest::from_json(&text, "vgg_tiny.json").unwrap(), std::fs::read(dir.join("vgg_tiny.safetensors")).unwrap())
+    }
+
+    /// A manifest that contradicts the network it builds, or whose normalisation cannot be
+    /// applied, is refused with what it says (issue 35, 2): each field wrong in turn.
+    #[test]
+    fn manifests_must_say_what_the_network_is() {
+        let (manifest, bytes) = fixture();
+        Model::load(manifest.clone(), &bytes, &BuildOptions::cpu()).expect("the fixture loads as it is");
+        type Edit = fn(&mut Manifest);
+        let cases: [(Edit, &str); 9] = [
+            (|m| m.input_size = 64, "an input of 64 pixels"),
+            // A size whose square (and 3 x square) wraps usize: refused before anything uses it.
+            (|m| m.input_size = 1 << 32, "an input of 4294967296 pixels"),
+            (|m| m.input_size = usize::MAX, "the vgg_tiny network takes 32"),
+            (|m| m.class_names.pop().map(drop).unwrap_or(()), "9 class names for 10 classes"),
+            (|m| m.class_names.push("extra".into()), "11 class names for 10 classes"),
+            (|m| m.target_shape = [16, 4, 4], "a target of [16, 4, 4]"),
+            (|m| m.normalisation.std[1] = 0.0, "each std above 0"),
+            (|m| m.normalisation.std[2] = -0.2, "each std above 0"),
+            (|m| m.normalisation.mean[0] = f32::NAN, "each must be finite"),
+        ];
+        for (edit, says) in cases {
+            let mut m = manifest.clone();
+            edit(&mut m);
+            let err = Model::load(m, &bytes, &BuildOptions::cpu()).unwrap_err().to_string();
+            assert!(err.contains("vgg_tiny.safetensors") && err.contains("the manifest says") && err.contains(says), "{says}: {err}");
+        }
+    }
+}

@@ -35,9 +35,10 @@ impl Shape {
         self.dims.len()
     }
 
-    /// Elements for one image.
+    /// Elements for one image; `usize::MAX` where the product does not fit (a file's shape:
+    /// refused by the size checks, never wrapped into a small one; found by the fuzz harness).
     pub fn elements(&self) -> usize {
-        self.dims.iter().product()
+        self.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(usize::MAX)
     }
 }
 
@@ -695,7 +696,7 @@ impl Program {
 
     /// Bytes of the largest value of one image (f32).
     pub fn largest_value_bytes(&self) -> usize {
-        self.values.iter().filter(|v| v.shape.batched).map(|v| 4 * v.shape.elements()).max().unwrap_or(0)
+        self.values.iter().filter(|v| v.shape.batched).map(|v| v.shape.elements().saturating_mul(4)).max().unwrap_or(0)
     }
 
     /// The names of the tensors a weight file stores as int8 rows: the weights of convolutions

@@ -12,6 +12,11 @@ impl Layer<'_> {
     /// pixels (i*stride + ry, j*stride + rx)), so tap (ky, kx) of every output pixel reads one
     /// phase at a fixed offset: a run of contiguous values for a run of outputs in a row
     /// (`TapPlane`).
+    ///
+    /// # Safety
+    /// `dst` must point at the image's output plane 0: valid for writes of planes
+    /// `c0..c0 + count` (`out_plane >= oh * ow` apart), and of 3 floats past each of them but the
+    /// last, which no other thread touches meanwhile.
     #[inline(never)]
     pub(super) unsafe fn depthwise(&self, image: &[f32], in_plane: usize, dst: *mut f32, out_plane: usize, c0: usize, count: usize) {
         let s = self.shape;
@@ -39,6 +44,8 @@ impl Layer<'_> {
             // The last plane ends exactly: past it lie other tasks' outputs, or nothing.
             let exact_end = c + 1 == c0 + count;
             let plane = TapPlane { out_hw: [oh, ow], phases: &phases, phase_w, taps: &taps };
+            // SAFETY: plane c of the output, writable by this function's contract for `oh * ow`
+            // floats and 3 more unless it is the last (`exact_end`), which is `run`'s contract.
             unsafe { plane.run(dst.add(c * out_plane), filter, self.bias[c], self.activation.range(), exact_end) };
         }
     }
@@ -72,6 +79,8 @@ impl TapPlane<'_> {
         let end = self.taps.iter().max().map_or(0, |t| t + (oh - 1) * self.phase_w + whole + rest.next_multiple_of(4));
         assert!(end <= self.phases.len() && filter.len() == self.taps.len(), "taps stay inside the phases");
         let args = (out, filter, bias, range, exact_end);
+        // SAFETY: `rows`' contract: `out` is this function's, and each arm's R is at most `oh`
+        // (R = 8, 4, 2 only where oh is at least that; a convolution has oh >= 1).
         unsafe {
             match (rest.div_ceil(4), oh) {
                 (0, _) => {}
@@ -95,7 +104,10 @@ impl TapPlane<'_> {
     }
 
     /// Columns `x..x + 4 * C` of every row, R rows at a time (the last block moved up to end
-    /// with the plane, recomputing a few rows). Needs `oh >= R`.
+    /// with the plane, recomputing a few rows).
+    ///
+    /// # Safety
+    /// As [`Self::run`], and `oh >= R`; every read is inside `phases`, which `run` asserts.
     #[inline(never)]
     unsafe fn rows<const R: usize, const C: usize>(&self, x: usize, (out, filter, bias, range, exact_end): (*mut f32, &[f32], f32, [f32; 2], bool)) {
         use super::simd::*;
@@ -115,11 +127,13 @@ impl TapPlane<'_> {
                 }
             }
             for (r, row) in sums.iter().enumerate() {
+                // SAFETY: y + r < oh and x < ow: an output of the plane `out` is valid for.
                 let dst = unsafe { out.add((y + r) * ow + x) };
                 let row = row.map(|sum| at_most(at_least(sum, lo), hi));
                 if exact_end && (y + r) * ow + x + 4 * C > oh * ow {
                     let mut lanes = [[0f32; 4]; C];
                     for (l, v) in lanes.iter_mut().zip(row) {
+                        // SAFETY: 4 floats of the local `lanes`.
                         unsafe { v128_store(l.as_mut_ptr(), v) };
                     }
                     // SAFETY: the row's last `ow - x` outputs, inside the plane.

@@ -50,7 +50,13 @@ pub unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize,
     // Natively the epilogue is a pass over each row after gemm (which has no epilogue), while
     // the block is still in cache; in the browser our kernel runs it over each group of panels
     // it has just written, in L1.
-    #[cfg(not(target_arch = "wasm32"))]
+    // (Under Miri, which checks our unsafe code and not the gemm crate's, the portable kernel.)
+    #[cfg(not(any(target_arch = "wasm32", miri)))]
+    // SAFETY: this function's contract is gemm::gemm's for a column stride of 1 and these row
+    // strides: `dst` writable for `m` rows of `n` `dst_rs` apart (beta = 0, `read_dst` false: not
+    // read), `a` `m` rows of `k` (its length, checked in debug), `b` `k` rows of `n` `b_rs` apart.
+    // Each epilogue row is row `i < m` of `dst`, `n` floats, inside the same contract, and no
+    // other reference to it is alive.
     unsafe {
         gemm::gemm(m, n, k, dst, 1, dst_rs as isize, false, a.as_ptr(), 1, k as isize, b, 1, b_rs as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
         if let Some(e) = epilogue {
@@ -59,7 +65,8 @@ pub unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize,
             }
         }
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(any(target_arch = "wasm32", miri))]
+    // SAFETY: simd128's contract is this function's.
     unsafe {
         simd128(m, n, k, dst, dst_rs, a, b, b_rs, epilogue);
     }
@@ -90,6 +97,7 @@ const L1_PANEL_BYTES: usize = 24 * 1024;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn simd128(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a: &[f32], b: *const f32, b_rs: usize, epilogue: Option<Epilogue>) {
+    // SAFETY: `b` is readable for `k` rows of `n` floats `b_rs` apart (this function's contract).
     let packed = unsafe { pack(n, k, b, b_rs) };
     let group = (L1_PANEL_BYTES / (k * NR * 4)).max(1);
     for (g, panels) in packed.chunks(group * k * NR).enumerate() {
@@ -98,9 +106,16 @@ pub unsafe fn simd128(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize
             for (jp, panel) in panels.chunks_exact(k * NR).enumerate() {
                 let j = (g * group + jp) * NR;
                 let cols = NR.min(n - j);
+                // SAFETY: i < m and j < n, so the offset is inside the `m` rows `dst_rs` apart that
+                // `dst` is valid for (`add` only needs the result inside that allocation).
                 let out = unsafe { dst.add(i * dst_rs + j) };
                 // A last panel of at most 4 columns (Lite0's 7 x 7 layers have 49) is summed
                 // in one vector instead of two.
+                // SAFETY: tile's contract: `a_rows` is row i of `a`, and `a` holds `m * k` floats,
+                // so the R <= m - i rows of `k` it reads are in `a`; `panel` is one whole panel,
+                // `k * NR` floats, of which `tile` reads 4 * V <= NR columns a row; `out` is
+                // (i, j) of `dst`, and R <= m - i rows of `cols = min(NR, n - j)` from there are
+                // inside `dst`'s `m x n`.
                 unsafe {
                     match (m - i, cols > 4) {
                         (1, true) => tile::<1, NV>(k, a_rows, panel, out, dst_rs, cols),
@@ -120,6 +135,8 @@ pub unsafe fn simd128(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize
             if let Some(e) = &epilogue {
                 let j = g * group * NR;
                 let cols = (group * NR).min(n - j);
+                // SAFETY: rows i .. i + min(MR, m - i) and columns j .. j + cols <= n of `dst`,
+                // all inside its `m x n` (finish's contract); `tile` has written them.
                 unsafe { finish(e, i, MR.min(m - i), dst.add(i * dst_rs + j), dst_rs, cols) };
             }
         }
@@ -140,6 +157,8 @@ unsafe fn pack(n: usize, k: usize, b: *const f32, b_rs: usize) -> Vec<f32> {
     let mut packed = vec![0.0f32; n.div_ceil(NR) * k * NR];
     let whole = n / NR;
     for p in 0..k {
+        // SAFETY: row p < k of `b`, `n` floats, readable by this function's contract; `b` is
+        // never written while the slice lives.
         let row = unsafe { std::slice::from_raw_parts(b.add(p * b_rs), n) };
         for (jp, cols) in row.chunks_exact(NR).enumerate() {
             packed[(jp * k + p) * NR..][..NR].copy_from_slice(cols);
@@ -162,11 +181,14 @@ unsafe fn finish(e: &Epilogue, row0: usize, rows: usize, dst: *mut f32, dst_rs: 
     use super::simd::*;
     let (lo, hi) = (f32x4_splat(e.range[0]), f32x4_splat(e.range[1]));
     for r in 0..rows {
+        // SAFETY: row r < rows of the block, `cols` floats, readable and writable by this
+        // function's contract; the only reference to them while it lives.
         let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * dst_rs), cols) };
         let bias = f32x4_splat(e.bias[row0 + r]);
         let mut quads = row.chunks_exact_mut(4);
         for q in &mut quads {
             let p = q.as_mut_ptr();
+            // SAFETY: `q` is 4 floats of `row`: 16 bytes to read and write at `p` (simd.rs).
             unsafe { v128_store(p, at_most(at_least(add(v128_load(p), bias), lo), hi)) };
         }
         e.apply(row0 + r, quads.into_remainder());
@@ -175,6 +197,11 @@ unsafe fn finish(e: &Epilogue, row0: usize, rows: usize, dst: *mut f32, dst_rs: 
 
 /// `R` rows x `4 * V` columns of the output: `a` is `R` rows `k` apart, `panel` is `k` rows of
 /// `NR` (of which the first `4 * V` are read); the first `cols` columns are written.
+///
+/// # Safety
+/// `a` must be valid for reads of `R` rows of `k` floats (`k` apart), `panel` must hold `k * NR`
+/// floats with `4 * V <= NR`, and `dst` must be valid for writes of `R` rows of `cols <= 4 * V`
+/// floats `dst_rs` apart.
 #[inline(always)]
 unsafe fn tile<const R: usize, const V: usize>(k: usize, a: *const f32, panel: &[f32], dst: *mut f32, dst_rs: usize, cols: usize) {
     use super::simd::*;
@@ -183,9 +210,11 @@ unsafe fn tile<const R: usize, const V: usize>(k: usize, a: *const f32, panel: &
     for kk in 0..k {
         let mut bv = [f32x4_splat(0.0); V];
         for (v, b) in bv.iter_mut().enumerate() {
+            // SAFETY: kk < k and 4 * v + 4 <= 4 * V <= NR: 16 bytes inside `panel`'s k * NR.
             *b = unsafe { v128_load(p.add(kk * NR + 4 * v)) };
         }
         for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r < R and kk < k: one float of the `R x k` that `a` is readable for.
             let av = unsafe { v128_load32_splat(a.add(r * k + kk)) };
             for (sum, b) in row.iter_mut().zip(bv) {
                 *sum = madd(av, b, *sum);
@@ -193,16 +222,21 @@ unsafe fn tile<const R: usize, const V: usize>(k: usize, a: *const f32, panel: &
         }
     }
     for (r, row) in acc.iter().enumerate() {
+        // SAFETY: row r < R of the `R` rows `dst` is valid for.
         let out = unsafe { dst.add(r * dst_rs) };
         if cols == 4 * V {
             for (v, sum) in row.iter().enumerate() {
+                // SAFETY: cols == 4 * V: columns 4v .. 4v + 4 of this row are writable.
                 unsafe { v128_store(out.add(4 * v), *sum) };
             }
         } else {
             let mut lanes = [0.0f32; NR];
             for (v, sum) in row.iter().enumerate() {
+                // SAFETY: 4 * v + 4 <= 4 * V <= NR: inside the local `lanes`.
                 unsafe { v128_store(lanes.as_mut_ptr().add(4 * v), *sum) };
             }
+            // SAFETY: `cols` <= 4 * V <= NR floats from the local `lanes` to the row's `cols`
+            // writable floats; a stack array and the output cannot overlap.
             unsafe { std::ptr::copy_nonoverlapping(lanes.as_ptr(), out, cols) };
         }
     }
@@ -223,6 +257,7 @@ mod tests {
         for range in [[0.0, 6.0], [f32::NEG_INFINITY, f32::INFINITY]] {
             let e = Epilogue { bias: &bias, range };
             let (mut fused, mut after) = (vec![0.0; m * n], vec![0.0; m * n]);
+            // SAFETY: `fused` and `after` are m x n, `a` m x k, `b` k x n, each stride n.
             unsafe {
                 simd128(m, n, k, fused.as_mut_ptr(), n, &a, b.as_ptr(), n, Some(e));
                 simd128(m, n, k, after.as_mut_ptr(), n, &a, b.as_ptr(), n, None);
@@ -240,10 +275,15 @@ mod tests {
     #[test]
     fn simd128_matches_the_definition() {
         for &(m, n, k) in &[(1, 1, 1), (4, 8, 3), (5, 9, 7), (7, 3, 1), (13, 29, 40), (64, 49, 320), (3, 17, 27), (9, 203, 40), (6, 12, 5), (4, 4, 2)] {
+            // Under Miri (crates/kernels-miri) the large shapes take minutes and reach no other path.
+            if cfg!(miri) && m * n * k > 20_000 {
+                continue;
+            }
             let (b_rs, dst_rs) = (n + 3, n + 5);
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0).collect();
             let b: Vec<f32> = (0..k * b_rs).map(|i| ((i * 53 % 97) as f32) / 48.0 - 1.0).collect();
             let mut dst = vec![f32::NAN; m * dst_rs];
+            // SAFETY: `dst` holds m rows of dst_rs >= n, `b` k rows of b_rs >= n, `a` m x k.
             unsafe { simd128(m, n, k, dst.as_mut_ptr(), dst_rs, &a, b.as_ptr(), b_rs, None) };
             for i in 0..m {
                 for j in 0..dst_rs {

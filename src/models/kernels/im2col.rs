@@ -7,6 +7,10 @@ use super::{with_scratch, Layer};
 
 impl Layer<'_> {
     /// Output rows `y0..y0 + rows` of one image: im2col of the band, then one GEMM into it.
+    ///
+    /// # Safety
+    /// `dst` must be the image's output (`cout` planes of `oh * ow`), valid for writes of rows
+    /// `y0..y0 + rows <= oh` of every plane, which no other thread touches meanwhile.
     #[inline(never)]
     pub(super) unsafe fn general(&self, image: &[f32], dst: *mut f32, y0: usize, rows: usize) {
         let s = self.shape;
@@ -48,7 +52,12 @@ impl Layer<'_> {
                 }
             }
             let plane = oh * ow;
+            // SAFETY: row y0 < oh of plane 0: inside the image's output (this function's contract).
             let band = unsafe { dst.add(y0 * ow) };
+            // SAFETY: matmul's contract. `band`: `cout` rows of `pixels = rows * ow` floats,
+            // `plane` apart, i.e. rows y0..y0 + rows of each plane, writable by this function's
+            // contract; `cols` (the scratch, `depth * pixels`): `depth` rows of `pixels`;
+            // `self.weight` is `cout x depth` (Layer's invariant), its bias `cout`.
             unsafe {
                 matmul(s.cout, pixels, depth, band, plane, self.weight, cols.as_ptr(), pixels, Some(self.epilogue()));
             }

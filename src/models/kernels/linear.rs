@@ -94,6 +94,7 @@ impl Int8Linear {
             // SAFETY: column 4v + 3 < cols, inside every row of `w` and `x`.
             let wv: [V; R] = std::array::from_fn(|i| mul(unsafe { i8x4_load_f32(w[i].as_ptr().add(4 * v)) }, scale[i]));
             for (j, xj) in xs.iter().enumerate() {
+                // SAFETY: as above: 4v + 3 < cols, inside this image's row of `x`.
                 let xv = unsafe { v128_load(xj.as_ptr().add(4 * v)) };
                 for i in 0..R {
                     acc[i][j] = madd(wv[i], xv, acc[i][j]);
@@ -123,6 +124,10 @@ mod tests {
     #[test]
     fn matches_the_dequantised_definition() {
         for &(rows, cols, n) in &[(1, 1, 1), (2, 4, 4), (3, 9, 5), (7, 64, 3), (5, 130, 6), (8, 1000, 7), (2, 3, 2)] {
+            // Under Miri (crates/kernels-miri) the largest shape takes long and reaches no other path.
+            if cfg!(miri) && rows * cols * n > 20_000 {
+                continue;
+            }
             let source: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0).collect();
             let q = quantize_rows(&source, rows);
             let weights = dequantize_rows(&q.values, &q.scales);

@@ -3,6 +3,13 @@
 //! build the multiply-add is one `f32x4.relaxed_madd`); elsewhere a portable stand-in with the same
 //! names and the same arithmetic (a multiply, then an add), which LLVM vectorises natively and
 //! the native tests run.
+//!
+//! # Safety
+//! Every `unsafe fn` here is a load or a store and asks exactly this of its caller: `p` is valid
+//! for reads (loads) or writes (stores) of the bytes it names (16 for `v128_load`/`v128_store`,
+//! 4 for `i8x4_load_f32` and `v128_load32_splat`), with no alignment required (wasm's `v128.load`
+//! and `v128.store` take any address; natively `read_unaligned`/`write_unaligned`). Each block below
+//! passes that contract on unchanged.
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
@@ -31,6 +38,7 @@ mod imp {
     /// The 4 int8 values at `p` as f32 (exactly: every int8 is an f32).
     #[inline(always)]
     pub unsafe fn i8x4_load_f32(p: *const i8) -> V {
+        // SAFETY: the caller's contract: 4 readable bytes at `p` (v128.load32_zero reads 4).
         let bytes = unsafe { w::v128_load32_zero(p as *const u32) };
         w::f32x4_convert_i32x4(w::i32x4_extend_low_i16x8(w::i16x8_extend_low_i8x16(bytes)))
     }
@@ -52,14 +60,17 @@ mod imp {
 
     #[inline(always)]
     pub unsafe fn v128_load(p: *const f32) -> V {
+        // SAFETY: the caller's contract: 16 readable bytes at `p`; v128.load takes any alignment.
         unsafe { w::v128_load(p as *const V) }
     }
     #[inline(always)]
     pub unsafe fn v128_store(p: *mut f32, v: V) {
+        // SAFETY: the caller's contract: 16 writable bytes at `p`; v128.store takes any alignment.
         unsafe { w::v128_store(p as *mut V, v) }
     }
     #[inline(always)]
     pub unsafe fn v128_load32_splat(p: *const f32) -> V {
+        // SAFETY: the caller's contract: 4 readable bytes at `p`.
         unsafe { w::v128_load32_splat(p as *const u32) }
     }
 }
@@ -87,6 +98,8 @@ mod imp {
     }
     #[inline(always)]
     pub unsafe fn i8x4_load_f32(p: *const i8) -> V {
+        // SAFETY: the caller's contract: 4 readable bytes at `p`, so `p.add(i)` for i < 4 (an
+        // i8 has alignment 1).
         std::array::from_fn(|i| unsafe { *p.add(i) } as f32)
     }
     #[inline(always)]
@@ -103,14 +116,20 @@ mod imp {
     }
     #[inline(always)]
     pub unsafe fn v128_load(p: *const f32) -> V {
+        // SAFETY: the caller's contract: 16 readable bytes at `p`; `read_unaligned` needs no
+        // alignment, and every bit pattern is an f32.
         unsafe { p.cast::<V>().read_unaligned() }
     }
     #[inline(always)]
     pub unsafe fn v128_store(p: *mut f32, v: V) {
+        // SAFETY: the caller's contract: 16 writable bytes at `p`; `write_unaligned` needs no
+        // alignment.
         unsafe { p.cast::<V>().write_unaligned(v) }
     }
     #[inline(always)]
     pub unsafe fn v128_load32_splat(p: *const f32) -> V {
+        // SAFETY: the caller's contract: one readable f32 at `p`. Aligned: every caller points
+        // into an f32 slice.
         [unsafe { *p }; 4]
     }
 }

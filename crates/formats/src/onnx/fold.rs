@@ -4,6 +4,16 @@
 
 use super::proto::{Data, Tensor};
 
+/// The most elements a constant computed at import may have (2^24, 64 MB of f32): shape
+/// arithmetic needs a handful, and a file that asks for more is refused, not allocated (found by
+/// the fuzz harness: a ConstantOfShape of 2^58 elements).
+pub(super) const MAX_FOLDED: usize = 1 << 24;
+
+/// The elements of a constant of shape `dims`, where they are at most [`MAX_FOLDED`].
+pub(super) fn folded_elements(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= MAX_FOLDED)
+}
+
 /// Row-major strides of `dims`.
 fn strides(dims: &[usize]) -> Vec<usize> {
     let mut s = vec![1; dims.len()];
@@ -29,7 +39,8 @@ fn broadcast_index(dims: &[usize], out: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// The numpy broadcast of two shapes.
+/// The numpy broadcast of two shapes (`None` also where it would have more than [`MAX_FOLDED`]
+/// elements).
 pub(super) fn broadcast_dims(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
     let at = |s: &[usize], i: usize| if i + s.len() >= rank { s[i + s.len() - rank] } else { 1 };
@@ -40,7 +51,8 @@ pub(super) fn broadcast_dims(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
             (x, 1) => Some(x),
             _ => None,
         })
-        .collect()
+        .collect::<Option<Vec<usize>>>()
+        .filter(|dims| folded_elements(dims).is_some())
 }
 
 /// `f` applied elementwise to `a` and `b`, broadcast; both f32 or both i64 (an i64 meets an f32
@@ -149,6 +161,20 @@ pub(super) fn expand(t: &Tensor, dims: &[usize]) -> Option<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A constant computed at import is at most MAX_FOLDED elements: a broadcast past it (or
+    /// past usize) is refused, as a ConstantOfShape or Range past it is in the planner (found by
+    /// fuzz::onnx_model_mutated: a ConstantOfShape of 2^58 elements aborted on allocation).
+    #[test]
+    fn folded_constants_are_bounded() {
+        assert_eq!(folded_elements(&[1 << 12, 1 << 12]), Some(1 << 24));
+        assert_eq!(folded_elements(&[1 << 12, 1 << 13]), None);
+        assert_eq!(folded_elements(&[1 << 40, 1 << 40]), None);
+        assert_eq!(broadcast_dims(&[1 << 13, 1], &[1, 1 << 12]), None);
+        assert_eq!(broadcast_dims(&[4, 1], &[1, 3]), Some(vec![4, 3]));
+        let t = ints(&[1], &[7]);
+        assert!(expand(&t, &[usize::MAX, 2]).is_none());
+    }
 
     fn ints(dims: &[usize], v: &[i64]) -> Tensor {
         Tensor { dims: dims.to_vec(), data: Data::I64(v.to_vec()) }

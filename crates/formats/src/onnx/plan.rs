@@ -287,7 +287,7 @@ impl Planner<'_> {
                 self.bind_known(node, Tensor { dims: vec![v.len()], data: Data::I64(v) });
             }
             "Size" => {
-                let n: usize = self.dims(node, 0)?.iter().product();
+                let n = checked_product(&self.dims(node, 0)?).ok_or_else(|| self.fail(node, "a size past 64 bits"))?;
                 self.bind_known(node, Tensor { dims: vec![], data: Data::I64(vec![n as i64]) });
             }
             "Cast" => {
@@ -303,7 +303,9 @@ impl Planner<'_> {
             }
             "ConstantOfShape" => {
                 let dims: Vec<usize> = fold::as_i64(self.need_known(node, 0, "shape")?).into_iter().map(|d| usize::try_from(d).unwrap_or(0)).collect();
-                let n: usize = dims.iter().product();
+                let Some(n) = fold::folded_elements(&dims) else {
+                    return Err(self.fail(node, format!("makes a constant of shape {dims:?} (at most {} elements)", fold::MAX_FOLDED)));
+                };
                 let value = attrs.tensor("value")?.unwrap_or(Tensor { dims: vec![1], data: Data::F32(vec![0.0]) });
                 let data = match value.data {
                     Data::F32(v) => Data::F32(vec![v.first().copied().unwrap_or(0.0); n]),
@@ -317,8 +319,15 @@ impl Planner<'_> {
                 if delta == 0 {
                     return Err(self.fail(node, "steps by 0"));
                 }
-                let n = ((limit - start) as f64 / delta as f64).ceil().max(0.0) as usize;
-                let v: Vec<i64> = (0..n as i64).map(|i| start + i * delta).collect();
+                // In i128 and checked: the bounds come from the file.
+                let n = ((limit as i128 - start as i128) as f64 / delta as f64).ceil().max(0.0);
+                if n > fold::MAX_FOLDED as f64 {
+                    return Err(self.fail(node, format!("ranges over {n} values (at most {})", fold::MAX_FOLDED)));
+                }
+                let v: Vec<i64> = (0..n as i64)
+                    .map(|i| i.checked_mul(delta).and_then(|x| x.checked_add(start)))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| self.fail(node, "ranges past 64 bits"))?;
                 self.bind_known(node, Tensor { dims: vec![v.len()], data: Data::I64(v) });
             }
             "Gather" if all_known => {
@@ -359,8 +368,8 @@ impl Planner<'_> {
                 if batched && literal && self.input.batch == Some(1) && new.first() == Some(&1) && self.batch != 1 {
                     new[0] = self.batch as i64;
                 }
-                let total: usize = dims.iter().product();
-                let known: i64 = new.iter().filter(|&&d| d != -1).product();
+                let total = checked_product(&dims).ok_or_else(|| self.fail(node, "a size past 64 bits"))?;
+                let known: i64 = new.iter().filter(|&&d| d != -1).try_fold(1i64, |n, &d| n.checked_mul(d)).ok_or_else(|| self.fail(node, format!("reshapes to {new:?}: a size past 64 bits")))?;
                 let holes = new.iter().filter(|&&d| d == -1).count();
                 if holes > 1 || new.iter().any(|&d| d < -1) || (holes == 1 && (known <= 0 || total as i64 % known != 0)) {
                     return Err(self.fail(node, format!("cannot reshape {dims:?} to {target:?}")));
@@ -376,7 +385,9 @@ impl Planner<'_> {
             "Flatten" => {
                 let dims = self.dims(node, 0)?;
                 let a = axis(attrs.int("axis", 1), dims.len() + 1).ok_or_else(|| self.fail(node, "axis out of range"))?;
-                self.reshape_entry(node, vec![dims[..a].iter().product(), dims[a..].iter().product()])?;
+                let (rows, cols) = (checked_product(&dims[..a]), checked_product(&dims[a..]));
+                let (Some(rows), Some(cols)) = (rows, cols) else { return Err(self.fail(node, "a size past 64 bits")) };
+                self.reshape_entry(node, vec![rows, cols])?;
             }
             "Transpose" => {
                 let rank = self.dims(node, 0)?.len();
@@ -574,7 +585,7 @@ impl Planner<'_> {
                 let x = self.value(node, 0)?;
                 let dims = self.values[x].shape.dims.clone();
                 let a = axis(attrs.int("axis", -1), dims.len()).ok_or_else(|| self.fail(node, "axis out of range"))?;
-                let normalized: usize = dims[a..].iter().product();
+                let normalized = checked_product(&dims[a..]).ok_or_else(|| self.fail(node, "a size past 64 bits"))?;
                 let k = self.nodes.len();
                 let scale = self.need_known(node, 1, "scale")?.clone();
                 let bias = self.known(node, 2)?.cloned();
@@ -1146,4 +1157,9 @@ fn strip(e: &Error) -> String {
         Error::Model { message, .. } => message.clone(),
         other => other.to_string(),
     }
+}
+
+/// The product of `dims`, where it fits in a usize (the dims come from the file).
+fn checked_product(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }

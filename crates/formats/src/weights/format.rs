@@ -258,6 +258,23 @@ mod tests {
         assert!(err.contains("`conv.bias_scale`") && err.contains("left over"), "{err}");
     }
 
+    /// An int8 tensor of rank 0 (safetensors takes `shape: []`, one value) has no rows to scale:
+    /// an error that names it, not a panic reading `shape[0]` (issue 35, 1).
+    #[test]
+    fn a_rank_0_int8_tensor_is_an_error() {
+        let (value, scale) = ([7u8], f32_bytes(&[0.5]));
+        let views = vec![
+            ("w".to_string(), TensorView::new(Dtype::I8, vec![], &value).unwrap()),
+            ("w_scale".to_string(), TensorView::new(Dtype::F32, vec![1], &scale).unwrap()),
+        ];
+        let meta = HashMap::from([("format".to_string(), FORMAT_ID.to_string()), ("arch".to_string(), "test".to_string())]);
+        let bytes = safetensors::serialize(views, Some(meta)).unwrap();
+        for keep_matrices in [false, true] {
+            let err = decode(&bytes, "rank0.safetensors", keep_matrices).unwrap_err().to_string();
+            assert!(err.contains("rank0.safetensors") && err.contains("`w`") && err.contains("shape []"), "{err}");
+        }
+    }
+
     #[test]
     fn foreign_safetensors_is_rejected() {
         let data = f32_bytes(&[1.0]);

@@ -57,6 +57,12 @@ impl Manifest {
         if m.format != super::FORMAT_ID {
             return Err(Error::weights(file, format!("manifest format {:?}, expected {:?}", m.format, super::FORMAT_ID)));
         }
+        // JSON has no infinity, but 1e39 read as an f32 is one (and would be written back as
+        // null): found by the fuzz harness.
+        let n = &m.normalisation;
+        if n.mean.iter().chain(&n.std).any(|v| !v.is_finite()) {
+            return Err(Error::weights(file, format!("manifest normalisation mean {:?}, std {:?}: each must be a finite f32", n.mean, n.std)));
+        }
         Ok(m)
     }
 
@@ -81,5 +87,23 @@ impl Manifest {
 
     pub fn class_name(&self, index: usize) -> &str {
         self.class_names.get(index).map(String::as_str).unwrap_or("?")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A normalisation that no f32 holds (1e39 reads as infinity) is refused when the manifest
+    /// is read, not taken and written back as null (found by fuzz::manifest_mutated).
+    #[test]
+    fn normalisation_must_be_finite_f32() {
+        let text = include_str!("../../../../tests/fixtures/vgg_tiny/int8/vgg_tiny.json");
+        let m = Manifest::from_json(text, "vgg_tiny.json").unwrap();
+        assert_eq!(Manifest::from_json(&m.to_json(), "again.json").unwrap(), m);
+        let mut doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        doc["normalisation"]["std"][1] = serde_json::from_str("1e39").unwrap();
+        let err = Manifest::from_json(&doc.to_string(), "big.json").unwrap_err().to_string();
+        assert!(err.contains("big.json") && err.contains("finite"), "{err}");
     }
 }
