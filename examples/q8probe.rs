@@ -28,6 +28,6 @@ fn main() {
         let x: Tensor<2> = Tensor::from_data(TensorData::new(vec![0.5f32; m * k], [m, k]), &device);
         w.matmul(x.transpose()).sum()
     };
-    let v = pollster::block_on(sum.into_data_async()).expect("read back").to_vec::<f32>().expect("f32");
+    let v = pollster::block_on(sum.into_data_async()).expect("read back").try_to_vec::<f32>().expect("f32");
     println!("ok: rows {rows}, k {k} (blocks of {block}), m {m}, batch {batch}: sum {}", v[0]);
 }

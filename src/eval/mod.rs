@@ -327,7 +327,7 @@ mod tests {
     fn appending_after_a_torn_line_starts_a_new_one() {
         let scratch = tempfile::Builder::new().prefix("scorecam-records-").tempdir().unwrap();
         let path = scratch.path().join("records.jsonl");
-        let record = |image: &str| Record { image: image.into(), index: 0, label: 1, class: 1, probability: 0.5, method: "gradcam".into(), seconds: 0.1, forwards: 1, scores: BTreeMap::new(), curves: BTreeMap::new(), metrics: vec![], error: None };
+        let record = |image: &str| Record { image: image.into(), index: 0, label: 1, class: 1, probability: 0.5, method: "gradcam".into(), target: None, seconds: 0.1, forwards: 1, scores: BTreeMap::new(), curves: BTreeMap::new(), metrics: vec![], error: None };
         let whole = serde_json::to_string(&record("a.png")).unwrap();
         std::fs::write(&path, format!("{whole}\n{}", &whole[..whole.len() / 2])).unwrap();
         let mut file = open_records(&path).unwrap();
