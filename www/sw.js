@@ -7,7 +7,7 @@
 
 const SHELL = 'scorecam-shell-v6';
 const SHELL_PREFIX = 'scorecam-shell-'; // older versions of this cache are deleted on activate
-const MODULES = ['app', 'store', 'core', 'dom', 'explain', 'model', 'models', 'ownmodel', 'inputs', 'imageheader', 'consent', 'trusted', 'draw', 'controls', 'share', 'testapi', 'workers', 'worker', 'probecache', 'plot', 'teach', 'teachdata', 'views/camera', 'views/faithful', 'views/gradients', 'views/panel', 'views/sanity', 'views/steps'];
+const MODULES = ['app', 'store', 'core', 'dom', 'explain', 'model', 'models', 'ownmodel', 'inputs', 'imageheader', 'consent', 'trusted', 'draw', 'controls', 'share', 'testapi', 'workers', 'worker', 'probecache', 'plot', 'teach', 'teachdata', 'views/camera', 'views/compare', 'views/faithful', 'views/gradients', 'views/panel', 'views/sanity', 'views/steps'];
 // The wasm build this browser runs (www/wasmbuild.js), not both.
 importScripts('www/wasmbuild.js');
 const PRECACHE = [
