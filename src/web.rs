@@ -69,6 +69,17 @@ fn js_error(e: Error) -> JsValue {
     }
     err.into()
 }
+/// `on_progress` as the core's progress callback: `{done, total}` after each batch; `false`
+/// returned cancels (an `AbortError`).
+fn batch_progress(on_progress: &Function) -> impl FnMut(&cam::Progress<'_>) -> bool + '_ {
+    move |p| {
+        let update = js_sys::Object::new();
+        let _ = Reflect::set(&update, &"done".into(), &(p.done as f64).into());
+        let _ = Reflect::set(&update, &"total".into(), &(p.total as f64).into());
+        on_progress.call1(&JsValue::NULL, &update).is_ok_and(|keep| keep != JsValue::FALSE)
+    }
+}
+
 
 fn invalid(message: impl Into<String>) -> JsValue {
     js_error(Error::Invalid(message.into()))
@@ -412,12 +423,7 @@ impl WebSession {
     /// sanity --seed`): `{groups, stage, ...explain's result}`. `weights`: the model's int8 file.
     pub async fn randomised(&self, request: JsValue, weights: Vec<u8>, stage: usize, seed: u32, on_progress: Function) -> Result<JsValue, JsValue> {
         let explainer = self.explainer(request)?;
-        let mut callback = |p: &cam::Progress<'_>| {
-            let update = js_sys::Object::new();
-            let _ = Reflect::set(&update, &"done".into(), &(p.done as f64).into());
-            let _ = Reflect::set(&update, &"total".into(), &(p.total as f64).into());
-            on_progress.call1(&JsValue::NULL, &update).is_ok_and(|keep| keep != JsValue::FALSE)
-        };
+        let mut callback = batch_progress(&on_progress);
         let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
         let (stage, e, summary) = explainer.randomised(&weights, stage, seed as u64, &mut reporter).await.map_err(js_error)?;
         drop(weights);
@@ -439,12 +445,7 @@ impl WebSession {
     #[wasm_bindgen(js_name = compareMethod)]
     pub async fn compare_method(&self, request: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
         let explainer = self.explainer(request)?;
-        let mut callback = |p: &cam::Progress<'_>| {
-            let update = js_sys::Object::new();
-            let _ = Reflect::set(&update, &"done".into(), &(p.done as f64).into());
-            let _ = Reflect::set(&update, &"total".into(), &(p.total as f64).into());
-            on_progress.call1(&JsValue::NULL, &update).is_ok_and(|keep| keep != JsValue::FALSE)
-        };
+        let mut callback = batch_progress(&on_progress);
         let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
         let (e, comparison) = explainer.compare(&mut reporter).await.map_err(js_error)?;
         let value = to_js(&comparison)?;
