@@ -69,6 +69,7 @@ fn js_error(e: Error) -> JsValue {
     }
     err.into()
 }
+
 /// `on_progress` as the core's progress callback: `{done, total}` after each batch; `false`
 /// returned cancels (an `AbortError`).
 fn batch_progress(on_progress: &Function) -> impl FnMut(&cam::Progress<'_>) -> bool + '_ {
