@@ -12,7 +12,7 @@ use crate::metrics::{self, CausalCurve, CausalMode, ModelScorer, Protocol, Score
 use crate::error::{Error, Result};
 use crate::image_input;
 use crate::graph::Layer;
-use crate::models::{ConvChoice, ConvProbe, Model, MAX_BINDING_BYTES};
+use crate::models::{ConvChoice, ConvProbe, DeviceWeights, Model, MAX_BINDING_BYTES};
 use crate::onnx::OnnxOptions;
 use crate::weights::Normalisation;
 use crate::weights::{Cascade, Manifest};
@@ -494,7 +494,11 @@ impl Explainer {
     /// model's own int8 file (checked against its manifest). The class stays the one the intact
     /// network is asked about.
     pub async fn randomised(&self, weights: &[u8], stage: usize, seed: u64, reporter: &mut Reporter<'_>) -> Result<(SanityStage, Explanation, ExplanationSummary)> {
-        let tensors = Model::decode(&self.model.manifest, weights)?.tensors;
+        // The linear layers' matrices stay int8 (VGG16's 124 M of its 138 M weights): the cascade
+        // turns a layer f32 only once it randomises it, and an intact one is built from its rows
+        // (int8 again on the CPU workers, dequantised layer by layer elsewhere), so the lead
+        // never holds the whole model in f32.
+        let tensors = Model::decode_for(&self.model.manifest, weights, DeviceWeights::Int8Linear)?.tensors;
         let mut cascade = Cascade::new(tensors, seed);
         let groups = cascade.groups().to_vec();
         if stage > groups.len() {
