@@ -429,29 +429,59 @@ impl Explainer {
     /// method's progress, then the metrics' (`done` of `total` forward passes, no partial map),
     /// and cancels either between batches.
     pub async fn compare(&self, reporter: &mut Reporter<'_>) -> Result<(Explanation, Comparison)> {
-        self.compare_with(reporter, &mut CurveCache::default()).await
+        self.compare_with(reporter, metrics::Metric::CAUSAL_STEP, &mut CurveCache::default()).await
     }
 
     /// [`Self::compare`] reusing the curves `cache` holds for maps that order the pixels the same
     /// (the curves depend on the order alone: on Lite0, ShapleyCAM with the logit is Grad-CAM,
     /// LayerCAM is Grad-CAM element-wise), and adding this map's. Keep one cache per image and
-    /// class.
-    pub async fn compare_with(&self, reporter: &mut Reporter<'_>, cache: &mut CurveCache) -> Result<(Explanation, Comparison)> {
+    /// class. `step`: pixels deleted or inserted per curve point ([`metrics::Metric::CAUSAL_STEP`]
+    /// for `scorecam eval`'s curves; a multiple of it for fewer points, fewer passes and AUCs of
+    /// a coarser trapezoid).
+    pub async fn compare_with(&self, reporter: &mut Reporter<'_>, step: usize, cache: &mut CurveCache) -> Result<(Explanation, Comparison)> {
+        let run = self.compare_method(reporter).await?;
+        let comparison = self.compare_metrics(&run, step, cache, reporter).await?;
+        Ok((run.explanation, comparison))
+    }
+
+    /// The first half of [`Self::compare_with`]: the method alone. The page's workers run the
+    /// halves as two calls, so that a worker whose map orders the pixels as another worker's
+    /// (the same [`Self::curve_keys`]) waits for those curves instead of scoring them again.
+    pub async fn compare_method(&self, reporter: &mut Reporter<'_>) -> Result<MethodRun> {
         let start = web_time::Instant::now();
-        let (e, summary) = self.run(reporter).await?;
-        let seconds = start.elapsed().as_secs_f64();
+        let (explanation, summary) = self.run(reporter).await?;
+        Ok(MethodRun { explanation, summary, seconds: start.elapsed().as_secs_f64() })
+    }
+
+    fn curves(&self, map: &[f32], step: usize) -> Result<[CausalCurve; 2]> {
+        let (image, size) = (&self.image.image, self.model.input_size());
+        if step == 0 || step > size * size {
+            return Err(Error::Invalid(format!("a curve step of {step} pixels: it must be 1 to {} (the image's pixels)", size * size)));
+        }
+        Ok([CausalMode::Deletion, CausalMode::Insertion].map(|mode| CausalCurve::new(image, size, map, mode, step)))
+    }
+
+    /// The [`CurveCache`] keys of `run`'s deletion and insertion curves: the same for two maps
+    /// that order the pixels alike, for the same class.
+    pub fn curve_keys(&self, run: &MethodRun, step: usize) -> Result<[String; 2]> {
+        Ok(self.curves(&run.explanation.map, step)?.map(|c| curve_key(&c, run.explanation.class)))
+    }
+
+    /// The second half of [`Self::compare_with`]: `run`'s map checked by the metrics, the curves
+    /// `cache` holds for its keys taken from there, the others scored and added to it.
+    pub async fn compare_metrics(&self, run: &MethodRun, step: usize, cache: &mut CurveCache, reporter: &mut Reporter<'_>) -> Result<Comparison> {
+        let (e, summary) = (&run.explanation, &run.summary);
         let start = web_time::Instant::now();
-        let size = self.model.input_size();
         let image = &self.image.image;
         let mut scorer = ModelScorer::new(&self.model, e.class, CURVE_BATCH);
-        let curve = |mode| CausalCurve::new(image, size, &e.map, mode, metrics::Metric::CAUSAL_STEP);
-        let curves = [curve(CausalMode::Deletion), curve(CausalMode::Insertion)];
+        let curves = self.curves(&e.map, step)?;
+        let curve_points = curves[0].point_count();
         let total = 1 + curves.iter().map(CausalCurve::point_count).sum::<usize>();
         let mut done = 0;
         let mut aucs = [0f64; 2];
         for (c, auc) in curves.iter().zip(&mut aucs) {
-            let key = (c.key(), e.class);
-            if let Some(points) = cache.0.get(&key) {
+            let key = curve_key(c, e.class);
+            if let Some(points) = cache.0.get(&key).filter(|p| p.len() == c.point_count()) {
                 *auc = metrics::auc(points);
                 done += points.len();
                 continue;
@@ -468,14 +498,14 @@ impl Explainer {
         }
         let masked = scorer.masked_probabilities(image, None, metrics::Protocol::InputTimesMap.mask(&e.map), 1).await?[0];
         let (average_drop, average_increase) = metrics::average_drop_increase(e.class_probability, masked);
-        let comparison = Comparison {
-            method: summary.method,
+        Ok(Comparison {
+            method: summary.method.clone(),
             display_name: self.method.display_name().to_string(),
-            options: summary.options,
+            options: summary.options.clone(),
             target: e.target,
             class: e.class,
             probability: e.class_probability,
-            seconds,
+            seconds: run.seconds,
             forwards: 1 + e.stats.forwards,
             head_forwards: e.stats.head_forwards,
             backwards: e.stats.backwards,
@@ -483,10 +513,10 @@ impl Explainer {
             insertion_auc: aucs[1],
             average_drop,
             average_increase,
+            curve_points,
             metric_seconds: start.elapsed().as_secs_f64(),
             metric_forwards: scorer.forwards,
-        };
-        Ok((e, comparison))
+        })
     }
 
     /// The explanation by the same method and class after `stage` steps of the cascading
@@ -521,10 +551,33 @@ const CURVE_BATCH: usize = 16;
 /// Curve points scored between two chances to cancel a comparison.
 const COMPARE_CHUNK: usize = 32;
 
-/// Deletion and insertion curves already scored on one image, by the pixel order and class they
-/// follow ([`Explainer::compare_with`]).
+/// Deletion and insertion curves already scored on one image, by the pixel order, mode and class
+/// they follow ([`Explainer::curve_keys`]): the points, as [`Explainer::compare_metrics`] scored
+/// them.
 #[derive(Debug, Default)]
-pub struct CurveCache(std::collections::HashMap<(u64, usize), Vec<f32>>);
+pub struct CurveCache(std::collections::HashMap<String, Vec<f32>>);
+
+impl CurveCache {
+    pub fn insert(&mut self, key: String, points: Vec<f32>) {
+        self.0.insert(key, points);
+    }
+
+    pub fn get(&self, key: &str) -> Option<&[f32]> {
+        self.0.get(key).map(Vec::as_slice)
+    }
+}
+
+fn curve_key(curve: &CausalCurve, class: usize) -> String {
+    format!("{:016x}-{class}", curve.key())
+}
+
+/// A method run for the compare grid, its metrics still to come ([`Explainer::compare_method`]).
+pub struct MethodRun {
+    pub explanation: Explanation,
+    summary: ExplanationSummary,
+    /// The method's time, after the image's forward (which every method shares).
+    pub seconds: f64,
+}
 
 /// One method's cell of the compare grid ([`Explainer::compare`]); the map travels beside it.
 #[derive(Debug, Clone, Serialize)]
@@ -551,6 +604,9 @@ pub struct Comparison {
     /// better) with the input times the map.
     pub average_drop: f64,
     pub average_increase: f64,
+    /// Points of each of the two curves (`scorecam eval`'s 225 on a 224 px model; fewer with a
+    /// larger curve step).
+    pub curve_points: usize,
     /// The metrics' time and forward passes.
     pub metric_seconds: f64,
     pub metric_forwards: usize,

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use burn::tensor::Device;
 use burn::tensor::wgpu::wgpu;
@@ -31,7 +31,7 @@ use crate::image_input;
 use crate::models::{ConvChoice, ConvProbe, MAX_BINDING_BYTES};
 use crate::render::{Colormap, COLORMAPS};
 use crate::cam::ChannelScoring;
-use crate::session::{ExplainRequest, ExplanationSummary, Explainer, ModelInfo, PreparedImage, Session};
+use crate::session::{CurveCache, ExplainRequest, ExplanationSummary, Explainer, MethodRun, ModelInfo, PreparedImage, Session};
 use crate::weights::Manifest;
 
 #[wasm_bindgen]
@@ -195,6 +195,9 @@ fn yield_to_browser() -> Pin<Box<dyn Future<Output = ()>>> {
 #[wasm_bindgen(js_name = Session)]
 pub struct WebSession {
     session: Rc<RefCell<Session>>,
+    /// The compare grid's method run awaiting its metrics (`compareMethod`, then
+    /// `compareMetrics`).
+    compared: RefCell<Option<(Explainer, MethodRun, usize)>>,
 }
 
 #[wasm_bindgen(js_class = Session)]
@@ -214,7 +217,7 @@ impl WebSession {
                 STARTED.with_borrow_mut(|b| b.get_or_insert(backend).clone())
             }
         };
-        Ok(WebSession { session: Rc::new(RefCell::new(Session::new(backend))) })
+        Ok(WebSession { session: Rc::new(RefCell::new(Session::new(backend))), compared: RefCell::default() })
     }
 
     /// `{name, adapter, binding_limit, notice}`.
@@ -435,22 +438,61 @@ impl WebSession {
     }
 
     // The compare view (docs/web.md, "Compare"): one method at a time, so the page fills the grid
-    // as each finishes and cancels between them (or inside one, through `on_progress`).
+    // as each finishes and cancels between them (or inside one, through `on_progress`). A cell is
+    // two calls, the method and then its metrics, so that the page can hand a worker the curves
+    // another worker has scored (or is scoring) for a map that orders the pixels the same.
 
-    /// Runs the request's method on the current image and checks its map as `scorecam eval`
-    /// does (`Explainer::compare`, the CLI's `scorecam compare`): resolves to `{method,
-    /// display_name, options, target, class, probability, seconds, forwards, head_forwards,
-    /// backwards, deletion_auc, insertion_auc, average_drop, average_increase, metric_seconds,
-    /// metric_forwards, map: Float32Array}`. `on_progress` gets `{done, total}` after every batch
-    /// of the method, then of the metrics, and cancels by returning `false` (an `AbortError`).
+    /// Runs the request's method on the current image (`Explainer::compare_method`, the first
+    /// half of the CLI's `scorecam compare`) and keeps it for `compareMetrics`, whose curves
+    /// will take `curve_step` pixels a point (`scorecam eval`'s 224, or a multiple for fewer
+    /// passes: the CLI's `--curve-step`); resolves to `{keys}`, the keys of its deletion and
+    /// insertion curves. `on_progress` gets `{done, total}` after every batch and cancels by
+    /// returning `false` (an `AbortError`).
     #[wasm_bindgen(js_name = compareMethod)]
-    pub async fn compare_method(&self, request: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
+    pub async fn compare_method(&self, request: JsValue, curve_step: u32, on_progress: Function) -> Result<JsValue, JsValue> {
+        self.compared.replace(None);
         let explainer = self.explainer(request)?;
+        let step = curve_step as usize;
         let mut callback = batch_progress(&on_progress);
         let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
-        let (e, comparison) = explainer.compare(&mut reporter).await.map_err(js_error)?;
+        let run = explainer.compare_method(&mut reporter).await.map_err(js_error)?;
+        let keys = explainer.curve_keys(&run, step).map_err(js_error)?;
+        self.compared.replace(Some((explainer, run, step)));
+        to_js(&serde_json::json!({ "keys": keys }))
+    }
+
+    /// Checks the map of the last `compareMethod` as `scorecam eval` does (`Explainer::
+    /// compare_metrics`): `known`, curves scored before (`[{key, points}]`, or `null`), are used
+    /// where their key is the map's. Resolves to `{method, display_name, options, target, class,
+    /// probability, seconds, forwards, head_forwards, backwards, deletion_auc, insertion_auc,
+    /// average_drop, average_increase, curve_points, metric_seconds, metric_forwards, curves:
+    /// [{key, points}],
+    /// map: Float32Array}`; `on_progress` as `compareMethod`'s.
+    #[wasm_bindgen(js_name = compareMetrics)]
+    pub async fn compare_metrics(&self, known: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
+        let Some((explainer, run, step)) = self.compared.take() else {
+            return Err(invalid("compareMetrics: no method run to check (call compareMethod first)"));
+        };
+        let session = self.session.borrow();
+        let current = session.require_model().is_ok_and(|m| Arc::ptr_eq(&m, &explainer.model)) && session.image().is_ok_and(|i| Arc::ptr_eq(&i, &explainer.image));
+        drop(session);
+        if !current {
+            return Err(invalid("compareMetrics: the model or image changed since compareMethod"));
+        }
+        let mut cache = CurveCache::default();
+        if !known.is_undefined() && !known.is_null() {
+            let curves: Vec<KnownCurve> = serde_wasm_bindgen::from_value(known).map_err(|e| invalid(format!("compareMetrics: known curves: {e}")))?;
+            for c in curves {
+                cache.insert(c.key, c.points);
+            }
+        }
+        let mut callback = batch_progress(&on_progress);
+        let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
+        let comparison = explainer.compare_metrics(&run, step, &mut cache, &mut reporter).await.map_err(js_error)?;
+        let curves: Vec<KnownCurve> = explainer.curve_keys(&run, step).map_err(js_error)?.into_iter().filter_map(|key| Some(KnownCurve { points: cache.get(&key)?.to_vec(), key })).collect();
         let value = to_js(&comparison)?;
-        let _ = Reflect::set(&value, &"map".into(), &Float32Array::from(&e.map[..]).into());
+        let _ = Reflect::set(&value, &"curves".into(), &to_js(&curves)?);
+        let _ = Reflect::set(&value, &"map".into(), &Float32Array::from(&run.explanation.map[..]).into());
         Ok(value)
     }
 
@@ -460,6 +502,13 @@ impl WebSession {
     pub fn passes(&self, request: JsValue) -> Result<JsValue, JsValue> {
         to_js(&self.explainer(request)?.passes())
     }
+}
+
+/// A curve scored in another worker, as `compareMetrics` takes and gives it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KnownCurve {
+    key: String,
+    points: Vec<f32>,
 }
 
 impl WebSession {

@@ -298,6 +298,25 @@ fn a_comparison_carries_the_methods_map_and_the_eval_metrics() {
         let score = pollster::block_on(scorecam::metrics::Metric::from_name(metric).unwrap().evaluate(&m, &mut scorer)).unwrap().unwrap();
         assert!((score.values[0].1 - value).abs() < 1e-9, "{metric}: {} vs {value}", score.values[0].1);
     }
+    assert_eq!(c.curve_points, 6, "1024 pixels, 224 a step");
+    // The same map again with a cache holding its curves: only Average Drop's pass, the same AUCs.
+    let mut cache = scorecam::session::CurveCache::default();
+    let step = scorecam::metrics::Metric::CAUSAL_STEP;
+    let (_, first) = pollster::block_on(explainer.compare_with(&mut Reporter::silent(), step, &mut cache)).unwrap();
+    let (_, again) = pollster::block_on(explainer.compare_with(&mut Reporter::silent(), step, &mut cache)).unwrap();
+    assert_eq!((first.deletion_auc, first.insertion_auc), (c.deletion_auc, c.insertion_auc));
+    assert_eq!((again.deletion_auc, again.insertion_auc, again.metric_forwards), (c.deletion_auc, c.insertion_auc, 1));
+    // Twice the step: every other point of eval's curve (and the last), fewer passes.
+    let run = pollster::block_on(explainer.compare_method(&mut Reporter::silent())).unwrap();
+    let (full_keys, coarse_keys) = (explainer.curve_keys(&run, step).unwrap(), explainer.curve_keys(&run, 2 * step).unwrap());
+    assert_ne!(full_keys, coarse_keys);
+    let coarse = pollster::block_on(explainer.compare_metrics(&run, 2 * step, &mut cache, &mut Reporter::silent())).unwrap();
+    assert_eq!(coarse.curve_points, 4);
+    let full = cache.get(&full_keys[0]).unwrap();
+    let points = cache.get(&coarse_keys[0]).unwrap();
+    assert_eq!(points, [full[0], full[2], full[4], full[5]]);
+    assert!((coarse.deletion_auc - scorecam::metrics::auc(points)).abs() < 1e-12);
+    assert!(explainer.curve_keys(&run, 0).is_err());
     let mut stop = |_: &cam::Progress<'_>| false;
     assert!(matches!(pollster::block_on(explainer.compare(&mut Reporter::new(&mut stop))), Err(scorecam::Error::Cancelled)));
     // a class-agnostic method refuses a target, before any work

@@ -213,17 +213,39 @@ async fn the_compare_view_runs_one_method_at_a_time() {
     let session = load().await;
     set_input_image(&session).await;
     let never = Function::new_no_args("return true");
-    let r = session.compare_method(request(&[("class", 2.into()), ("method", "gradcam".into()), ("target", "softmax".into())]), never.clone()).await.unwrap();
+    // A cell is two calls: the method (its curves' keys), then its metrics.
+    let method = |name: &str| request(&[("class", 2.into()), ("method", name.into()), ("target", "softmax".into())]);
+    let keys = get(&session.compare_method(method("gradcam"), 224, never.clone()).await.unwrap(), "keys");
+    assert_eq!(js_sys::Array::from(&keys).length(), 2);
+    let r = session.compare_metrics(JsValue::NULL, never.clone()).await.unwrap();
     assert_eq!(get(&r, "method").as_string().as_deref(), Some("gradcam"));
     assert_eq!(get(&r, "target").as_string().as_deref(), Some("softmax"));
     assert_eq!(js_sys::Float32Array::from(get(&r, "map")).length(), 32 * 32);
     for key in ["seconds", "forwards", "deletion_auc", "insertion_auc", "average_drop"] {
         assert!(get(&r, key).as_f64().is_some_and(f64::is_finite), "{key}");
     }
+    let curves = get(&r, "curves");
+    assert_eq!(js_sys::Array::from(&curves).length(), 2);
+    assert!(session.compare_metrics(JsValue::NULL, never.clone()).await.is_err(), "one compareMetrics per compareMethod");
+    // A map ordered alike (here the same method's again; on Lite0 HiResCAM's), handed the curves
+    // another worker scored: only Average Drop's one pass, the same AUCs.
+    let hires = session.compare_method(method("gradcam"), 224, never.clone()).await.unwrap();
+    assert!(js_sys::JSON::stringify(&get(&hires, "keys")).unwrap() == js_sys::JSON::stringify(&keys).unwrap());
+    let h = session.compare_metrics(curves, never.clone()).await.unwrap();
+    assert_eq!(get(&h, "metric_forwards").as_f64(), Some(1.0));
+    for key in ["deletion_auc", "insertion_auc"] {
+        assert_eq!(get(&h, key).as_f64(), get(&r, key).as_f64(), "{key}");
+    }
+    assert!(get(&r, "metric_forwards").as_f64().unwrap() > 2.0);
+    // 32 x 32: 1024 / 224 -> 6 points a curve; a curve step of 0 or beyond the image is refused.
+    assert_eq!(get(&r, "curve_points").as_f64(), Some(6.0));
+    let e = message(session.compare_method(method("gradcam"), 0, never.clone()).await.unwrap_err());
+    assert!(e.contains("curve step of 0"), "{e}");
+    assert!(session.compare_method(method("gradcam"), 1025, never.clone()).await.is_err());
     let stop = Function::new_no_args("return false");
-    let e = session.compare_method(request(&[("method", "groupcam".into())]), stop).await.unwrap_err();
+    let e = session.compare_method(request(&[("method", "groupcam".into())]), 224, stop).await.unwrap_err();
     assert_eq!(get(&e, "name").as_string().as_deref(), Some("AbortError"));
-    let e = message(session.compare_method(request(&[("method", "eigencam".into()), ("target", "logit".into())]), never.clone()).await.unwrap_err());
+    let e = message(session.compare_method(request(&[("method", "eigencam".into()), ("target", "logit".into())]), 224, never.clone()).await.unwrap_err());
     assert!(e.contains("takes no target"), "{e}");
     // SS-CAM's 35 noisy masks per channel of the tiny model's 16
     let passes = session.passes(request(&[("method", "sscam".into())])).unwrap();

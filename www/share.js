@@ -42,6 +42,7 @@ const PATTERNS = {
   stage: /^\d{1,3}$/,
   sm: /^[a-z0-9-]{1,64}$/,
   csort: /^(method|deletion|insertion|drop|seconds|forwards)$/,
+  ccurves: /^(quick|full)$/,
   hide: /^(input|classes|options|tabs)(,(input|classes|options|tabs)){0,3}$/,
   // The visitor's own model (www/ownmodel.js): named, never carried: its file's SHA-256 and name,
   // the layer explained and the preprocessing, so the same file gives the same model elsewhere.
@@ -53,7 +54,7 @@ const PATTERNS = {
   std: /^\d{1,3}(\.\d{1,8})?(,\d{1,3}(\.\d{1,8})?){2}$/,
 };
 const OWN_FIELDS = ['ofile', 'layer', 'size', 'mean', 'std'];
-const VIEW_FIELDS = ['ch', 'sort', 'n', 'curve', 't', 'stage', 'sm', 'csort'];
+const VIEW_FIELDS = ['ch', 'sort', 'n', 'curve', 't', 'stage', 'sm', 'csort', 'ccurves'];
 
 export class ShareLinkError extends Error {}
 
@@ -120,6 +121,7 @@ export function parseShareFragment(hash, { methods, colormaps }) {
       state.teach.sanityMethod = out.sm;
     }
     if (out.csort !== undefined) state.teach.compareSort = out.csort;
+    if (out.ccurves !== undefined) state.teach.compareCurves = out.ccurves;
     if (state.teach.n === 0) throw bad('n must be at least 1');
   }
   if (out.hide) {
@@ -163,7 +165,7 @@ export function buildShareFragment(state) {
     p.set(key, key === 'opacity' ? Number(value).toFixed(2) : String(value));
   }
   const teach = state.teach ?? {};
-  const fields = { tab: teach.tab, ch: teach.channel, sort: teach.sort, n: teach.n, curve: teach.curve, t: teach.t, stage: teach.stage, sm: teach.sanityMethod, csort: teach.compareSort };
+  const fields = { tab: teach.tab, ch: teach.channel, sort: teach.sort, n: teach.n, curve: teach.curve, t: teach.t, stage: teach.stage, sm: teach.sanityMethod, csort: teach.compareSort, ccurves: teach.compareCurves };
   for (const [key, value] of Object.entries(fields)) if (value !== undefined && value !== null) p.set(key, String(value));
   if (state.hide?.length) p.set('hide', state.hide.join(','));
   if (state.own) {
@@ -216,7 +218,7 @@ class ImageTooLargeForLink extends Error {}
 
 /// The open teaching view's state, as a lesson link keeps it: only the fields of that view.
 function lessonState(teach) {
-  const keep = { steps: ['channel', 'sort', 'n'], gradients: ['channel'], faithful: ['curve', 't'], sanity: ['stage', 'sanityMethod'], camera: [], compare: ['compareSort'] }[teach.tab];
+  const keep = { steps: ['channel', 'sort', 'n'], gradients: ['channel'], faithful: ['curve', 't'], sanity: ['stage', 'sanityMethod'], camera: [], compare: ['compareSort', 'compareCurves'] }[teach.tab];
   if (!keep) return undefined;
   return Object.fromEntries([['tab', teach.tab], ...keep.map((k) => [k, teach[k]])]);
 }

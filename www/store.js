@@ -20,8 +20,9 @@ const state = {
   // channel: the step by step view's channel; sort: 'score' | 'contribution' | 'channel';
   // n: the build-up's channel count (null: all); curve: 'deletion' | 'insertion'; t: the curve
   // scrubber's step; stage: the sanity stepper's stage; sanityMethod: its method (null: see
-  // views/sanity.js); compareSort: the compare view's column (views/compare.js, SORTS).
-  teach: { tab: null, channel: null, sort: 'score', n: null, curve: 'deletion', t: 0, stage: 0, sanityMethod: null, compareSort: 'method' },
+  // views/sanity.js); compareSort: the compare view's column (views/compare.js, SORTS);
+  // compareCurves: its curves' points, 'quick' (57) or 'full' (scorecam eval's 225; CURVES).
+  teach: { tab: null, channel: null, sort: 'score', n: null, curve: 'deletion', t: 0, stage: 0, sanityMethod: null, compareSort: 'method', compareCurves: 'quick' },
   hidden: [], // control groups a lesson link hides: 'input', 'classes', 'options', 'tabs'
   timings: {},
 };

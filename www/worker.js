@@ -73,13 +73,13 @@ const calls = {
       return true;
     });
   },
-  // The compare view (www/views/compare.js): one method with its metrics, and a method's passes.
-  compareMethod(request, id) {
-    return session.compareMethod(request, (progress) => {
-      if (cancelled.has(id)) return false;
-      self.postMessage({ id, progress });
-      return true;
-    });
+  // The compare view (www/views/compare.js): one method, then its metrics (with the curves other
+  // workers scored), and a method's passes.
+  compareMethod(request, curveStep, id) {
+    return session.compareMethod(request, curveStep, progressOf(id));
+  },
+  compareMetrics(known, id) {
+    return session.compareMetrics(known, progressOf(id));
   },
   passes: (request) => session.passes(request),
   validationErrors: () => bindings.validationErrors(),
@@ -89,6 +89,15 @@ const calls = {
     return true;
   },
 };
+
+/// The progress callback of call `id`: posts `{done, total}`, and cancels once the page asked.
+function progressOf(id) {
+  return (progress) => {
+    if (cancelled.has(id)) return false;
+    self.postMessage({ id, progress });
+    return true;
+  };
+}
 
 /// Typed arrays in a result travel without a copy.
 function transferables(value) {

@@ -952,7 +952,7 @@ describe('the compare view (CPU backend)', () => {
     assert.equal(shown.length, methods.length, 'one cell per CAM method');
     // CAM needs global pooling and one linear layer: the tiny VGG's head is refused with its reason.
     const failed = shown.filter((c) => c.state === 'failed');
-    assert.deepEqual(failed.map((c) => c.method), ['cam']);
+    assert.deepEqual(failed.map((c) => c.method), ['cam'], failed.map((c) => `${c.method}: ${c.text}`).join('\n'));
     assert.match(failed[0].text, /global average pooling followed by one linear layer/);
     assert.deepEqual(shown.filter((c) => c.state === 'costly').map((c) => c.method).sort(), [...costly].sort());
     assert.equal(records.length, methods.length - costly.length - 1);
@@ -965,12 +965,14 @@ describe('the compare view (CPU backend)', () => {
     }
     // The same numbers as the CLI's compare on the same image (the metrics are deterministic).
     const out = join(work, 'compare-cli');
-    const cli = JSON.parse(execFileSync(BIN, ['compare', INPUT, '--model', join(work, 'site/www/models', `${MODEL}.json`), '--json', '--out', out], { encoding: 'utf8' }));
+    // (the grid's quick curves: every fourth of eval's points, the CLI's --curve-step 896)
+    const cli = JSON.parse(execFileSync(BIN, ['compare', INPUT, '--model', join(work, 'site/www/models', `${MODEL}.json`), '--json', '--out', out, '--curve-step', '896'], { encoding: 'utf8' }));
     let worst = 0;
     for (const r of records) {
       const theirs = cli.find((c) => c.method === r.method);
       assert.ok(theirs, `the CLI ran ${r.method}`);
       assert.equal(r.forwards, theirs.forwards, `${r.method} forwards`);
+      assert.equal(r.curve_points, theirs.curve_points, `${r.method} curve points`);
       for (const k of ['deletion_auc', 'insertion_auc', 'average_drop']) worst = Math.max(worst, Math.abs(r[k] - theirs[k]) / (k === 'average_drop' ? 100 : 1));
     }
     console.log(`  ${records.length} methods in ${ms} ms; the metrics against scorecam compare's: max diff ${worst.toExponential(2)}`);
@@ -1023,9 +1025,14 @@ describe('the compare view (CPU backend)', () => {
   });
 
   it('reopens the compare view from a share link', async () => {
+    // Full curves (scorecam eval's points) run the grid again with them.
+    await page.selectOption('#compare-resolution', 'full');
+    await page.evaluate(() => window.scorecam.whenTeachRendered());
+    const full = await page.evaluate(async () => (await window.scorecam.compare()).map((r) => r.curve_points));
+    assert.ok(full.length > 0 && full.every((n) => n === 6), `full curves on 32 x 32: 1024 / 224 + 1 points, got ${full}`);
     await page.selectOption('#compare-sort', 'insertion');
     const link = await page.evaluate(() => window.scorecam.shareLink());
-    assert.match(new URL(link).hash, /&tab=compare&csort=insertion&/);
+    assert.match(new URL(link).hash, /&tab=compare&csort=insertion&ccurves=full&/);
     const friend = await openApp(ctx, '?backend=cpu', new URL(link).hash);
     assert.equal(await settled(friend), 'done', await alertText(friend));
     assert.equal(await friend.isVisible('#view-compare'), true);
@@ -1034,6 +1041,7 @@ describe('the compare view (CPU backend)', () => {
     assert.ok(shown.length >= records.length - 1);
     assert.deepEqual(shown, [...shown].sort((a, b) => b - a), 'sorted by insertion AUC, as shared');
     assert.equal(await friend.evaluate(() => document.getElementById('compare-sort').value), 'insertion');
+    assert.equal(await friend.evaluate(() => document.getElementById('compare-resolution').value), 'full');
     await friend.close();
     const bad = await openApp(ctx, '', '#v=1&model=vgg_tiny&tab=compare&csort=evil');
     await bad.waitForFunction(() => !document.getElementById('alert').hidden, null, { timeout: SETTLE_MS });
@@ -1051,7 +1059,8 @@ describe('the compare view (CPU backend)', () => {
     const rows = await p.evaluate(async () => (await window.scorecam.compare()).map(({ map, ...r }) => r));
     const s = (Date.now() - t0) / 1000;
     const pool = await p.evaluate(() => window.scorecam.workers());
-    console.log(`  EfficientNet-Lite0: ${rows.length} methods in ${s.toFixed(1)} s on ${pool.size} workers`);
+    console.log(`  EfficientNet-Lite0: ${rows.length} methods in ${s.toFixed(1)} s on ${pool.size} workers, curves of ${rows[0].curve_points} points`);
+    assert.ok(rows.every((r) => r.curve_points === 57), 'the quick curves: every fourth of eval\'s 225 points');
     for (const r of rows) console.log(`    ${r.method.padEnd(22)} ${r.seconds.toFixed(2).padStart(6)} s  +${r.metric_seconds.toFixed(2).padStart(6)} s metrics  ${String(r.forwards).padStart(5)} fwd  del ${r.deletion_auc.toFixed(4)}  ins ${r.insertion_auc.toFixed(4)}  drop ${r.average_drop.toFixed(1)}`);
     assert.ok(rows.some((r) => r.method === 'cam'), 'CAM runs on Lite0 (global pooling and one linear layer)');
     await shot(p, 'compare-lite0');

@@ -101,7 +101,7 @@ describe('share links', () => {
     const hash = buildShareFragment(state);
     assert.match(hash, /^#v=1&model=vgg_tiny&class=5&method=scorecam&tab=steps&ch=9&sort=contribution&n=4&hide=input%2Cclasses%2Coptions%2Ctabs&img=AAAA$/);
     assert.deepEqual(parse(hash), state);
-    for (const teach of [{ tab: 'faithful', curve: 'insertion', t: 120 }, { tab: 'sanity', stage: 3, sanityMethod: 'gradcampp' }, { tab: 'camera' }, { tab: 'compare', compareSort: 'insertion' }]) {
+    for (const teach of [{ tab: 'faithful', curve: 'insertion', t: 120 }, { tab: 'sanity', stage: 3, sanityMethod: 'gradcampp' }, { tab: 'camera' }, { tab: 'compare', compareSort: 'insertion' }, { tab: 'compare', compareSort: 'drop', compareCurves: 'full' }]) {
       assert.deepEqual(parse(buildShareFragment({ teach })).teach, teach);
     }
   });
@@ -117,6 +117,7 @@ describe('share links', () => {
     rejects('#v=1&tab=sanity&sm=rise', /sanity check method is not one this page offers/);
     rejects('#v=1&tab=compare&csort=random', /“csort” is not valid/);
     rejects('#v=1&csort=seconds', /names no view/);
+    rejects('#v=1&tab=compare&ccurves=fine', /“ccurves” is not valid/);
     rejects('#v=1&hide=input,everything', /“hide” is not valid/);
     rejects('#v=1&hide=input,input', /names a control twice/);
     rejects('#v=1&tab=steps&tab=faithful', /“tab” appears 2 times/);
@@ -160,7 +161,7 @@ describe('share and lesson links, by seeded property tests', () => {
     if (maybe()) s.cmap = rnd.pick(NAMES.colormaps);
     if (maybe()) s.view = rnd.pick(['overlay', 'side']);
     if (maybe()) {
-      const teach = { tab: rnd.pick(['steps', 'gradients', 'faithful', 'sanity', 'camera']) };
+      const teach = { tab: rnd.pick(['steps', 'gradients', 'faithful', 'sanity', 'camera', 'compare']) };
       if (maybe()) teach.channel = rnd.int(100_000);
       if (maybe()) teach.sort = rnd.pick(['score', 'contribution', 'channel']);
       if (maybe()) teach.n = 1 + rnd.int(99_999);
@@ -168,6 +169,8 @@ describe('share and lesson links, by seeded property tests', () => {
       if (maybe()) teach.t = rnd.int(100_000);
       if (maybe()) teach.stage = rnd.int(1000);
       if (maybe()) teach.sanityMethod = rnd.pick(NAMES.methods);
+      if (maybe()) teach.compareSort = rnd.pick(['method', 'deletion', 'insertion', 'drop', 'seconds', 'forwards']);
+      if (maybe()) teach.compareCurves = rnd.pick(['quick', 'full']);
       s.teach = teach;
     }
     if (maybe(0.3)) {

@@ -24,10 +24,21 @@ export const SORTS = {
   forwards: { label: 'forward passes (fewest first)', get: (r) => r.forwards },
 };
 
+/// The curves' resolution: pixels deleted or inserted per point (the CLI's `--curve-step`).
+/// 'full' is `scorecam eval`'s (RISE's 224, 225 points on 224 x 224); 'quick' every fourth of its
+/// points, a quarter of the metrics' passes (the grid's default: most of its time is metrics).
+export const CURVES = {
+  quick: { label: '57 points (quick)', step: 896 },
+  full: { label: '225 points (as scorecam eval)', step: 224 },
+};
+
+const curveStep = () => (CURVES[get().teach.compareCurves] ?? CURVES.quick).step;
+
 const CELL_SIDE = 168;
 
 // The grid: {result, image, model, class (what it explains), cells: Map(name -> cell), order:
-// [name], queue: [name], stop (why it was cancelled), running, t0, waiters}. It belongs to an
+// [name], queue: [name], stop (why it was cancelled), running, t0, waiters, curves: Map(curve key
+// -> Promise of its points, or null where its worker failed)}. It belongs to an
 // image, model and class: another method in the Method list keeps it.
 let grid = null;
 
@@ -55,7 +66,7 @@ function requestOf(g, name) {
 function startGrid(result, previous = null) {
   stopGrid('a new explanation');
   const { image, model } = get();
-  const g = { result, image, model, class: result.explained.class, cells: new Map(), order: [], queue: [], stop: null, running: null, t0: performance.now(), waiters: [] };
+  const g = { result, image, model, class: result.explained.class, cells: new Map(), order: [], queue: [], stop: null, running: null, t0: performance.now(), waiters: [], curveStep: curveStep(), curves: previous?.curves ?? new Map() };
   for (const spec of camMethods()) {
     const old = previous?.cells.get(spec.name);
     const cell = { spec, state: spec.costly ? 'costly' : 'queued', record: null, error: null, progress: null, passes: old?.passes ?? null, el: null };
@@ -108,18 +119,41 @@ async function work(g, worker, onFail) {
     cell.progress = null;
     renderCell(g, name);
     renderStatus();
+    const onProgress = (p) => {
+      if (g.stop) return false;
+      cell.progress = p;
+      renderProgress(cell);
+      return true;
+    };
+    let mine = []; // [key, resolve] of the curves this worker scores for the others
     try {
-      const record = await worker.call('compareMethod', [requestOf(g, name)], {
-        onProgress: (p) => {
-          if (g.stop) return false;
-          cell.progress = p;
-          renderProgress(cell);
-          return true;
-        },
+      const { keys } = await worker.call('compareMethod', [requestOf(g, name), g.curveStep], { onProgress });
+      // The curves depend on the map's pixel order alone: those another worker has scored, or is
+      // scoring, for a map ordered alike (Grad-CAM's for HiResCAM, XGrad-CAM, ShapleyCAM with the
+      // logit and CAM on Lite0) are awaited and handed over instead of scored again.
+      const others = keys.filter((key) => g.curves.has(key));
+      mine = keys.filter((key) => !g.curves.has(key)).map((key) => {
+        let resolve;
+        g.curves.set(key, new Promise((r) => (resolve = r)));
+        return [key, resolve];
       });
+      const known = [];
+      for (const key of others) {
+        const points = await g.curves.get(key);
+        if (points) known.push({ key, points });
+      }
+      if (g.stop) throw abortError(g.stop);
+      const record = await worker.call('compareMetrics', [known], { onProgress });
+      for (const [key, resolve] of mine) resolve(record.curves.find((c) => c.key === key)?.points ?? null);
+      mine = [];
       cell.record = record;
       cell.state = 'done';
     } catch (err) {
+      // curves this worker was to score: whoever waits for them scores them itself
+      for (const [key, resolve] of mine) {
+        g.curves.delete(key);
+        resolve(null);
+      }
       if (isAbort(err) || g.stop) {
         cell.state = 'cancelled';
       } else if (err instanceof WebAssembly.RuntimeError || worker.dead) {
@@ -164,7 +198,7 @@ function restart() {
   if (!result) return;
   const { image, model } = get();
   const old = grid;
-  const same = old && old.image === image && old.model === model && old.class === result.explained.class;
+  const same = old && old.image === image && old.model === model && old.class === result.explained.class && old.curveStep === curveStep();
   startGrid(result, same ? old : null);
 }
 
@@ -177,7 +211,8 @@ function settle(g) {
 /// Seconds per forward pass on this device, from the cells done so far (their metrics: batches
 /// of the model's forward, as a costly method's passes are); null before any.
 function secondsPerForward(g) {
-  const rates = [...g.cells.values()].filter((c) => c.record?.metric_forwards > 0).map((c) => c.record.metric_seconds / c.record.metric_forwards).sort((a, b) => a - b);
+  // (cells whose curves another worker scored ran one pass alone: not a batch's rate)
+  const rates = [...g.cells.values()].filter((c) => c.record?.metric_forwards > 1).map((c) => c.record.metric_seconds / c.record.metric_forwards).sort((a, b) => a - b);
   return rates.length ? rates[Math.floor(rates.length / 2)] : null;
 }
 
@@ -196,7 +231,7 @@ function expectedSeconds(g, cell) {
   const rate = secondsPerForward(g);
   if (!rate || !cell.passes) return null;
   const { forwards, head_forwards: head, backwards } = cell.passes;
-  const metrics = [...g.cells.values()].find((c) => c.record)?.record.metric_seconds ?? 0;
+  const metrics = Math.max(0, ...[...g.cells.values()].map((c) => c.record?.metric_seconds ?? 0));
   // a head's pass is a small part of the whole network's; a backward about two forwards
   return (forwards + 0.1 * head + 2 * backwards) * rate + metrics;
 }
@@ -302,6 +337,7 @@ function sortCells(g) {
   const current = [...container.children].map((el) => el.dataset.method);
   if (current.join() !== names.join()) container.append(...names.map((n) => g.cells.get(n).el.root));
   $('compare-sort').value = get().teach.compareSort;
+  $('compare-resolution').value = get().teach.compareCurves ?? 'quick';
 }
 
 function renderStatus() {
@@ -336,7 +372,7 @@ export async function render(changed) {
   const result = finished();
   if (!showBody('compare', Boolean(result), 'Explain an image first.')) return;
   const { image, model } = get();
-  if (!(grid && grid.image === image && grid.model === model && grid.class === result.explained.class)) startGrid(result);
+  if (!(grid && grid.image === image && grid.model === model && grid.class === result.explained.class && grid.curveStep === curveStep())) startGrid(result);
   else if (changed?.compareSort) sortCells(grid);
   else if (changed?.view) {
     for (const cell of grid.cells.values()) {
@@ -387,6 +423,9 @@ export function cancel() {
 export function init() {
   $('compare-sort').replaceChildren(...Object.entries(SORTS).map(([value, s]) => make('option', { value, textContent: s.label })));
   $('compare-sort').addEventListener('change', (e) => setTeach({ compareSort: e.target.value }));
+  $('compare-resolution').replaceChildren(...Object.entries(CURVES).map(([value, c]) => make('option', { value, textContent: c.label })));
+  // Other curves are other numbers: the view starts a new grid (render).
+  $('compare-resolution').addEventListener('change', (e) => setTeach({ compareCurves: e.target.value }));
   $('compare-cancel').addEventListener('click', () => stopGrid('by you'));
   $('compare-again').addEventListener('click', guard(() => restart()));
   // A new image, class or model cancels the grid as its explanation starts (the view starts a
