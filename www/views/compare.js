@@ -129,8 +129,8 @@ async function work(g, worker, onFail) {
     try {
       const { keys } = await worker.call('compareMethod', [requestOf(g, name), g.curveStep], { onProgress });
       // The curves depend on the map's pixel order alone: those another worker has scored, or is
-      // scoring, for a map ordered alike (Grad-CAM's for HiResCAM, XGrad-CAM, ShapleyCAM with the
-      // logit and CAM on Lite0) are awaited and handed over instead of scored again.
+      // scoring, for a map ordered alike (on Lite0, Grad-CAM's for ShapleyCAM with the logit,
+      // Grad-CAM element-wise's for LayerCAM) are awaited and handed over instead of scored again.
       const others = keys.filter((key) => g.curves.has(key));
       mine = keys.filter((key) => !g.curves.has(key)).map((key) => {
         let resolve;
