@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorecam/target}"
-scripts/setup.sh
+scripts/setup.sh --with-tests
 scripts/setup_web.sh
 
 echo "== unit, fixture and CLI tests (the fuzz harnesses beside Burn among them: src/fuzz.rs)"
