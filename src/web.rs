@@ -81,7 +81,6 @@ fn batch_progress(on_progress: &Function) -> impl FnMut(&cam::Progress<'_>) -> b
     }
 }
 
-
 fn invalid(message: impl Into<String>) -> JsValue {
     js_error(Error::Invalid(message.into()))
 }
@@ -197,7 +196,8 @@ pub struct WebSession {
     session: Rc<RefCell<Session>>,
     /// The compare grid's method run awaiting its metrics (`compareMethod`, then
     /// `compareMetrics`).
-    compared: RefCell<Option<(Explainer, MethodRun, usize)>>,
+    /// With the curves' step and keys.
+    compared: RefCell<Option<(Explainer, MethodRun, usize, [String; 2])>>,
 }
 
 #[wasm_bindgen(js_class = Session)]
@@ -457,8 +457,9 @@ impl WebSession {
         let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
         let run = explainer.compare_method(&mut reporter).await.map_err(js_error)?;
         let keys = explainer.curve_keys(&run, step).map_err(js_error)?;
-        self.compared.replace(Some((explainer, run, step)));
-        to_js(&serde_json::json!({ "keys": keys }))
+        let value = to_js(&serde_json::json!({ "keys": keys }));
+        self.compared.replace(Some((explainer, run, step, keys)));
+        value
     }
 
     /// Checks the map of the last `compareMethod` as `scorecam eval` does (`Explainer::
@@ -466,11 +467,10 @@ impl WebSession {
     /// where their key is the map's. Resolves to `{method, display_name, options, target, class,
     /// probability, seconds, forwards, head_forwards, backwards, deletion_auc, insertion_auc,
     /// average_drop, average_increase, curve_points, metric_seconds, metric_forwards, curves:
-    /// [{key, points}],
-    /// map: Float32Array}`; `on_progress` as `compareMethod`'s.
+    /// [{key, points}], map: Float32Array}`; `on_progress` as `compareMethod`'s.
     #[wasm_bindgen(js_name = compareMetrics)]
     pub async fn compare_metrics(&self, known: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
-        let Some((explainer, run, step)) = self.compared.take() else {
+        let Some((explainer, run, step, keys)) = self.compared.take() else {
             return Err(invalid("compareMetrics: no method run to check (call compareMethod first)"));
         };
         let session = self.session.borrow();
@@ -489,7 +489,7 @@ impl WebSession {
         let mut callback = batch_progress(&on_progress);
         let mut reporter = Reporter::new(&mut callback).yielding(Some(yield_to_browser));
         let comparison = explainer.compare_metrics(&run, step, &mut cache, &mut reporter).await.map_err(js_error)?;
-        let curves: Vec<KnownCurve> = explainer.curve_keys(&run, step).map_err(js_error)?.into_iter().filter_map(|key| Some(KnownCurve { points: cache.get(&key)?.to_vec(), key })).collect();
+        let curves: Vec<KnownCurve> = keys.into_iter().filter_map(|key| Some(KnownCurve { points: cache.get(&key)?.to_vec(), key })).collect();
         let value = to_js(&comparison)?;
         let _ = Reflect::set(&value, &"curves".into(), &to_js(&curves)?);
         let _ = Reflect::set(&value, &"map".into(), &Float32Array::from(&run.explanation.map[..]).into());

@@ -67,11 +67,7 @@ const calls = {
   curvePoints: (request, map, kind, from, to) => session.curvePoints(request, map, kind, from, to),
   dropIncrease: (request, map, protocol) => session.dropIncrease(request, map, protocol),
   randomised(request, weights, stage, seed, id) {
-    return session.randomised(request, weights, stage, seed, (progress) => {
-      if (cancelled.has(id)) return false;
-      self.postMessage({ id, progress });
-      return true;
-    });
+    return session.randomised(request, weights, stage, seed, progressOf(id));
   },
   // The compare view (www/views/compare.js): one method, then its metrics (with the curves other
   // workers scored), and a method's passes.
