@@ -12,8 +12,11 @@ scripts/setup_web.sh
 
 echo "== unit, fixture and CLI tests (the fuzz harnesses beside Burn among them: src/fuzz.rs)"
 cargo test --release --locked --workspace
+# Every cargo test below selects --workspace as the one above does: with -p or the root package
+# alone, cargo unifies the dependencies' features differently and compiles them again (1m50s and
+# 1m51s from a fresh clone).
 echo "== the parsers' fuzz harnesses (crates/formats/tests/fuzz.rs), 3 s of random inputs each after the stored corpus (formats has overflow checks on in release)"
-BOLERO_RANDOM_TEST_TIME_MS=3000 cargo test --release --locked -p scorecam-formats --test fuzz
+BOLERO_RANDOM_TEST_TIME_MS=3000 cargo test --release --locked --workspace --test fuzz
 echo "== the fixture suite again on the wgpu backend (Vulkan; lavapipe where there is no GPU)"
 if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -22,9 +25,9 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
     echo "test.sh: no Vulkan driver; install mesa-vulkan-drivers (lavapipe) or run on a GPU" >&2; exit 1
   fi
 fi
-SCORECAM_TEST_BACKEND=wgpu CUBECL_AUTOTUNE_LEVEL=minimal cargo test --release --locked --test tiny_vgg --test baselines --test conv --test onnx -- --test-threads 1
+SCORECAM_TEST_BACKEND=wgpu CUBECL_AUTOTUNE_LEVEL=minimal cargo test --release --locked --workspace --test tiny_vgg --test baselines --test conv --test onnx -- --test-threads 1
 echo "== full-size EfficientNet-Lite0 parity against ../shared/reference"
-cargo test --release --locked --test parity -- --ignored --nocapture efficientnet_lite0
+cargo test --release --locked --workspace --test parity -- --ignored --nocapture efficientnet_lite0
 echo "== the browser API in headless Chromium (wasm-bindgen-test)"
 CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}" WASM_BINDGEN_TEST_TIMEOUT=600 \
   cargo test --release --locked --no-default-features --target wasm32-unknown-unknown --test web
