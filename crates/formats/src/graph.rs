@@ -277,7 +277,9 @@ pub fn window_output(n: usize, k: usize, s: usize, d: usize, [before, after]: [u
     }
     let steps = padded - span;
     let mut out = if ceil { steps.div_ceil(s) } else { steps / s } + 1;
-    if ceil && (out - 1) * s >= n + before {
+    // The last window's start can pass usize::MAX where the step is huge (libFuzzer found it):
+    // past the input either way.
+    if ceil && (out - 1).checked_mul(s).is_none_or(|start| start >= n + before) {
         out -= 1;
     }
     Some(out)
@@ -747,6 +749,8 @@ mod tests {
         assert_eq!(window_output(5, 2, 2, 1, [1, 1], true), Some(3));
         assert_eq!(window_output(4, 3, 1, 2, [0, 0], false), None);
         assert_eq!(window_output(4, 0, 1, 1, [0, 0], false), None);
+        // ceil's last window would start at 256 * 2^56 = 2^64 (libFuzzer's window_sizes crash).
+        assert_eq!(window_output(255 << 56 | 1 << 48, 1 << 40, 1 << 56, 1, [0, 0], true), Some(256));
     }
 
     fn value(name: &str, dims: &[usize], batched: bool) -> Value {
