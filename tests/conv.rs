@@ -4,11 +4,10 @@
 
 mod common;
 
-use burn::nn::PaddingConfig2d;
 use burn::tensor::{Tensor, TensorData};
 use common::*;
 use scorecam::cam::{self, Method, Reporter};
-use scorecam::models::{BuildOptions, Conv, ConvChoice, ConvKernel, ConvShape, DeviceWeights, Model, Network};
+use scorecam::models::{BuildOptions, Conv, ConvChoice, ConvKernel, ConvShape, DeviceWeights, Model, Network, Padding};
 use scorecam::session::Session;
 use scorecam::weights::{dequantize_rows, quantize_rows, HostTensor, NamedTensors};
 
@@ -28,15 +27,15 @@ fn pattern(n: usize, seed: u64) -> Vec<f32> {
 /// EfficientNet-Lite0 (TF 'SAME': the stem, 1x1 expansions and projections, at each stage's
 /// size; the grouped depthwise ones always run direct).
 fn full_size_shapes() -> Vec<ConvShape> {
-    let pad1 = PaddingConfig2d::Explicit(1, 1, 1, 1);
+    let pad1 = Padding::Explicit([1; 4]);
     let mut shapes: Vec<ConvShape> = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56), (256, 512, 28), (512, 512, 28), (512, 512, 14)]
         .into_iter()
-        .map(|(cin, cout, hw)| ConvShape::new(cin, cout, 3, 1, 1, &pad1, [hw, hw]))
+        .map(|(cin, cout, hw)| ConvShape::new(cin, cout, 3, 1, 1, pad1, [hw, hw]))
         .collect();
-    let same = PaddingConfig2d::Same;
-    shapes.push(ConvShape::new(3, 32, 3, 2, 1, &same, [224, 224]));
+    let same = Padding::Same;
+    shapes.push(ConvShape::new(3, 32, 3, 2, 1, same, [224, 224]));
     for (cin, cout, hw) in [(32, 16, 112), (16, 96, 112), (96, 24, 56), (24, 144, 56), (144, 40, 28), (240, 80, 14), (480, 112, 14), (672, 192, 7), (1152, 320, 7), (320, 1280, 7)] {
-        shapes.push(ConvShape::new(cin, cout, 1, 1, 1, &same, [hw, hw]));
+        shapes.push(ConvShape::new(cin, cout, 1, 1, 1, same, [hw, hw]));
     }
     shapes
 }
@@ -92,7 +91,7 @@ fn matmul_equals_direct_on_every_full_size_layer() {
 fn chunked_im2col_equals_one_image_at_a_time() {
     let backend = backend();
     let device = &backend.device;
-    let shape = ConvShape::new(64, 64, 3, 1, 1, &PaddingConfig2d::Explicit(1, 1, 1, 1), [56, 56]);
+    let shape = ConvShape::new(64, 64, 3, 1, 1, Padding::Explicit([1; 4]), [56, 56]);
     let (w, b) = (pattern(shape.cout * shape.depth(), 4), pattern(shape.cout, 5));
     // 64*9*56*56*4 bytes = 7.2 MB of columns per image: a 16 MiB limit makes chunks of 2.
     assert_eq!((16 << 20) / shape.columns_bytes(), 2);

@@ -1,28 +1,30 @@
 //! Our CPU kernels' unsafe code under Miri (docs/security.md, "Unsafe code and Miri").
 //!
-//! The main crate depends on Burn, which Miri would have to build first; these kernel files
-//! depend on nothing but each other and the int8 quantisation, so they are included here as they
-//! are, unit tests and all, and run by
+//! The main crate depends on Burn, which Miri would have to build first; the kernels depend on
+//! nothing but each other, the model geometry (`src/models/geometry.rs`, Burn-free for this) and
+//! the int8 quantisation, so those files are included here as they are, unit tests and all, and
+//! run by
 //!
 //! ```sh
 //! cd crates/kernels-miri && CARGO_TARGET_DIR=~/.cache/scorecam/miri cargo +nightly miri test
 //! ```
 //!
 //! Under Miri the GEMM runs its portable SIMD128 stand-in (the `gemm` crate's natively; `cfg(miri)`
-//! in gemm.rs), and the largest test shapes are skipped. The convolution kernels (mod.rs,
-//! depthwise, im2col, pointwise, winograd, block) need the model geometry, which needs Burn: they
-//! are not here.
+//! in gemm.rs), the tasks run on two scoped threads instead of rayon's pool (`for_each_task`), and
+//! the largest test shapes are skipped.
 #![cfg(miri)]
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../src/models/kernels/simd.rs"]
-mod simd;
+#[path = "../../src/models/geometry.rs"]
+mod geometry;
 
-#[path = "../../src/models/kernels/gemm.rs"]
-mod gemm;
+#[path = "../../src/models/kernels/mod.rs"]
+mod kernels;
 
-#[path = "../../src/models/kernels/linear.rs"]
-mod linear;
+/// The path the kernels name the geometry by in the main crate (`crate::models::geometry`).
+mod models {
+    pub(crate) use crate::geometry;
+}
 
 #[path = "../formats/src/weights/quant.rs"]
 mod quant;

@@ -5,12 +5,11 @@
 
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
-use burn::nn::PaddingConfig2d;
 use burn::tensor::Tensor;
 
 use super::backbone::Backbone;
 use super::device::BuildOptions;
-use super::geometry::Activation;
+use super::geometry::{Activation, Padding};
 use super::layers::{inverted_residual_cpu, load_conv, Conv, ConvSpec, SplitLinear};
 use super::regions::{Reach, Regions};
 use super::registry::ArchitectureSpec;
@@ -105,7 +104,7 @@ impl EfficientNetLite0 {
         let mut next = |t: &mut NamedTensors, activation: Activation| -> Result<Conv> {
             let (name, cin, cout, k, stride, groups) = convs.next().expect("conv list matches the stages");
             // TF 'SAME': padded asymmetrically (the odd zero at the end), as TF does.
-            let spec = ConvSpec { channels: [cin, cout], kernel: k, stride, groups, padding: PaddingConfig2d::Same, input: [size; 2], activation };
+            let spec = ConvSpec { channels: [cin, cout], kernel: k, stride, groups, padding: Padding::Same, input: [size; 2], activation };
             size = size.div_ceil(stride);
             load_conv(t, &name, spec, options)
         };

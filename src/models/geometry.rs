@@ -1,9 +1,8 @@
 //! The geometry both the CPU kernels and the layers use, and nothing else: a convolution's shape,
 //! the activation fused into it, the region of an image a Score-CAM mask reaches, and where a
-//! model keeps its weights. A leaf: it imports nothing from the rest of `models`.
+//! model keeps its weights. A leaf: it imports nothing from the rest of `models`, nor Burn, so
+//! the CPU kernels that use it run under Miri with it (crates/kernels-miri).
 
-use burn::nn::PaddingConfig2d;
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -52,15 +51,6 @@ impl Activation {
             Self::Relu6 => [0.0, 6.0],
         }
     }
-
-    /// On a tensor, with Burn's ops.
-    pub fn tensor(self, x: Tensor<4>) -> Tensor<4> {
-        match self {
-            Self::None => x,
-            Self::Relu => burn::tensor::activation::relu(x),
-            Self::Relu6 => x.clamp(0.0, 6.0),
-        }
-    }
 }
 
 /// Where a model's weights live on the device.
@@ -98,6 +88,18 @@ pub fn reached_along(inputs: Range<usize>, span: usize, stride: usize, before: u
     let end = ((inputs.end - 1 + before) / stride + 1).min(len);
     let first = (inputs.start + before + 1).saturating_sub(span).div_ceil(stride).min(end);
     first..end
+}
+
+/// How a convolution pads its input, as a backbone's code describes it; [`ConvShape::new`] turns
+/// it into the zeros on each side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    Valid,
+    /// TF's SAME: the output is the input over the stride, rounded up, and where the padding is
+    /// odd the extra zero goes at the end (bottom, right).
+    Same,
+    /// (top, bottom, left, right), as [`ConvShape::padding`].
+    Explicit([usize; 4]),
 }
 
 /// A convolution's geometry at the model's input size: enough to time it alone and to tell
@@ -159,22 +161,21 @@ impl ConvShape {
         reached_along(inputs, self.kernel, self.stride, before, len)
     }
 
-    /// `padding` as Burn's `PaddingConfig2d` would give it: `Same` as TF does (the odd zero at the
-    /// end), `Explicit` as given.
-    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, padding: &PaddingConfig2d, input: [usize; 2]) -> Self {
+    /// With `padding` resolved at `input`'s size.
+    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, padding: Padding, input: [usize; 2]) -> Self {
         let same = |size: usize| {
             let out = size.div_ceil(stride);
             let total = ((out - 1) * stride + kernel).saturating_sub(size);
             (total / 2, total - total / 2)
         };
         let padding = match padding {
-            PaddingConfig2d::Valid => [0; 4],
-            PaddingConfig2d::Same => {
+            Padding::Valid => [0; 4],
+            Padding::Same => {
                 let (t, b) = same(input[0]);
                 let (l, r) = same(input[1]);
                 [t, b, l, r]
             }
-            PaddingConfig2d::Explicit(top, left, bottom, right) => [*top, *bottom, *left, *right],
+            Padding::Explicit(sides) => sides,
         };
         Self { cin, cout, kernel, stride, groups, padding, input }
     }

@@ -24,7 +24,7 @@ use burn::tensor::{Device, Tensor};
 use super::backbone::Backbone;
 use super::device::{tensor, BuildOptions};
 use super::geometry::{reached_along, Activation, ConvShape, Region};
-use super::layers::{inverted_residual_cpu, max_pool_2x2, Conv, SplitLinear};
+use super::layers::{activate, inverted_residual_cpu, max_pool_2x2, Conv, SplitLinear};
 use super::regions::{Reach, Regions};
 use super::registry::ArchitectureSpec;
 use crate::error::{Error, Result};
@@ -269,7 +269,7 @@ impl Interpreter {
                 }
                 if *residual { (six(y + x), r.union(&same)) } else { (six(y), r) }
             }
-            Kernel::Burn { conv, activation } => (six(activation.tensor(conv.forward(four(0)))), Reach::ANYWHERE),
+            Kernel::Burn { conv, activation } => (six(activate(*activation, conv.forward(four(0)))), Reach::ANYWHERE),
             Kernel::Linear(linear) => {
                 let d = in_dims(0);
                 let rows: usize = d[..d.len() - 1].iter().product();

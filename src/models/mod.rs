@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use backbone::Network;
 pub use device::{host_image, read_f32, BuildOptions, MAX_BINDING_BYTES};
 pub use efficientnet_lite::{lite0_convs, EfficientNetLite0, BN_EPS as LITE_BN_EPS, LITE0_STAGES};
-pub use geometry::{Activation, ConvShape, DeviceWeights, Region};
+pub use geometry::{Activation, ConvShape, DeviceWeights, Padding, Region};
 pub use layers::{Conv, ConvKernel};
 pub use probe::{ConvChoice, ConvProbe, ProbedLayer};
 pub use registry::{architecture, ArchitectureSpec, ARCHITECTURES};

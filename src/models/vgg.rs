@@ -4,12 +4,11 @@
 
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::PaddingConfig2d;
 use burn::tensor::Tensor;
 
 use super::backbone::Backbone;
 use super::device::BuildOptions;
-use super::geometry::Activation;
+use super::geometry::{Activation, Padding};
 use super::layers::{load_conv, max_pool_2x2, Conv, ConvSpec, SplitLinear};
 use super::regions::Regions;
 use super::registry::ArchitectureSpec;
@@ -122,7 +121,7 @@ impl Vgg {
             match layer {
                 Some(out) => {
                     let prefix = format!("features.{}", indices[convs.len()]);
-                    let spec = ConvSpec { channels: [channels, *out], kernel: 3, stride: 1, groups: 1, padding: PaddingConfig2d::Explicit(1, 1, 1, 1), input: [size; 2], activation: Activation::Relu };
+                    let spec = ConvSpec { channels: [channels, *out], kernel: 3, stride: 1, groups: 1, padding: Padding::Explicit([1; 4]), input: [size; 2], activation: Activation::Relu };
                     convs.push(load_conv(t, &prefix, spec, options)?);
                     pool_after.push(false);
                     channels = *out;

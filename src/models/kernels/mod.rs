@@ -257,11 +257,26 @@ fn fill_background(out: SharedOut, skip: &Skip, n: usize, channels: usize, [oh, 
     }
 }
 
-#[cfg(not(target_family = "wasm"))]
+#[cfg(not(any(target_family = "wasm", miri)))]
 fn for_each_task(tasks: usize, f: impl Fn(usize) + Sync + Send) {
     use rayon::prelude::*;
     (0..tasks).into_par_iter().for_each(f);
 }
+
+/// Under Miri (crates/kernels-miri), which does not build rayon: the tasks on two threads of
+/// their own, so that its race detector sees tasks write beside each other as rayon's would.
+#[cfg(miri)]
+fn for_each_task(tasks: usize, f: impl Fn(usize) + Sync + Send) {
+    let f = &f;
+    std::thread::scope(|s| {
+        for first in 0..MIRI_THREADS {
+            s.spawn(move || (first..tasks).step_by(MIRI_THREADS).for_each(f));
+        }
+    });
+}
+
+#[cfg(miri)]
+const MIRI_THREADS: usize = 2;
 
 #[cfg(target_family = "wasm")]
 fn for_each_task(tasks: usize, f: impl Fn(usize)) {
@@ -269,9 +284,14 @@ fn for_each_task(tasks: usize, f: impl Fn(usize)) {
 }
 
 /// The threads that run tasks: rayon's pool natively, one in a browser worker.
-#[cfg(not(target_family = "wasm"))]
+#[cfg(not(any(target_family = "wasm", miri)))]
 fn threads() -> usize {
     rayon::current_num_threads()
+}
+
+#[cfg(miri)]
+fn threads() -> usize {
+    MIRI_THREADS
 }
 
 #[cfg(target_family = "wasm")]
@@ -282,7 +302,7 @@ fn threads() -> usize {
 /// Tasks to split each of `n` images into so that every thread has one.
 #[cfg(not(target_family = "wasm"))]
 fn tasks_per_image(n: usize) -> usize {
-    rayon::current_num_threads().div_ceil(n.max(1))
+    threads().div_ceil(n.max(1))
 }
 
 #[cfg(target_family = "wasm")]
@@ -311,8 +331,12 @@ impl Layer<'_> {
 mod tests {
     use super::*;
     use block::inverted_residual_in_bands;
-    use burn::nn::PaddingConfig2d;
+    use crate::models::geometry::Padding;
     use winograd::{TileRows, WINOGRAD_FLUSH};
+
+    /// Under Miri (crates/kernels-miri) larger convolutions take minutes each, and every path
+    /// and remainder is reached by the smaller cases.
+    const MIRI_MACS: usize = 100_000;
 
     /// The definition, one output at a time.
     fn reference(s: &ConvShape, weight: &[f32], bias: &[f32], act: Activation, x: &[f32], n: usize) -> Vec<f32> {
@@ -372,12 +396,12 @@ mod tests {
 
     #[test]
     fn inverted_residual_equals_its_three_convolutions() {
-        let (valid, same) = (PaddingConfig2d::Valid, PaddingConfig2d::Same);
+        let (valid, same) = (Padding::Valid, Padding::Same);
         // (cin, mid, cout, k, stride, input): Lite0's kinds of block, with TF's asymmetric padding.
         for (cin, mid, cout, k, stride, input) in [(4, 12, 4, 3, 1, [9, 7]), (4, 12, 6, 3, 2, [11, 10]), (3, 9, 5, 5, 2, [13, 12]), (5, 15, 5, 5, 1, [8, 9]), (2, 6, 3, 5, 2, [7, 7]), (3, 6, 3, 3, 2, [12, 12])] {
-            let e = ConvShape::new(cin, mid, 1, 1, 1, &valid, input);
-            let d = ConvShape::new(mid, mid, k, stride, mid, &same, input);
-            let p = ConvShape::new(mid, cout, 1, 1, 1, &valid, d.output());
+            let e = ConvShape::new(cin, mid, 1, 1, 1, valid, input);
+            let d = ConvShape::new(mid, mid, k, stride, mid, same, input);
+            let p = ConvShape::new(mid, cout, 1, 1, 1, valid, d.output());
             let residual = stride == 1 && cin == cout;
             // One image: natively split among the threads, in parts that recompute their overlap.
             let n = if k == 5 { 1 } else { 2 };
@@ -389,7 +413,8 @@ mod tests {
             if residual {
                 want.iter_mut().zip(&x).for_each(|(o, i)| *o += *i);
             }
-            for band_rows in 1..=d.output()[0] {
+            // Under Miri each band size takes seconds: 1 to 3 rows and the whole output.
+            for band_rows in (1..=d.output()[0]).filter(|&b| !cfg!(miri) || b <= 3 || b == d.output()[0]) {
                 let got = inverted_residual_in_bands(&layers[0], &layers[1], &layers[2], residual, &x, n, band_rows, None);
                 let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(worst <= 1e-5, "{d:?}, bands of {band_rows} rows: max abs diff {worst}");
@@ -403,7 +428,7 @@ mod tests {
     /// gives exactly the whole computation.
     #[test]
     fn skipped_regions_equal_the_whole_computation() {
-        let (valid, same) = (PaddingConfig2d::Valid, PaddingConfig2d::Same);
+        let (valid, same) = (Padding::Valid, Padding::Same);
         let input = [13, 19];
         let region = |rows, cols| Region { rows, cols };
         // Non-zero inside the image, nowhere, everywhere, in the top-left corner, at the right edge.
@@ -425,11 +450,11 @@ mod tests {
             }
             x
         };
-        let one = PaddingConfig2d::Explicit(1, 1, 1, 1);
+        let one = Padding::Explicit([1; 4]);
         // (cin, cout, k, stride, groups, padding): pointwise, the stem's kind, depthwise 3x3 and
         // 5x5 / 2, Winograd (VGG's; image 0 reaches rows 3..8 and columns 8..14, so its tiles
         // compute row 2 and columns 14..16 too).
-        for (cin, cout, k, stride, groups, padding) in [(4, 6, 1, 1, 1, &valid), (4, 5, 3, 2, 1, &same), (4, 4, 3, 1, 4, &same), (4, 4, 5, 2, 4, &same), (8, 9, 3, 1, 1, &one)] {
+        for (cin, cout, k, stride, groups, padding) in [(4, 6, 1, 1, 1, valid), (4, 5, 3, 2, 1, same), (4, 4, 3, 1, 4, same), (4, 4, 5, 2, 4, same), (8, 9, 3, 1, 1, one)] {
             let s = ConvShape::new(cin, cout, k, stride, groups, padding, input);
             let (x, zero) = (masked(cin), vec![0f32; cin * plane]);
             let (weight, bias) = (values(cout * s.depth(), 5), values(cout, 6));
@@ -454,9 +479,9 @@ mod tests {
         }
         let (cin, x, zero) = (4, masked(4), vec![0f32; 4 * plane]);
         // A block (expand, depthwise 3x3 / 1, project, plus its input) run as one.
-        let e = ConvShape::new(cin, 12, 1, 1, 1, &valid, input);
-        let d = ConvShape::new(12, 12, 3, 1, 12, &same, input);
-        let p = ConvShape::new(12, cin, 1, 1, 1, &valid, d.output());
+        let e = ConvShape::new(cin, 12, 1, 1, 1, valid, input);
+        let d = ConvShape::new(12, 12, 3, 1, 12, same, input);
+        let p = ConvShape::new(12, cin, 1, 1, 1, valid, d.output());
         let params: Vec<(Vec<f32>, Vec<f32>)> = [e, d, p].iter().zip(7..).map(|(s, seed)| (values(s.cout * s.depth(), seed), values(s.cout, seed + 10))).collect();
         let layers: Vec<Layer> = [(&e, Activation::Relu6), (&d, Activation::Relu6), (&p, Activation::None)].iter().zip(&params).map(|(&(shape, activation), (weight, bias))| Layer { shape, weight, bias, activation }).collect();
         let block = |x: &[f32], n, skip| inverted_residual(&layers[0], &layers[1], &layers[2], true, x, n, skip);
@@ -467,43 +492,46 @@ mod tests {
 
     #[test]
     fn every_path_matches_the_definition() {
-        let same = PaddingConfig2d::Same;
-        let one = PaddingConfig2d::Explicit(1, 1, 1, 1);
-        let none = PaddingConfig2d::Valid;
+        let same = Padding::Same;
+        let one = Padding::Explicit([1; 4]);
+        let none = Padding::Valid;
         // TensorFlow's "same" for stride 2, asymmetric as EfficientNet-Lite pads.
-        let tf_even = PaddingConfig2d::Explicit(0, 0, 1, 1);
-        let tf_odd = PaddingConfig2d::Explicit(1, 1, 2, 2);
+        let tf_even = Padding::Explicit([0, 1, 0, 1]);
+        let tf_odd = Padding::Explicit([1, 2, 1, 2]);
         // (cin, cout, k, stride, groups, padding, input, activation)
         let cases = [
-            (3, 8, 3, 1, 1, &one, [9, 7], Activation::Relu),
-            (5, 6, 3, 2, 1, &same, [11, 10], Activation::Relu6),
-            (3, 4, 3, 2, 1, &same, [224, 224], Activation::Relu6),
-            (64, 32, 3, 1, 1, &one, [40, 40], Activation::None),
-            (8, 5, 3, 1, 1, &one, [9, 7], Activation::Relu),
-            (16, 16, 3, 1, 1, &same, [7, 7], Activation::None),
-            (512, 24, 3, 1, 1, &one, [14, 14], Activation::Relu),
-            (7, 9, 1, 1, 1, &none, [33, 35], Activation::Relu6),
-            (16, 24, 1, 1, 1, &none, [1, 1], Activation::None),
-            (6, 6, 3, 1, 6, &same, [10, 9], Activation::Relu6),
-            (6, 6, 3, 2, 6, &same, [13, 12], Activation::Relu6),
-            (4, 4, 5, 2, 4, &same, [14, 14], Activation::None),
-            (4, 4, 5, 1, 4, &same, [7, 7], Activation::Relu),
+            (3, 8, 3, 1, 1, one, [9, 7], Activation::Relu),
+            (5, 6, 3, 2, 1, same, [11, 10], Activation::Relu6),
+            (3, 4, 3, 2, 1, same, [224, 224], Activation::Relu6),
+            (64, 32, 3, 1, 1, one, [40, 40], Activation::None),
+            (8, 5, 3, 1, 1, one, [9, 7], Activation::Relu),
+            (16, 16, 3, 1, 1, same, [7, 7], Activation::None),
+            (512, 24, 3, 1, 1, one, [14, 14], Activation::Relu),
+            (7, 9, 1, 1, 1, none, [33, 35], Activation::Relu6),
+            (16, 24, 1, 1, 1, none, [1, 1], Activation::None),
+            (6, 6, 3, 1, 6, same, [10, 9], Activation::Relu6),
+            (6, 6, 3, 2, 6, same, [13, 12], Activation::Relu6),
+            (4, 4, 5, 2, 4, same, [14, 14], Activation::None),
+            (4, 4, 5, 1, 4, same, [7, 7], Activation::Relu),
             // Stride 2 with odd widths and even or odd left padding (the pair split's cases).
-            (5, 5, 3, 2, 5, &same, [9, 11], Activation::Relu6),
-            (3, 3, 5, 2, 3, &same, [11, 13], Activation::Relu),
-            (4, 4, 3, 2, 4, &tf_even, [8, 9], Activation::Relu6),
-            (2, 2, 5, 2, 2, &tf_odd, [9, 15], Activation::None),
+            (5, 5, 3, 2, 5, same, [9, 11], Activation::Relu6),
+            (3, 3, 5, 2, 3, same, [11, 13], Activation::Relu),
+            (4, 4, 3, 2, 4, tf_even, [8, 9], Activation::Relu6),
+            (2, 2, 5, 2, 2, tf_odd, [9, 15], Activation::None),
             // Depthwise rows of whole runs of 32 and a remainder of every block shape: 6 (4 rows
             // of 2 vectors), 21 (6 vectors), 24 (stride 2), 7 over fewer rows than a block has.
-            (3, 3, 3, 1, 3, &one, [9, 70], Activation::Relu6),
-            (2, 2, 5, 1, 2, &same, [5, 53], Activation::None),
-            (3, 3, 3, 2, 3, &tf_even, [20, 112], Activation::Relu),
-            (4, 4, 5, 1, 4, &same, [3, 7], Activation::Relu6),
-            (3, 3, 3, 1, 3, &one, [11, 1], Activation::None),
+            (3, 3, 3, 1, 3, one, [9, 70], Activation::Relu6),
+            (2, 2, 5, 1, 2, same, [5, 53], Activation::None),
+            (3, 3, 3, 2, 3, tf_even, [20, 112], Activation::Relu),
+            (4, 4, 5, 1, 4, same, [3, 7], Activation::Relu6),
+            (3, 3, 3, 1, 3, one, [11, 1], Activation::None),
         ];
         for (cin, cout, k, stride, groups, padding, input, act) in cases {
             let s = ConvShape::new(cin, cout, k, stride, groups, padding, input);
             let n = 2;
+            if cfg!(miri) && n * s.macs() > MIRI_MACS {
+                continue;
+            }
             let x = values(n * cin * input[0] * input[1], 3);
             let weight = values(cout * s.depth(), 5);
             let bias = values(cout, 7);
@@ -528,9 +556,12 @@ mod tests {
     /// tasks, with rows skipped: each image gets what it gets alone, and its own rows.
     #[test]
     fn winograd_over_images_and_tasks_matches_the_definition() {
-        let one = PaddingConfig2d::Explicit(1, 1, 1, 1);
-        for (cin, cout, input, n) in [(512, 16, [14, 14], 5), (8, 96, [60, 30], 3)] {
-            let s = ConvShape::new(cin, cout, 3, 1, 1, &one, input);
+        let one = Padding::Explicit([1; 4]);
+        for (cin, cout, input, n) in [(512, 16, [14, 14], 5), (8, 96, [60, 30], 3), (8, 4, [9, 10], 3)] {
+            let s = ConvShape::new(cin, cout, 3, 1, 1, one, input);
+            if cfg!(miri) && n * s.macs() > MIRI_MACS {
+                continue;
+            }
             let (x, weight, bias) = (values(n * cin * input[0] * input[1], 3), values(cout * s.depth(), 5), values(cout, 7));
             let want = reference(&s, &weight, &bias, Activation::Relu, &x, n);
             let got = conv2d(&s, &weight, &bias, Activation::Relu, &x, n, None);
@@ -544,9 +575,9 @@ mod tests {
     /// subnormal in the next layers.
     #[test]
     fn winograd_flushes_residuals_below_the_threshold() {
-        let one = PaddingConfig2d::Explicit(1, 1, 1, 1);
+        let one = Padding::Explicit([1; 4]);
         let (cin, cout, input) = (16, 8, [12, 12]);
-        let s = ConvShape::new(cin, cout, 3, 1, 1, &one, input);
+        let s = ConvShape::new(cin, cout, 3, 1, 1, one, input);
         // Row 4 of each plane at 1e-28, the rest zero: it reaches output rows 3..6, and the tile
         // of rows 4..8 computes rows 6 and 7 from it too, as residuals.
         let mut x = vec![0f32; cin * 144];

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::models::device::{host_f32, tensor, BuildOptions};
-use crate::models::geometry::{Activation, ConvShape, DeviceWeights};
+use crate::models::geometry::{Activation, ConvShape, DeviceWeights, Padding};
 use crate::models::kernels::{self, Skip};
 use crate::weights::{quantize_rows, HostTensor, NamedTensors};
 
@@ -197,7 +197,7 @@ impl Conv {
             (None, Some(conv)) => conv.forward(x),
             (None, None) => unreachable!("a conv has f32 or int8 weights"),
         };
-        self.activation.tensor(out)
+        activate(self.activation, out)
     }
 
     /// Our CPU kernel, activation included, on flex's buffers; `None` where it does not apply
@@ -300,6 +300,15 @@ fn columns(x: Tensor<4>, s: ConvShape, [ho, wo]: [usize; 2]) -> Tensor<5> {
     Tensor::stack(shifted, 2)
 }
 
+/// `activation` on a tensor, with Burn's ops (the CPU kernels apply it as they write).
+pub(crate) fn activate(activation: Activation, x: Tensor<4>) -> Tensor<4> {
+    match activation {
+        Activation::None => x,
+        Activation::Relu => burn::tensor::activation::relu(x),
+        Activation::Relu6 => x.clamp(0.0, 6.0),
+    }
+}
+
 /// A 2-D convolution `{prefix}.weight` [out, in/groups, k, k] with bias `{prefix}.bias`, on an
 /// input of `input` (height, width).
 pub(crate) struct ConvSpec {
@@ -307,7 +316,7 @@ pub(crate) struct ConvSpec {
     pub kernel: usize,
     pub stride: usize,
     pub groups: usize,
-    pub padding: PaddingConfig2d,
+    pub padding: Padding,
     pub input: [usize; 2],
     /// What follows the convolution (the layer applies it).
     pub activation: Activation,
@@ -318,6 +327,6 @@ pub(crate) fn load_conv(t: &mut NamedTensors, prefix: &str, spec: ConvSpec, opti
     let [cin, cout] = spec.channels;
     let weight = t.take(&format!("{prefix}.weight"), &[cout, cin / spec.groups, spec.kernel, spec.kernel])?;
     let bias = t.take(&format!("{prefix}.bias"), &[cout])?;
-    let shape = ConvShape::new(cin, cout, spec.kernel, spec.stride, spec.groups, &spec.padding, spec.input);
+    let shape = ConvShape::new(cin, cout, spec.kernel, spec.stride, spec.groups, spec.padding, spec.input);
     Ok(Conv::new(weight, bias, shape, spec.activation, options))
 }

@@ -6,5 +6,5 @@ pub mod conv;
 pub mod linear;
 
 pub use conv::{inverted_residual_cpu, max_pool_2x2, Conv, ConvKernel};
-pub(crate) use conv::{load_conv, ConvSpec};
+pub(crate) use conv::{activate, load_conv, ConvSpec};
 pub use linear::SplitLinear;
