@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{brief, Error, Result};
 
 /// The version of this structure that files carry.
 pub const PROGRAM_VERSION: u32 = 1;
@@ -260,7 +260,7 @@ pub struct Halves {
 }
 
 fn invalid(message: impl Into<String>) -> Error {
-    Error::Model { file: "graph".into(), message: message.into() }
+    Error::model("graph", message.into())
 }
 
 /// The output size of a window of `k` taps `d` apart, `s` apart, over `n` positions padded with
@@ -296,7 +296,7 @@ fn broadcast(a: &Shape, b: &Shape) -> Result<Shape> {
             _ if x == y => x,
             (1, y) => y,
             (x, 1) => x,
-            _ => return Err(invalid(format!("shapes {:?} and {:?} do not broadcast", a.dims, b.dims))),
+            _ => return Err(invalid(format!("shapes {} and {} do not broadcast", brief(&a.dims), brief(&b.dims)))),
         });
     }
     let batched = a.batched || b.batched;
@@ -320,12 +320,12 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
     let spatial = |x: &Shape, what: &str| -> Result<[usize; 4]> {
         match x.dims[..] {
             [n, c, h, w] => Ok([n, c, h, w]),
-            _ => Err(invalid(format!("{what} reads a 4-D input, not {:?}", x.dims))),
+            _ => Err(invalid(format!("{what} reads a 4-D input, not {}", brief(&x.dims)))),
         }
     };
     let axis_ok = |x: &Shape, axis: usize, what: &str| -> Result<()> {
         if axis >= x.rank() || (axis == 0 && x.batched) {
-            return Err(invalid(format!("{what} on axis {axis} of {:?}{}", x.dims, if x.batched { " (axis 0 is the batch)" } else { "" })));
+            return Err(invalid(format!("{what} on axis {axis} of {}{}", brief(&x.dims), if x.batched { " (axis 0 is the batch)" } else { "" })));
         }
         Ok(())
     };
@@ -364,7 +364,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
         Op::Linear { features: [d_in, d_out], .. } => {
             let x = x.expect("arity checked");
             if x.dims.last() != Some(d_in) || (x.batched && x.rank() < 2) {
-                return Err(invalid(format!("a linear layer of {d_in} inputs on {:?}", x.dims)));
+                return Err(invalid(format!("a linear layer of {d_in} inputs on {}", brief(&x.dims))));
             }
             let mut dims = x.dims.clone();
             *dims.last_mut().expect("rank >= 1") = *d_out;
@@ -373,7 +373,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
         Op::Affine { channels, .. } => {
             let x = x.expect("arity checked");
             if x.rank() < 2 || x.dims[1] != *channels {
-                return Err(invalid(format!("a batch norm of {channels} channels on {:?}", x.dims)));
+                return Err(invalid(format!("a batch norm of {channels} channels on {}", brief(&x.dims))));
             }
             Ok(x.clone())
         }
@@ -391,7 +391,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
         Op::MatMul => {
             let (a, b) = (inputs[0], inputs[1]);
             if a.rank() < 2 || b.rank() < 2 || a.dims[a.rank() - 1] != b.dims[b.rank() - 2] || b.batched {
-                return Err(invalid(format!("MatMul of {:?} and {:?} (only the left side may be batched)", a.dims, b.dims)));
+                return Err(invalid(format!("MatMul of {} and {} (only the left side may be batched)", brief(&a.dims), brief(&b.dims))));
             }
             let lead = |s: &Shape| Shape::new(s.dims[..s.rank() - 2].to_vec(), s.batched);
             let mut out = broadcast(&lead(a), &lead(b))?;
@@ -408,7 +408,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
             for s in &inputs[1..] {
                 let same = s.rank() == first.rank() && s.batched == first.batched && s.dims.iter().zip(&first.dims).enumerate().all(|(i, (a, b))| i == *axis || a == b);
                 if !same {
-                    return Err(invalid(format!("Concat on axis {axis} of {:?} and {:?}", first.dims, s.dims)));
+                    return Err(invalid(format!("Concat on axis {axis} of {} and {}", brief(&first.dims), brief(&s.dims))));
                 }
                 dims[*axis] += s.dims[*axis];
             }
@@ -418,7 +418,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
             let x = x.expect("arity checked");
             axis_ok(x, *axis, "Slice")?;
             if start >= end || *end > x.dims[*axis] {
-                return Err(invalid(format!("Slice {start}..{end} of axis {axis} of {:?}", x.dims)));
+                return Err(invalid(format!("Slice {start}..{end} of axis {axis} of {}", brief(&x.dims))));
             }
             let mut dims = x.dims.clone();
             dims[*axis] = end - start;
@@ -430,7 +430,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
             let mut seen = perm.clone();
             seen.sort_unstable();
             if seen != (0..x.rank()).collect::<Vec<_>>() || (x.batched && perm[0] != 0) {
-                return Err(invalid(format!("Transpose {perm:?} of {:?}{}", x.dims, if x.batched { " (the batch stays first)" } else { "" })));
+                return Err(invalid(format!("Transpose {} of {}{}", brief(perm), brief(&x.dims), if x.batched { " (the batch stays first)" } else { "" })));
             }
             Ok(Shape::new(perm.iter().map(|&p| x.dims[p]).collect(), x.batched))
         }
@@ -443,7 +443,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
             let x = x.expect("arity checked");
             let set: BTreeSet<usize> = axes.iter().copied().collect();
             if set.len() != axes.len() || set.is_empty() {
-                return Err(invalid(format!("{} over axes {axes:?}", op.name())));
+                return Err(invalid(format!("{} over axes {}", op.name(), brief(axes))));
             }
             for &a in &set {
                 axis_ok(x, a, op.name())?;
@@ -454,7 +454,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
         Op::Pad { pads, value } => {
             let x = x.expect("arity checked");
             if pads.len() != x.rank() || !value.is_finite() || (x.batched && pads[0] != [0, 0]) {
-                return Err(invalid(format!("Pad {pads:?} of {:?}", x.dims)));
+                return Err(invalid(format!("Pad {} of {}", brief(pads), brief(&x.dims))));
             }
             let dims = x.dims.iter().zip(pads).map(|(d, [a, b])| d.checked_add(*a).and_then(|d| d.checked_add(*b))).collect::<Option<Vec<_>>>().ok_or_else(|| invalid("Pad overflows"))?;
             Ok(Shape::new(dims, x.batched))
@@ -466,7 +466,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Shape> {
 /// A Reshape of `x` to `out`: the same elements per image, the batch where it was.
 pub fn infer_reshape(x: &Shape, out: &Shape) -> Result<()> {
     if x.elements() != out.elements() || x.batched != out.batched || (out.batched && out.dims.first() != Some(&1)) {
-        return Err(invalid(format!("Reshape of {:?} to {:?}", x.dims, out.dims)));
+        return Err(invalid(format!("Reshape of {} to {}", brief(&x.dims), brief(&out.dims))));
     }
     Ok(())
 }
@@ -485,7 +485,7 @@ impl Program {
         let input = self.values.first().ok_or_else(|| invalid("no values"))?;
         match input.shape.dims[..] {
             [1, 3, h, w] if h == w && h > 0 && input.shape.batched => {}
-            _ => return Err(invalid(format!("the input is {:?}, not one batched square RGB image", input.shape.dims))),
+            _ => return Err(invalid(format!("the input is {}, not one batched square RGB image", brief(&input.shape.dims)))),
         }
         let mut written = vec![false; self.values.len()];
         written[0] = true;
@@ -504,7 +504,7 @@ impl Program {
                 return Err(invalid(format!("value {} is written twice", node.output)));
             }
             if out.shape.elements() > MAX_ELEMENTS || out.shape.dims.contains(&0) {
-                return Err(invalid(format!("value {} has shape {:?}", node.output, out.shape.dims)));
+                return Err(invalid(format!("value {} has shape {}", node.output, brief(&out.shape.dims))));
             }
             if node.op == Op::Reshape {
                 if shapes.len() != 1 {
@@ -514,14 +514,14 @@ impl Program {
             } else {
                 let shape = infer(&node.op, &shapes).map_err(|e| invalid(format!("node {i} ({}): {}", node.name, message(&e))))?;
                 if shape != out.shape {
-                    return Err(invalid(format!("node {i} ({}) gives {:?}, the file says {:?}", node.name, shape.dims, out.shape.dims)));
+                    return Err(invalid(format!("node {i} ({}) gives {}, the file says {}", node.name, brief(&shape.dims), brief(&out.shape.dims))));
                 }
             }
             written[node.output] = true;
         }
         let output = self.values.get(self.output).ok_or_else(|| invalid("no output value"))?;
         if !written[self.output] || output.shape.rank() != 2 || !output.shape.batched {
-            return Err(invalid(format!("the output is {:?}, not [N, classes] logits", output.shape.dims)));
+            return Err(invalid(format!("the output is {}, not [N, classes] logits", brief(&output.shape.dims))));
         }
         self.halves(self.target)?;
         Ok(())
@@ -586,7 +586,7 @@ impl Program {
     pub fn halves(&self, target: usize) -> Result<Halves> {
         let value = self.values.get(target).ok_or_else(|| invalid(format!("no value {target}")))?;
         if value.shape.rank() != 4 || !value.shape.batched || target == 0 {
-            return Err(invalid(format!("the target `{}` is {:?}, not the [N, C, h, w] output of a layer", value.name, value.shape.dims)));
+            return Err(invalid(format!("the target `{}` is {}, not the [N, C, h, w] output of a layer", value.name, brief(&value.shape.dims))));
         }
         let writer = self.writers();
         let features = self.needed_for(target, &writer);

@@ -18,7 +18,8 @@ use bolero::check;
 use scorecam_formats::graph::{window_output, Program};
 use scorecam_formats::onnx::{self, ImportOptions};
 use scorecam_formats::weights::{decode_int8, decode_int8_keeping_matrices, Manifest};
-use scorecam_formats::{labels, state_dict};
+use scorecam_formats::error::{MAX_MESSAGE, MAX_NAME};
+use scorecam_formats::{labels, state_dict, Result};
 use serde_json::Value;
 
 const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/vgg_tiny/int8/vgg_tiny.safetensors");
@@ -26,6 +27,19 @@ const MANIFEST: &str = include_str!("../../../tests/fixtures/vgg_tiny/int8/vgg_t
 const ONNX: &[u8] = include_bytes!("../../../tests/fixtures/onnx/tiny_misc/tiny_misc.legacy.fixed.onnx");
 const TORCH_ZIP: &[u8] = include_bytes!("fixtures/torch/tiny.pth");
 const TORCH_LEGACY: &[u8] = include_bytes!("fixtures/torch/tiny_legacy.pth");
+
+/// What was read, or None after checking that the error is a message a person can read: a
+/// hostile file must not make it megabytes (a `pads` list of a billion zeros once did).
+fn read<T>(result: Result<T>) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(message.len() <= MAX_NAME + MAX_MESSAGE + 32, "a {}-byte error: {}…", message.len(), &message[..message.floor_char_boundary(300)]);
+            None
+        }
+    }
+}
 
 /// Changes to a valid file: bytes XORed at positions (modulo the length), then the file cut
 /// to `keep` bytes (modulo its length + 1) when given.
@@ -101,7 +115,7 @@ fn replace_leaves(doc: &mut Value, edits: &[(u32, Replacement)]) {
 
 fn check_weights(bytes: &[u8]) {
     for decoded in [decode_int8(bytes, "fuzz.safetensors"), decode_int8_keeping_matrices(bytes, "fuzz.safetensors")] {
-        if let Ok(d) = decoded {
+        if let Some(d) = read(decoded) {
             for (name, t) in &d.tensors.tensors {
                 assert_eq!(t.shape.iter().product::<usize>(), t.data.len(), "{name}");
                 assert!(t.data.iter().all(|v| v.is_finite()), "{name}");
@@ -126,10 +140,10 @@ fn int8_weights_mutated() {
 }
 
 fn check_manifest(text: &str) {
-    if let Ok(m) = Manifest::from_json(text, "fuzz.json") {
+    if let Some(m) = read(Manifest::from_json(text, "fuzz.json")) {
         // What is read writes back as itself, and checks bytes without panicking.
         assert_eq!(Manifest::from_json(&m.to_json(), "again.json").unwrap(), m);
-        let _ = m.verify(WEIGHTS);
+        read(m.verify(WEIGHTS));
         let _ = m.class_name(usize::MAX);
     }
 }
@@ -154,7 +168,7 @@ fn manifest_mutated() {
 }
 
 fn check_onnx(bytes: Vec<u8>, input_size: Option<usize>) {
-    if let Ok(imported) = onnx::import(bytes, "fuzz.onnx", &ImportOptions { input_size, layer: None }) {
+    if let Some(imported) = read(onnx::import(bytes, "fuzz.onnx", &ImportOptions { input_size, layer: None })) {
         imported.program.check().expect("an imported program is checked");
         // What a converted file carries reads back.
         Program::from_json(&imported.program.to_json()).expect("a checked program reads back");
@@ -181,7 +195,7 @@ fn graph_mutated() {
     check!().with_type::<Vec<(u32, Replacement)>>().for_each(|edits| {
         let mut doc: Value = serde_json::from_str(json).unwrap();
         replace_leaves(&mut doc, edits);
-        if let Ok(program) = Program::from_json(&doc.to_string()) {
+        if let Some(program) = read(Program::from_json(&doc.to_string())) {
             let _ = (program.layers(), program.largest_value_bytes(), program.quantised_tensors());
         }
     });
@@ -191,7 +205,7 @@ fn graph_mutated() {
 fn graph_json() {
     check!().for_each(|bytes| {
         if let Ok(text) = std::str::from_utf8(bytes) {
-            let _ = Program::from_json(text);
+            read(Program::from_json(text));
         }
     });
 }
@@ -207,7 +221,7 @@ fn window_sizes() {
 }
 
 fn check_state_dict(bytes: &[u8]) {
-    if let Ok(t) = state_dict::read(bytes, "fuzz.pth") {
+    if let Some(t) = read(state_dict::read(bytes, "fuzz.pth")) {
         for (name, t) in &t.tensors {
             assert_eq!(t.shape.iter().product::<usize>(), t.data.len(), "{name}");
         }
@@ -231,7 +245,7 @@ fn state_dict_mutated() {
 fn labels_file() {
     check!().for_each(|bytes| {
         if let Ok(text) = std::str::from_utf8(bytes)
-            && let Ok(names) = labels::parse(text)
+            && let Some(names) = read(labels::parse(text))
         {
             assert!(!names.is_empty() && names.iter().all(|n| !n.is_empty()));
         }

@@ -15,7 +15,7 @@ mod fold;
 mod plan;
 mod proto;
 
-use crate::error::{Error, Result};
+use crate::error::{brief, Error, Result};
 use crate::graph::Program;
 use crate::weights::NamedTensors;
 
@@ -101,8 +101,8 @@ fn only_the_batch_differs(one: &Program, two: &Program) -> std::result::Result<(
         }
         if a.shape.batched != b.shape.batched || expected != b.shape.dims {
             return Err(format!(
-                "`{}` is {:?} for one image but {:?} for two: the graph mixes the batch into other axes (a batch size written into a reshape?); export it with a dynamic batch axis",
-                a.name, a.shape.dims, b.shape.dims
+                "`{}` is {} for one image but {} for two: the graph mixes the batch into other axes (a batch size written into a reshape?); export it with a dynamic batch axis",
+                a.name, brief(&a.shape.dims), brief(&b.shape.dims)
             ));
         }
     }

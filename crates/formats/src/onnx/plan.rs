@@ -9,7 +9,7 @@ use onnx_ir::{ModelProto, NodeProto};
 
 use super::fold;
 use super::proto::{self, Attributes, Data, Tensor};
-use crate::error::{Error, Result};
+use crate::error::{brief, Error, Result};
 use crate::graph::{infer, infer_reshape, FusedActivation, Node, Op, Program, Shape, Value, PROGRAM_VERSION};
 use crate::weights::{HostTensor, NamedTensors};
 
@@ -32,7 +32,7 @@ pub(super) fn input_spec(model: &ModelProto, file: &str) -> Result<InputSpec> {
     let inputs: Vec<_> = graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())).collect();
     let [input] = inputs[..] else {
         let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-        return Err(Error::model(file, format!("the graph has {} inputs ({names:?}); scorecam explains networks with one, a batch of images", inputs.len())));
+        return Err(Error::model(file, format!("the graph has {} inputs ({}); scorecam explains networks with one, a batch of images", inputs.len(), brief(&names))));
     };
     let fail = |m: String| Error::model(file, format!("input `{}`: {m}", input.name));
     let Some(ty) = input.type_.as_ref().filter(|t| t.has_tensor_type()) else { return Err(fail("it is not a tensor".into())) };
@@ -45,7 +45,7 @@ pub(super) fn input_spec(model: &ModelProto, file: &str) -> Result<InputSpec> {
         [_, Some(3), h, w] => (false, h, w),
         [_, h, w, Some(3)] => (true, h, w),
         [_, None, h, w] => (false, h, w),
-        _ => return Err(fail(format!("shape {dims:?} is not a batch of RGB images [N, 3, H, W]"))),
+        _ => return Err(fail(format!("shape {} is not a batch of RGB images [N, 3, H, W]", brief(&dims)))),
     };
     let size = match (h, w) {
         (Some(h), Some(w)) if h != w => return Err(fail(format!("{h}x{w} images: scorecam explains square inputs"))),
@@ -116,7 +116,7 @@ pub(super) fn plan(model: &ModelProto, file: &str, input: &InputSpec, size: usiz
         output = p.reshape(out_name, &format!("{out_name}.flat"), output, vec![dims[0], dims[1]])?;
     }
     if p.values[output].shape.rank() != 2 {
-        return Err(Error::model(file, format!("the output `{out_name}` is {:?}, not [N, classes] logits", p.values[output].shape.dims)));
+        return Err(Error::model(file, format!("the output `{out_name}` is {}, not [N, classes] logits", brief(&p.values[output].shape.dims))));
     }
     p.finish(output)
 }
@@ -197,7 +197,7 @@ impl Planner<'_> {
         if from.batched {
             // Checked per image: the batch stays in the first axis.
             if one.dims.first() != Some(&self.batch) {
-                return Err(Error::model(self.file, format!("node `{node_name}` reshapes {:?} to {:?}: the batch would leave the first axis", from.dims, one.dims)));
+                return Err(Error::model(self.file, format!("node `{node_name}` reshapes {} to {}: the batch would leave the first axis", brief(&from.dims), brief(&one.dims))));
             }
             one.dims[0] = 1;
             from.dims[0] = 1;
@@ -304,7 +304,7 @@ impl Planner<'_> {
             "ConstantOfShape" => {
                 let dims: Vec<usize> = fold::as_i64(self.need_known(node, 0, "shape")?).into_iter().map(|d| usize::try_from(d).unwrap_or(0)).collect();
                 let Some(n) = fold::folded_elements(&dims) else {
-                    return Err(self.fail(node, format!("makes a constant of shape {dims:?} (at most {} elements)", fold::MAX_FOLDED)));
+                    return Err(self.fail(node, format!("makes a constant of shape {} (at most {} elements)", brief(&dims), fold::MAX_FOLDED)));
                 };
                 let value = attrs.tensor("value")?.unwrap_or(Tensor { dims: vec![1], data: Data::F32(vec![0.0]) });
                 let data = match value.data {
@@ -369,10 +369,10 @@ impl Planner<'_> {
                     new[0] = self.batch as i64;
                 }
                 let total = checked_product(&dims).ok_or_else(|| self.fail(node, "a size past 64 bits"))?;
-                let known: i64 = new.iter().filter(|&&d| d != -1).try_fold(1i64, |n, &d| n.checked_mul(d)).ok_or_else(|| self.fail(node, format!("reshapes to {new:?}: a size past 64 bits")))?;
+                let known: i64 = new.iter().filter(|&&d| d != -1).try_fold(1i64, |n, &d| n.checked_mul(d)).ok_or_else(|| self.fail(node, format!("reshapes to {}: a size past 64 bits", brief(&new))))?;
                 let holes = new.iter().filter(|&&d| d == -1).count();
                 if holes > 1 || new.iter().any(|&d| d < -1) || (holes == 1 && (known <= 0 || total as i64 % known != 0)) {
-                    return Err(self.fail(node, format!("cannot reshape {dims:?} to {target:?}")));
+                    return Err(self.fail(node, format!("cannot reshape {} to {}", brief(&dims), brief(&target))));
                 }
                 let new: Vec<usize> = new.iter().map(|&d| if d == -1 { total / known as usize } else { d as usize }).collect();
                 if batched && new.len() == 1 && dims.len() > 1 {
@@ -400,7 +400,7 @@ impl Planner<'_> {
                         let mut sorted = perm.clone();
                         sorted.sort_unstable();
                         if sorted != (0..rank).collect::<Vec<_>>() {
-                            return Err(self.fail(node, format!("perm {perm:?}")));
+                            return Err(self.fail(node, format!("perm {}", brief(&perm))));
                         }
                         self.bind_known(node, fold::transpose(&tensor, &perm));
                     }
@@ -523,7 +523,7 @@ impl Planner<'_> {
                 let a = self.value(node, 0)?;
                 let w = self.need_known(node, 1, "weight")?.clone();
                 if w.dims.len() != 2 {
-                    return Err(self.fail(node, format!("weight of shape {:?}", w.dims)));
+                    return Err(self.fail(node, format!("weight of shape {}", brief(&w.dims))));
                 }
                 let w = if attrs.int("transB", 0) != 0 { w } else { fold::transpose(&w, &[1, 0]) };
                 let (d_out, d_in) = (w.dims[0], w.dims[1]);
@@ -532,7 +532,7 @@ impl Planner<'_> {
                 let bias = match self.known(node, 2)? {
                     Some(c) if c.len() == d_out => fold::as_f32(c).into_iter().map(|v| v * beta).collect(),
                     Some(c) if c.len() == 1 => vec![fold::as_f32(c)[0] * beta; d_out],
-                    Some(c) => return Err(self.fail(node, format!("bias of shape {:?} for {d_out} outputs", c.dims))),
+                    Some(c) => return Err(self.fail(node, format!("bias of shape {} for {d_out} outputs", brief(&c.dims)))),
                     None if node.input.get(2).is_some_and(|n| !n.is_empty()) => return Err(self.fail(node, "its bias must be a constant")),
                     None => vec![0.0; d_out],
                 };
@@ -590,12 +590,12 @@ impl Planner<'_> {
                 let scale = self.need_known(node, 1, "scale")?.clone();
                 let bias = self.known(node, 2)?.cloned();
                 let expand = |t: &Tensor| fold::expand(t, &dims[a..]).map(|t| fold::as_f32(&t)).filter(|v| v.len() == normalized);
-                let s = expand(&scale).ok_or_else(|| self.fail(node, format!("scale of shape {:?} for {:?}", scale.dims, &dims[a..])))?;
+                let s = expand(&scale).ok_or_else(|| self.fail(node, format!("scale of shape {} for {}", brief(&scale.dims), brief(&dims[a..]))))?;
                 let sn = format!("nodes.{k}.scale");
                 self.tensors.insert(sn.clone(), HostTensor::new(vec![normalized], s));
                 let bn = match bias {
                     Some(b) => {
-                        let v = expand(&b).ok_or_else(|| self.fail(node, format!("bias of shape {:?}", b.dims)))?;
+                        let v = expand(&b).ok_or_else(|| self.fail(node, format!("bias of shape {}", brief(&b.dims))))?;
                         let name = format!("nodes.{k}.bias");
                         self.tensors.insert(name.clone(), HostTensor::new(vec![normalized], v));
                         Some(name)
@@ -621,7 +621,7 @@ impl Planner<'_> {
                     None => (0..rank).collect(),
                 };
                 if raw.len() != 2 * axes.len() || raw.iter().any(|&p| p < 0) {
-                    return Err(self.fail(node, format!("pads {raw:?} (negative pads crop, which the interpreter does not)")));
+                    return Err(self.fail(node, format!("pads {} for {} axes (negative pads crop, which the interpreter does not)", brief(&raw), axes.len())));
                 }
                 let mut pads = vec![[0usize; 2]; rank];
                 for (i, &a) in axes.iter().enumerate() {
@@ -643,7 +643,7 @@ impl Planner<'_> {
         match self.entry(node, 0)?.cloned() {
             Some(Entry::Known { tensor, .. }) => {
                 if dims.iter().product::<usize>() != tensor.len() {
-                    return Err(self.fail(node, format!("cannot reshape {:?} to {dims:?}", tensor.dims)));
+                    return Err(self.fail(node, format!("cannot reshape {} to {}", brief(&tensor.dims), brief(&dims))));
                 }
                 self.bind_known(node, Tensor { dims, data: tensor.data });
             }
@@ -748,13 +748,13 @@ impl Planner<'_> {
         let x = self.value(node, 0)?;
         let w = self.need_known(node, 1, "weight")?.clone();
         if w.dims.len() != 4 {
-            return Err(self.fail(node, format!("a weight of shape {:?}: the interpreter runs 2-D convolutions", w.dims)));
+            return Err(self.fail(node, format!("a weight of shape {}: the interpreter runs 2-D convolutions", brief(&w.dims))));
         }
         let [cout, cin_g, kh, kw] = [w.dims[0], w.dims[1], w.dims[2], w.dims[3]];
         let groups = usize::try_from(attrs.int("group", 1)).ok().filter(|&g| g > 0).ok_or_else(|| self.fail(node, "group"))?;
         let kernel = attrs.sizes("kernel_shape", 2, 0)?;
         if kernel != [0, 0] && kernel != [kh, kw] {
-            return Err(self.fail(node, format!("kernel_shape {kernel:?} for a weight of {:?}", w.dims)));
+            return Err(self.fail(node, format!("kernel_shape {kernel:?} for a weight of {}", brief(&w.dims))));
         }
         let stride = attrs.sizes("strides", 2, 1)?;
         let dilation = attrs.sizes("dilations", 2, 1)?;
@@ -927,7 +927,7 @@ impl Planner<'_> {
             }
         };
         if sizes.len() != outputs || sizes.iter().sum::<usize>() != dims[a] {
-            return Err(self.fail(node, format!("splits {} into {sizes:?}", dims[a])));
+            return Err(self.fail(node, format!("splits {} into {}", dims[a], brief(&sizes))));
         }
         let mut start = 0;
         for (i, (size, out)) in sizes.iter().zip(&node.output).enumerate() {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use onnx_ir::{AttributeProto, Message, ModelProto, NodeProto, TensorProto};
 
-use crate::error::{Error, Result};
+use crate::error::{brief, Error, Result};
 
 /// The largest tensor the importer reads (elements): 1 G floats, 4 GB. A declared shape above it
 /// is refused before anything is allocated.
@@ -81,17 +81,17 @@ pub(super) fn tensor(t: &TensorProto, what: &str, file: &str) -> Result<Tensor> 
     }
     let mut dims = Vec::with_capacity(t.dims.len());
     for &d in &t.dims {
-        dims.push(usize::try_from(d).map_err(|_| fail(format!("negative dimension in {:?}", t.dims)))?);
+        dims.push(usize::try_from(d).map_err(|_| fail(format!("negative dimension in {}", brief(&t.dims))))?);
     }
-    let n = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS).ok_or_else(|| fail(format!("shape {dims:?} is too large")))?;
+    let n = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS).ok_or_else(|| fail(format!("shape {} is too large", brief(&dims))))?;
     let raw = &t.raw_data[..];
     let from_raw = |width: usize| -> Result<&[u8]> {
         if raw.len() != n * width {
-            return Err(fail(format!("declares {n} values ({dims:?}) but holds only {} bytes ({width} a value): truncated?", raw.len())));
+            return Err(fail(format!("declares {n} values ({}) but holds only {} bytes ({width} a value): truncated?", brief(&dims), raw.len())));
         }
         Ok(raw)
     };
-    let check = |len: usize| if len == n { Ok(()) } else { Err(fail(format!("declares {n} values ({dims:?}) but holds {len}"))) };
+    let check = |len: usize| if len == n { Ok(()) } else { Err(fail(format!("declares {n} values ({}) but holds {len}", brief(&dims)))) };
     let data = match t.data_type {
         dtype::FLOAT if !raw.is_empty() => Data::F32(from_raw(4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
         dtype::FLOAT => {
@@ -191,7 +191,7 @@ impl<'a> Attributes<'a> {
         match self.ints(name) {
             None => Ok(vec![default; n]),
             Some(v) if v.len() == n && v.iter().all(|&x| x >= 0) => Ok(v.into_iter().map(|x| x as usize).collect()),
-            Some(v) => Err(self.fail(format!("{name} {v:?} is not {n} sizes"))),
+            Some(v) => Err(self.fail(format!("{name} {} is not {n} sizes", brief(&v)))),
         }
     }
 }
