@@ -17,7 +17,8 @@ use crate::weights::{quantize_rows, transpose, HostTensor, NamedTensors, Quantiz
 /// A linear layer stored PyTorch-style (`weight` [out, in]) as blocks of output rows, each under
 /// [`MAX_BINDING_BYTES`] on the device, so VGG16's 411 MB fc6 fits WebGPU's default binding
 /// limit. With f32 weights a block is Burn's `Linear`; with int8 weights it is the file's rows,
-/// dequantised inside the matmul (`W x^T`, the form the convolutions' matmul takes too). With
+/// dequantised inside the matmul (on the page `W x^T`, the form the convolutions' matmul takes
+/// too). With
 /// [`DeviceWeights::Int8Linear`] on the CPU backend it is one [`Int8Linear`] in host memory, run
 /// by our kernel.
 #[derive(burn::module::Module, Debug)]
@@ -97,6 +98,14 @@ impl SplitLinear {
         }
         let outputs: Vec<Tensor<2>> = if self.int8.is_empty() {
             self.blocks.iter().map(|l| l.forward(x.clone())).collect()
+        } else if cfg!(feature = "autotune") {
+            // Natively the weights come dequantised (`matmul_weights`), so `x W^T`, Burn's
+            // Linear's own form, through a transposed view. `(W x^T)^T` there made Burn's fusion
+            // build a kernel that CubeCL 0.11 could not compile on Vulkan (its unroll pass on a
+            // copied vector of 16 f32), a panic on the device's thread that the caller never
+            // saw, and the output came out wrong: ConvNeXt's int8 file explained a flat map
+            // (tests/onnx.rs checks it).
+            self.int8.iter().map(|q| x.clone().matmul(matmul_weights(q.weight.val()).transpose()) + q.bias.val().unsqueeze_dim(0)).collect()
         } else {
             let xt = x.transpose();
             self.int8.iter().map(|q| (matmul_weights(q.weight.val()).matmul(xt.clone()) + q.bias.val().unsqueeze_dim(1)).transpose()).collect()
