@@ -92,8 +92,8 @@ fn converted_models_load_and_explain_alike() {
     let (_, input) = read_npy(&fixtures().join("input.npy"));
     for file in ["tiny_mobilenet/tiny_mobilenet.dynamo.dynamic.onnx", "tiny_convnext/tiny_convnext.legacy.fixed.onnx", "tiny_densenet/tiny_densenet.dynamo.fixed.onnx"] {
         // On a GPU backend the legacy ConvNeXt is NaN in f32 (`wrong_on_this_backend`): its
-        // dynamo export stands in there. Its int8 linears, whose input has their weights' shape,
-        // once gave a flat map on wgpu (Pearson 0; `SplitLinear::forward`).
+        // dynamo export stands in there. Its int8 linear layers once gave a flat map on wgpu
+        // (Pearson 0; `SplitLinear::forward`).
         let file = if wrong_on_this_backend(file).is_some() { "tiny_convnext/tiny_convnext.dynamo.fixed.onnx" } else { file };
         let bytes = std::fs::read(fixtures().join(file)).unwrap();
         let (manifest, int8) = own::convert(bytes, file, &OnnxOptions::default(), "model.safetensors").unwrap();

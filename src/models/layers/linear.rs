@@ -18,9 +18,8 @@ use crate::weights::{quantize_rows, transpose, HostTensor, NamedTensors, Quantiz
 /// [`MAX_BINDING_BYTES`] on the device, so VGG16's 411 MB fc6 fits WebGPU's default binding
 /// limit. With f32 weights a block is Burn's `Linear`; with int8 weights it is the file's rows,
 /// dequantised inside the matmul (on the page `W x^T`, the form the convolutions' matmul takes
-/// too). With
-/// [`DeviceWeights::Int8Linear`] on the CPU backend it is one [`Int8Linear`] in host memory, run
-/// by our kernel.
+/// too). With [`DeviceWeights::Int8Linear`] on the CPU backend it is one [`Int8Linear`] in host
+/// memory, run by our kernel.
 #[derive(burn::module::Module, Debug)]
 pub struct SplitLinear {
     pub blocks: Vec<Linear>,
